@@ -1,0 +1,194 @@
+"""Events: immutable facts about a canvas, appended to its log and never changed.
+
+Each event type is a frozen dataclass of its payload. The stored form (`Event`) wraps a payload with where and
+when it happened: canvas, gapless `seq`, UUID, actor, the client's `command_id`, timestamp and the payload's
+`schema_version`. Old payload versions are brought up to date on read by upcasters, so the fold only ever
+sees current shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class EventData:
+    type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CanvasCreated(EventData):
+    type: ClassVar[str] = "canvas.created"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CanvasRenamed(EventData):
+    type: ClassVar[str] = "canvas.renamed"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LayerAdded(EventData):
+    type: ClassVar[str] = "layer.added"
+    layer_id: str
+    operation: str
+    params: dict[str, Any]
+    seed: int | None
+    parents: tuple[str, ...]
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LayerParamsChanged(EventData):
+    """A non-destructive re-edit: the layer and everything derived from it must be rendered again."""
+
+    type: ClassVar[str] = "layer.params_changed"
+    layer_id: str
+    params: dict[str, Any]
+    seed: int | None
+    parents: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerDeleted(EventData):
+    """Deletes the layer and every layer derived from it (its descendants in the DAG)."""
+
+    type: ClassVar[str] = "layer.deleted"
+    layer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LayerVisibilityChanged(EventData):
+    type: ClassVar[str] = "layer.visibility_changed"
+    layer_id: str
+    visible: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LayerOpacityChanged(EventData):
+    type: ClassVar[str] = "layer.opacity_changed"
+    layer_id: str
+    opacity: float
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRenamed(EventData):
+    type: ClassVar[str] = "layer.renamed"
+    layer_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LayerMoved(EventData):
+    """Moves a layer in the stack; `index` is its position afterwards, 0 = bottom."""
+
+    type: ClassVar[str] = "layer.moved"
+    layer_id: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRendered(EventData):
+    """The engine materialised `revision` of a layer into the blob `output`."""
+
+    type: ClassVar[str] = "layer.rendered"
+    layer_id: str
+    revision: int
+    output: str  # sha256 of the PNG in the blob store
+    width: int
+    height: int
+    fingerprint: dict[str, Any]
+    duration_ms: float
+    cache_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LayerFailed(EventData):
+    type: ClassVar[str] = "layer.failed"
+    layer_id: str
+    revision: int
+    reason: str
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    cls.type: cls
+    for cls in (
+        CanvasCreated,
+        CanvasRenamed,
+        LayerAdded,
+        LayerParamsChanged,
+        LayerDeleted,
+        LayerVisibilityChanged,
+        LayerOpacityChanged,
+        LayerRenamed,
+        LayerMoved,
+        LayerRendered,
+        LayerFailed,
+    )
+}
+
+# (event type, stored schema version) -> function lifting that payload one version up.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event as stored in a canvas's log."""
+
+    canvas_id: str
+    seq: int
+    event_id: str
+    data: EventData
+    actor: str
+    command_id: str | None
+    timestamp: float  # seconds since the epoch, UTC
+    schema_version: int = field(default=1)
+
+    @property
+    def type(self) -> str:
+        return self.data.type
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "canvas_id": self.canvas_id,
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "type": self.data.type,
+            "schema_version": self.schema_version,
+            "payload": asdict(self.data),
+            "actor": self.actor,
+            "command_id": self.command_id,
+            "timestamp": self.timestamp,
+        }
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+def encode_payload(data: EventData) -> bytes:
+    return orjson.dumps(data)
+
+
+def decode_payload(event_type: str, schema_version: int, raw: bytes | str | dict[str, Any]) -> EventData:
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None:
+        raise UnknownEventType(f"unknown event type {event_type!r}")
+    payload = raw if isinstance(raw, dict) else orjson.loads(raw)
+    version = schema_version
+    while version < cls.schema_version:
+        upcast = UPCASTERS.get((event_type, version))
+        if upcast is None:
+            raise UnknownEventType(f"no upcaster for {event_type!r} from schema version {version}")
+        payload = upcast(payload)
+        version += 1
+    if "parents" in payload:
+        payload["parents"] = tuple(payload["parents"])
+    return cls(**payload)

@@ -1,0 +1,94 @@
+"""The projected canvas: a DAG of layers plus stack order. Immutable; built only by the fold."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+RenderStatus = Literal["pending", "rendered", "stale", "failed"]
+"""pending: never rendered at this revision; stale: shows an older output, needs rendering again."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOutput:
+    sha256: str
+    width: int
+    height: int
+    fingerprint: Mapping[str, Any]
+    duration_ms: float
+    cache_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    id: str
+    name: str
+    operation: str
+    params: Mapping[str, Any]
+    seed: int | None
+    parents: tuple[str, ...]
+    visible: bool = True
+    opacity: float = 1.0
+    # Bumped whenever this layer's inputs change (its own params or any ancestor's): a render of an older
+    # revision is out of date.
+    revision: int = 1
+    status: RenderStatus = "pending"
+    output: RenderOutput | None = None
+    error: str | None = None
+    created_seq: int = 0
+    updated_seq: int = 0
+
+
+EMPTY_LAYERS: Mapping[str, Layer] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class CanvasState:
+    canvas_id: str
+    version: int = 0  # seq of the last event folded in
+    name: str = ""
+    created: bool = False
+    layers: Mapping[str, Layer] = field(default=EMPTY_LAYERS)
+    order: tuple[str, ...] = ()  # stack, bottom first
+    deleted: frozenset[str] = frozenset()  # ids that once existed; never reused
+
+    def layer(self, layer_id: str) -> Layer | None:
+        return self.layers.get(layer_id)
+
+    def children(self, layer_id: str) -> list[str]:
+        return [layer.id for layer in self.layers.values() if layer_id in layer.parents]
+
+    def descendants(self, layer_id: str) -> list[str]:
+        """Every layer derived, directly or not, from `layer_id`, in stack order."""
+        return descendants(self.layers, self.order, layer_id)
+
+    def ancestors(self, layer_id: str) -> set[str]:
+        seen: set[str] = set()
+        frontier = list(self.layers[layer_id].parents) if layer_id in self.layers else []
+        while frontier:
+            current = frontier.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            parent = self.layers.get(current)
+            if parent is not None:
+                frontier.extend(parent.parents)
+        return seen
+
+
+def descendants(layers: Mapping[str, Layer], order: tuple[str, ...] | list[str], root: str) -> list[str]:
+    children: dict[str, list[str]] = {}
+    for layer in layers.values():
+        for parent in layer.parents:
+            children.setdefault(parent, []).append(layer.id)
+    found: set[str] = set()
+    frontier = list(children.get(root, ()))
+    while frontier:
+        current = frontier.pop()
+        if current in found:
+            continue
+        found.add(current)
+        frontier.extend(children.get(current, ()))
+    return [layer_id for layer_id in order if layer_id in found]
