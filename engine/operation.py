@@ -28,13 +28,15 @@ INPUT_KEY = "x-opendream-input"
 WIDGET_KEY = "x-opendream-widget"
 
 
-def LayerInput(description: str = "", kind: InputKind = "image") -> Any:  # noqa: N802 - reads like a type
-    """A parameter holding the id of another layer whose image the operation reads."""
-    return Field(description=description, min_length=1, max_length=128, json_schema_extra={INPUT_KEY: kind})
+def LayerInput(description: str = "", kind: InputKind = "image", default: Any = ...) -> Any:  # noqa: N802
+    """A parameter holding the id of another layer whose image the operation reads (optional with default=None)."""
+    return Field(
+        default, description=description, min_length=1, max_length=128, json_schema_extra={INPUT_KEY: kind}
+    )
 
 
-def MaskInput(description: str = "") -> Any:  # noqa: N802
-    return LayerInput(description, kind="mask")
+def MaskInput(description: str = "", default: Any = ...) -> Any:  # noqa: N802
+    return LayerInput(description, kind="mask", default=default)
 
 
 def Prompt(description: str = "", default: str = "", max_length: int = 2000) -> Any:  # noqa: N802

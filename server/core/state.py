@@ -40,8 +40,33 @@ class Layer:
     created_seq: int = 0
     updated_seq: int = 0
 
-
-EMPTY_LAYERS: Mapping[str, Layer] = MappingProxyType({})
+    def to_json(self) -> dict[str, Any]:
+        output = self.output
+        return {
+            "id": self.id,
+            "name": self.name,
+            "operation": self.operation,
+            "params": self.params,
+            "seed": self.seed,
+            "parents": list(self.parents),
+            "visible": self.visible,
+            "opacity": self.opacity,
+            "revision": self.revision,
+            "status": self.status,
+            "output": None
+            if output is None
+            else {
+                "sha256": output.sha256,
+                "width": output.width,
+                "height": output.height,
+                "fingerprint": output.fingerprint,
+                "duration_ms": output.duration_ms,
+                "cache_key": output.cache_key,
+            },
+            "error": self.error,
+            "created_seq": self.created_seq,
+            "updated_seq": self.updated_seq,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +75,18 @@ class CanvasState:
     version: int = 0  # seq of the last event folded in
     name: str = ""
     created: bool = False
-    layers: Mapping[str, Layer] = field(default=EMPTY_LAYERS)
+    layers: Mapping[str, Layer] = field(default_factory=lambda: MappingProxyType({}))
     order: tuple[str, ...] = ()  # stack, bottom first
     deleted: frozenset[str] = frozenset()  # ids that once existed; never reused
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "canvas_id": self.canvas_id,
+            "version": self.version,
+            "name": self.name,
+            "order": list(self.order),
+            "layers": [self.layers[layer_id].to_json() for layer_id in self.order],
+        }
 
     def layer(self, layer_id: str) -> Layer | None:
         return self.layers.get(layer_id)

@@ -1,0 +1,223 @@
+"""HTTP route handlers. Thin: parse and check input, call a service, render JSON."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+import server
+from server.blobs import InvalidBlobName, check_name
+from server.core.commands import MalformedCommand, parse_envelope
+from server.core.decide import CommandRejected
+from server.http import ApiError, JSONResponse, int_query, read_body, read_json
+from server.images import InvalidImage, inspect_image
+from server.service import CanvasNotFound
+
+if TYPE_CHECKING:
+    from server.app import Services
+
+REJECTION_STATUS = {
+    "canvas_not_found": 404,
+    "version_conflict": 409,
+    "command_id_reused": 409,
+    "canvas_exists": 409,
+    "stale_revision": 409,
+    "storage_error": 503,
+    "busy": 503,
+}
+MAX_EVENTS_PAGE = 10_000
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def actor_of(request: Request) -> str:
+    # Until access control lands, the caller names itself; the name is recorded, not trusted.
+    actor = request.headers.get("x-opendream-actor", "anonymous").strip()
+    return actor[:128] or "anonymous"
+
+
+def rejected(exc: CommandRejected) -> ApiError:
+    return ApiError(REJECTION_STATUS.get(exc.code, 422), exc.code, exc.message, exc.field)
+
+
+def not_found(exc: CanvasNotFound) -> ApiError:
+    return ApiError(404, "canvas_not_found", str(exc))
+
+
+async def health(request: Request) -> Response:
+    svc = services(request)
+    return JSONResponse(
+        {
+            "status": "ok",
+            "version": server.__version__,
+            "database": "sqlite" if svc.store.is_sqlite else "postgresql",
+        }
+    )
+
+
+async def list_operations(request: Request) -> Response:
+    registry = services(request).operations
+    operations = [registry.get(name).describe() for name in registry.names()]  # type: ignore[union-attr]
+    unavailable = [{"name": name, "error": reason} for name, reason in sorted(registry.unavailable().items())]
+    return JSONResponse({"operations": operations, "unavailable": unavailable})
+
+
+async def list_canvases(request: Request) -> Response:
+    infos = await asyncio.to_thread(services(request).store.canvases)
+    return JSONResponse(
+        {
+            "canvases": [
+                {
+                    "id": info.id,
+                    "name": info.name,
+                    "version": info.version,
+                    "created_at": info.created_at,
+                    "updated_at": info.updated_at,
+                }
+                for info in infos
+            ]
+        }
+    )
+
+
+async def create_canvas(request: Request) -> Response:
+    svc = services(request)
+    body = await read_json(request, svc.settings.max_request_bytes)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "request body must be a JSON object")
+    unknown = set(body) - {"name", "id", "command_id"}
+    if unknown:
+        raise ApiError(400, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
+    name = _string(body, "name", "Untitled canvas", 200)
+    canvas_id = _string(body, "id", None, 64, pattern=True)
+    command_id = _string(body, "command_id", None, 128)
+    try:
+        result = await svc.canvases.create_canvas(name, actor_of(request), canvas_id, command_id)
+    except CommandRejected as exc:
+        raise rejected(exc) from None
+    return JSONResponse({"id": result.canvas_id, "version": result.version, "duplicate": result.duplicate}, 201)
+
+
+def _string(body: dict[str, Any], key: str, default: str | None, max_length: int, pattern: bool = False) -> Any:
+    value = body.get(key, default)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, "bad_request", f"{key} must be a non-empty string", key)
+    if len(value) > max_length:
+        raise ApiError(400, "bad_request", f"{key} is longer than {max_length} characters", key)
+    if pattern and not all(ch.isalnum() or ch in "_-" for ch in value):
+        raise ApiError(400, "bad_request", f"{key} may hold only letters, digits, '_' and '-'", key)
+    return value
+
+
+async def get_canvas(request: Request) -> Response:
+    canvas_id = request.path_params["canvas_id"]
+    info = await asyncio.to_thread(services(request).store.canvas, canvas_id)
+    if info is None:
+        raise ApiError(404, "canvas_not_found", f"canvas {canvas_id!r} does not exist")
+    return JSONResponse(
+        {
+            "id": info.id,
+            "name": info.name,
+            "version": info.version,
+            "created_at": info.created_at,
+            "updated_at": info.updated_at,
+        }
+    )
+
+
+async def get_state(request: Request) -> Response:
+    canvas_id = request.path_params["canvas_id"]
+    version = int_query(request, "version")
+    try:
+        state = await services(request).canvases.state(canvas_id, version)
+    except CanvasNotFound as exc:
+        raise not_found(exc) from None
+    except ValueError as exc:
+        raise ApiError(400, "bad_version", str(exc), "version") from None
+    return JSONResponse(state.to_json())
+
+
+async def get_events(request: Request) -> Response:
+    canvas_id = request.path_params["canvas_id"]
+    after = int_query(request, "after", 0)
+    limit = int_query(request, "limit", MAX_EVENTS_PAGE, minimum=1)
+    assert after is not None and limit is not None
+    try:
+        events = await services(request).canvases.events(canvas_id, after, min(limit, MAX_EVENTS_PAGE))
+    except CanvasNotFound as exc:
+        raise not_found(exc) from None
+    return JSONResponse({"canvas_id": canvas_id, "after": after, "events": [event.to_json() for event in events]})
+
+
+async def post_command(request: Request) -> Response:
+    svc = services(request)
+    canvas_id = request.path_params["canvas_id"]
+    body = await read_json(request, svc.settings.max_request_bytes)
+    try:
+        envelope = parse_envelope(body)
+    except MalformedCommand as exc:
+        raise ApiError(400, "malformed_command", str(exc), exc.field) from None
+    try:
+        result = await svc.canvases.execute(
+            canvas_id, envelope.command, actor_of(request), envelope.command_id, envelope.expected_version
+        )
+    except CanvasNotFound as exc:
+        raise not_found(exc) from None
+    except CommandRejected as exc:
+        raise rejected(exc) from None
+    return JSONResponse(result.to_json())
+
+
+async def upload_blob(request: Request) -> Response:
+    svc = services(request)
+    limits = svc.settings.image_limits
+    data = await read_body(request, limits.max_bytes)
+    try:
+        info = await asyncio.to_thread(inspect_image, data, limits)
+    except InvalidImage as exc:
+        raise ApiError(422, "invalid_image", str(exc)) from None
+    sha256 = await asyncio.to_thread(svc.blobs.put, data)
+    return JSONResponse(
+        {
+            "sha256": sha256,
+            "size": len(data),
+            "media_type": info.media_type,
+            "width": info.width,
+            "height": info.height,
+        },
+        status_code=201,
+    )
+
+
+async def get_blob(request: Request) -> Response:
+    try:
+        sha256 = check_name(request.path_params["sha256"])
+    except InvalidBlobName as exc:
+        raise ApiError(400, "bad_blob_name", str(exc)) from None
+    path = services(request).blobs.path(sha256)
+    if path is None:
+        raise ApiError(404, "blob_not_found", f"blob {sha256} does not exist")
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    return FileResponse(
+        path,
+        media_type=_sniff(head),
+        headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{sha256}"'},
+    )
+
+
+def _sniff(head: bytes) -> str:
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"

@@ -1,0 +1,94 @@
+"""The Starlette application: routes, error handling, and the services they share."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from engine.operation import OperationRegistry
+from server import api
+from server.blobs import LocalBlobStore
+from server.config import Settings
+from server.core.decide import Decider
+from server.http import ApiError, JSONResponse
+from server.images import configure_pillow
+from server.service import CanvasService
+from server.store.sql import SQLEventStore
+
+log = logging.getLogger("opendream")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: SQLEventStore
+    blobs: LocalBlobStore
+    canvases: CanvasService
+    operations: OperationRegistry
+
+
+def default_operations() -> OperationRegistry:
+    from engine.builtins import default_registry
+
+    return default_registry()
+
+
+def create_app(settings: Settings | None = None, operations: OperationRegistry | None = None) -> Starlette:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        configure_pillow(settings.image_limits)
+        store = SQLEventStore(settings.database_url)
+        store.migrate()
+        registry = operations if operations is not None else default_operations()
+        service = CanvasService(store, Decider(registry), snapshot_every=settings.snapshot_every)
+        await service.start()
+        app.state.services = Services(settings, store, LocalBlobStore(settings.blob_dir), service, registry)
+        log.info("opendream: data in %s, database %s", settings.data_dir, settings.database_url)
+        try:
+            yield
+        finally:
+            await service.stop()
+            store.close()
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return ApiError(404, "not_found", f"no route for {request.method} {request.url.path}").response()
+
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        return ApiError(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}").response()
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            {"error": {"code": "internal_error", "message": "internal server error", "field": None}}, status_code=500
+        )
+
+    return Starlette(
+        routes=[
+            Route("/api/health", api.health),
+            Route("/api/operations", api.list_operations),
+            Route("/api/canvases", api.list_canvases, methods=["GET"]),
+            Route("/api/canvases", api.create_canvas, methods=["POST"]),
+            Route("/api/canvases/{canvas_id}", api.get_canvas),
+            Route("/api/canvases/{canvas_id}/state", api.get_state),
+            Route("/api/canvases/{canvas_id}/events", api.get_events),
+            Route("/api/canvases/{canvas_id}/commands", api.post_command, methods=["POST"]),
+            Route("/api/blobs", api.upload_blob, methods=["POST"]),
+            Route("/api/blobs/{sha256}", api.get_blob),
+        ],
+        exception_handlers={ApiError: api_error, 404: not_found, 405: method_not_allowed, 500: server_error},
+        lifespan=lifespan,
+    )

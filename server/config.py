@@ -1,0 +1,28 @@
+"""Server settings: command-line flags over environment variables over defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from server.images import ImageLimits
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("OPENDREAM_DATA", "data")))
+    db_url: str | None = field(default_factory=lambda: os.environ.get("OPENDREAM_DB"))
+    host: str = "127.0.0.1"
+    port: int = 8000
+    snapshot_every: int = 500
+    max_request_bytes: int = 1024 * 1024  # JSON bodies
+    image_limits: ImageLimits = field(default_factory=ImageLimits)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{(self.data_dir / 'opendream.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"

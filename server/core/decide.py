@@ -1,0 +1,201 @@
+"""The decider: checks a command against the current state and returns the events it causes.
+
+Pure except for the two injected sources of novelty (new layer ids and random seeds), so it is easy to test
+and to run again after a concurrency conflict. A refused command raises `CommandRejected` and causes nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.operation import InvalidParams, OperationRegistry, ValidatedParams, validate_params
+from server.core.commands import (
+    AddLayer,
+    ChangeParams,
+    Command,
+    DeleteLayer,
+    MoveLayer,
+    RecordFailure,
+    RecordRender,
+    RenameCanvas,
+    RenameLayer,
+    SetOpacity,
+    SetVisibility,
+)
+from server.core.events import (
+    CanvasRenamed,
+    EventData,
+    LayerAdded,
+    LayerDeleted,
+    LayerFailed,
+    LayerMoved,
+    LayerOpacityChanged,
+    LayerParamsChanged,
+    LayerRenamed,
+    LayerRendered,
+    LayerVisibilityChanged,
+)
+from server.core.state import CanvasState, Layer
+
+
+class CommandRejected(Exception):
+    """A command that cannot be applied. `code` is stable for programs, `message` is for people."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+
+def _random_seed() -> int:
+    return secrets.randbelow(2**32)
+
+
+def _random_layer_id() -> str:
+    return "L" + secrets.token_hex(6)
+
+
+@dataclass(frozen=True)
+class Decider:
+    operations: OperationRegistry
+    new_seed: Callable[[], int] = field(default=_random_seed)
+    new_layer_id: Callable[[], str] = field(default=_random_layer_id)
+
+    def decide(self, state: CanvasState, command: Command) -> list[EventData]:
+        if not state.created:
+            raise CommandRejected("canvas_not_found", f"canvas {state.canvas_id!r} does not exist")
+        match command:
+            case RenameCanvas(name=name):
+                return [] if name == state.name else [CanvasRenamed(name=name)]
+            case AddLayer():
+                return [self._add_layer(state, command)]
+            case ChangeParams():
+                return self._change_params(state, command)
+            case DeleteLayer(layer_id=layer_id):
+                _existing(state, layer_id)
+                return [LayerDeleted(layer_id=layer_id)]
+            case SetVisibility(layer_id=layer_id, visible=visible):
+                layer = _existing(state, layer_id)
+                return [] if layer.visible == visible else [LayerVisibilityChanged(layer_id, visible)]
+            case SetOpacity(layer_id=layer_id, opacity=opacity):
+                layer = _existing(state, layer_id)
+                return [] if layer.opacity == opacity else [LayerOpacityChanged(layer_id, opacity)]
+            case RenameLayer(layer_id=layer_id, name=name):
+                layer = _existing(state, layer_id)
+                return [] if layer.name == name else [LayerRenamed(layer_id, name)]
+            case MoveLayer(layer_id=layer_id, index=index):
+                _existing(state, layer_id)
+                if index >= len(state.order):
+                    raise CommandRejected(
+                        "invalid_index",
+                        f"index {index} is out of range: the canvas has {len(state.order)} layers (0 = bottom)",
+                        "index",
+                    )
+                return [] if state.order.index(layer_id) == index else [LayerMoved(layer_id, index)]
+            case RecordRender():
+                self._check_revision(state, command.layer_id, command.revision)
+                return [
+                    LayerRendered(
+                        layer_id=command.layer_id,
+                        revision=command.revision,
+                        output=command.output,
+                        width=command.width,
+                        height=command.height,
+                        fingerprint=command.fingerprint,
+                        duration_ms=command.duration_ms,
+                        cache_key=command.cache_key,
+                    )
+                ]
+            case RecordFailure():
+                self._check_revision(state, command.layer_id, command.revision)
+                return [LayerFailed(command.layer_id, command.revision, command.reason)]
+        raise CommandRejected("unknown_command", f"unknown command {type(command).__name__}")
+
+    def _add_layer(self, state: CanvasState, command: AddLayer) -> LayerAdded:
+        layer_id = command.layer_id or self.new_layer_id()
+        if layer_id in state.layers or layer_id in state.deleted:
+            raise CommandRejected("layer_exists", f"layer id {layer_id!r} is already taken", "layer_id")
+        operation = self.operations.get(command.operation)
+        if operation is None:
+            known = ", ".join(self.operations.names())
+            raise CommandRejected(
+                "unknown_operation", f"unknown operation {command.operation!r}; known: {known}", "operation"
+            )
+        validated = _validate(operation.name, self.operations, command.params)
+        parents = _parents(state, validated, layer_id)
+        seed = command.seed if command.seed is not None or not operation.uses_seed else self.new_seed()
+        return LayerAdded(
+            layer_id=layer_id,
+            operation=operation.name,
+            params=validated.params,
+            seed=seed if operation.uses_seed else None,
+            parents=parents,
+            name=command.name or f"{operation.title} {len(state.order) + 1}",
+        )
+
+    def _change_params(self, state: CanvasState, command: ChangeParams) -> list[EventData]:
+        layer = _existing(state, command.layer_id)
+        operation = self.operations.get(layer.operation)
+        if operation is None:
+            raise CommandRejected(
+                "unknown_operation", f"layer {layer.id!r} uses operation {layer.operation!r}, which is not available"
+            )
+        validated = _validate(operation.name, self.operations, command.params)
+        parents = _parents(state, validated, layer.id)
+        descendants = set(state.descendants(layer.id))
+        for parent in parents:
+            if parent in descendants:
+                raise CommandRejected(
+                    "cycle", f"layer {layer.id!r} cannot read {parent!r}: {parent!r} is derived from it"
+                )
+        seed = layer.seed if command.seed is None else command.seed
+        if not operation.uses_seed:
+            seed = None
+        if validated.params == dict(layer.params) and seed == layer.seed:
+            return []
+        return [LayerParamsChanged(layer_id=layer.id, params=validated.params, seed=seed, parents=parents)]
+
+    @staticmethod
+    def _check_revision(state: CanvasState, layer_id: str, revision: int) -> None:
+        layer = _existing(state, layer_id)
+        if layer.revision != revision:
+            raise CommandRejected(
+                "stale_revision", f"layer {layer_id!r} is at revision {layer.revision}, not {revision}"
+            )
+
+
+def _existing(state: CanvasState, layer_id: str) -> Layer:
+    layer = state.layers.get(layer_id)
+    if layer is None:
+        why = "was deleted" if layer_id in state.deleted else "does not exist"
+        raise CommandRejected("unknown_layer", f"layer {layer_id!r} {why}", "layer_id")
+    return layer
+
+
+def _validate(operation: str, operations: OperationRegistry, params: dict) -> ValidatedParams:
+    spec = operations.get(operation)
+    assert spec is not None
+    try:
+        return validate_params(spec, params)
+    except InvalidParams as exc:
+        field = f"params.{exc.field}" if exc.field else "params"
+        raise CommandRejected("invalid_params", str(exc), field) from None
+
+
+def _parents(state: CanvasState, validated: ValidatedParams, layer_id: str) -> tuple[str, ...]:
+    parents: list[str] = []
+    for param, parent in validated.inputs.items():
+        if parent == layer_id:
+            raise CommandRejected("cycle", f"layer {layer_id!r} cannot read itself", f"params.{param}")
+        if parent not in state.layers:
+            why = "was deleted" if parent in state.deleted else "does not exist"
+            raise CommandRejected("unknown_layer", f"params.{param}: layer {parent!r} {why}", f"params.{param}")
+        if parent not in parents:
+            parents.append(parent)
+    return tuple(parents)

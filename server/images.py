@@ -1,0 +1,68 @@
+"""Checking uploaded images before they are stored: format, size, pixel count, complete decoding."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 4096 * 4096
+    max_side: int = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    format: str
+    media_type: str
+    width: int
+    height: int
+    mode: str
+
+
+class InvalidImage(ValueError):
+    pass
+
+
+def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
+    """Decode `data` fully under `limits`; raise InvalidImage naming what is wrong."""
+    if len(data) > limits.max_bytes:
+        raise InvalidImage(f"image is {len(data)} bytes; the limit is {limits.max_bytes}")
+    if not data:
+        raise InvalidImage("image is empty")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+        except UnidentifiedImageError:
+            raise InvalidImage(f"not an image in an accepted format ({', '.join(ALLOWED_FORMATS)})") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InvalidImage(f"image has too many pixels: {exc}") from None
+        width, height = image.size
+        # Checked from the header, before any pixel is decoded.
+        if width > limits.max_side or height > limits.max_side:
+            raise InvalidImage(f"image is {width}x{height}; the largest side allowed is {limits.max_side}")
+        if width * height > limits.max_pixels:
+            raise InvalidImage(f"image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}")
+        if width == 0 or height == 0:
+            raise InvalidImage("image has no pixels")
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise InvalidImage(f"image data is damaged or truncated: {exc}") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InvalidImage(f"image has too many pixels: {exc}") from None
+    assert image.format is not None
+    return ImageInfo(image.format, ALLOWED_FORMATS[image.format], width, height, image.mode)
+
+
+def configure_pillow(limits: ImageLimits) -> None:
+    """Pillow's own bomb check, set explicitly rather than left at its default."""
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels

@@ -1,0 +1,402 @@
+"""The canvas service: the one way into the log.
+
+Commands from every client of every canvas are queued to a single writer, which takes them in batches:
+for each it checks idempotency and the expected version, decides the events against the latest state, and
+then commits the whole batch in one durable transaction (group commit: one fsync for many commands). Only
+after the commit are the callers answered and the events published, so an acknowledged event is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import orjson
+
+from server.core.commands import Command
+from server.core.decide import CommandRejected, Decider
+from server.core.events import CanvasCreated, Event, EventData
+from server.core.projection import empty_state, project
+from server.core.snapshot import SNAPSHOT_SCHEMA_VERSION, decode_state, encode_state
+from server.core.state import CanvasState
+from server.store.base import AppendRequest, CommandRecord, ConcurrencyError, EventStore, Snapshot
+
+log = logging.getLogger("opendream.service")
+
+EventListener = Callable[[str, Sequence[Event]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    canvas_id: str
+    command_id: str | None
+    events: tuple[Event, ...]
+    version: int  # the canvas version right after this command
+    duplicate: bool = False  # a retry: the original result, nothing appended
+
+    @property
+    def seqs(self) -> list[int]:
+        return [event.seq for event in self.events]
+
+    def to_json(self) -> dict:
+        return {
+            "canvas_id": self.canvas_id,
+            "command_id": self.command_id,
+            "version": self.version,
+            "seqs": self.seqs,
+            "duplicate": self.duplicate,
+            "events": [event.to_json() for event in self.events],
+        }
+
+
+class CanvasNotFound(LookupError):
+    def __init__(self, canvas_id: str) -> None:
+        super().__init__(f"canvas {canvas_id!r} does not exist")
+        self.canvas_id = canvas_id
+
+
+@dataclass(slots=True)
+class _Submission:
+    canvas_id: str
+    command: Command | CanvasCreated
+    actor: str
+    command_id: str | None
+    expected_version: int | None
+    future: asyncio.Future[CommandResult]
+    command_hash: str = ""
+
+
+@dataclass(slots=True)
+class _Staged:
+    """A canvas's state within a batch being written."""
+
+    base_version: int
+    state: CanvasState
+    events: list[Event] = field(default_factory=list)
+    commands: list[CommandRecord] = field(default_factory=list)
+    name_changed: bool = False
+
+
+def command_hash(command: Command | CanvasCreated, expected_version: int | None) -> str:
+    body = command.model_dump(mode="json") if hasattr(command, "model_dump") else {"create": command.name}
+    raw = orjson.dumps({"command": body, "expected_version": expected_version}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(raw).hexdigest()
+
+
+class CanvasService:
+    def __init__(
+        self,
+        store: EventStore,
+        decider: Decider,
+        *,
+        snapshot_every: int = 500,
+        max_batch: int = 512,
+        cache_size: int = 256,
+    ) -> None:
+        self.store = store
+        self.decider = decider
+        self.snapshot_every = snapshot_every
+        self.max_batch = max_batch
+        self._cache_size = cache_size
+        self._latest: OrderedDict[str, CanvasState] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._queue: asyncio.Queue[_Submission] | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        # One thread owns all writes: SQLite has one writer anyway, and the state cache stays single-writer.
+        self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opendream-writer")
+        self._listeners: list[EventListener] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._writer_task = asyncio.create_task(self._write_loop(), name="opendream-writer")
+
+    async def stop(self) -> None:
+        if self._writer_task is not None:
+            self._writer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer_task
+        self._writer_thread.shutdown(wait=True)
+
+    def subscribe(self, listener: EventListener) -> Callable[[], None]:
+        """Call `listener(canvas_id, events)` on the event loop after every commit; returns an unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # --- commands ----------------------------------------------------------------------------------------
+
+    async def create_canvas(
+        self, name: str, actor: str, canvas_id: str | None = None, command_id: str | None = None
+    ) -> CommandResult:
+        return await self._submit(
+            canvas_id or "c" + secrets.token_hex(8), CanvasCreated(name=name), actor, command_id, 0
+        )
+
+    async def execute(
+        self,
+        canvas_id: str,
+        command: Command,
+        actor: str,
+        command_id: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Decide and durably append `command`. Raises CommandRejected or CanvasNotFound."""
+        return await self._submit(canvas_id, command, actor, command_id, expected_version)
+
+    async def _submit(
+        self,
+        canvas_id: str,
+        command: Command | CanvasCreated,
+        actor: str,
+        command_id: str | None,
+        expected_version: int | None,
+    ) -> CommandResult:
+        if self._queue is None:
+            raise RuntimeError("CanvasService.start() was not called")
+        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        submission = _Submission(canvas_id, command, actor, command_id, expected_version, future)
+        if command_id is not None:
+            submission.command_hash = command_hash(command, expected_version)
+        await self._queue.put(submission)
+        return await future
+
+    async def _write_loop(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                outcomes = await loop.run_in_executor(self._writer_thread, self._write_batch, batch)
+            except Exception as exc:  # storage failure: nothing was acknowledged, so nothing is lost
+                log.exception("writing a batch of %d commands failed", len(batch))
+                for submission in batch:
+                    if not submission.future.done():
+                        submission.future.set_exception(
+                            CommandRejected("storage_error", f"the command could not be stored: {exc}")
+                        )
+                continue
+            published: dict[str, list[Event]] = {}
+            for submission, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    submission.future.set_exception(outcome)
+                else:
+                    if not outcome.duplicate and outcome.events:
+                        published.setdefault(submission.canvas_id, []).extend(outcome.events)
+                    if not submission.future.done():
+                        submission.future.set_result(outcome)
+            for canvas_id, new_events in published.items():
+                for listener in list(self._listeners):
+                    try:
+                        listener(canvas_id, new_events)
+                    except Exception:
+                        log.exception("event listener failed")
+
+    def _write_batch(self, batch: list[_Submission]) -> list[CommandResult | BaseException]:
+        for attempt in range(5):
+            try:
+                return self._try_write_batch(batch)
+            except ConcurrencyError as exc:
+                # Another process appended: forget what we believed and decide again from the store.
+                log.info("concurrent append to %s (attempt %d): reloading", exc.canvas_id, attempt + 1)
+                self._forget(exc.canvas_id)
+        return [CommandRejected("busy", "the canvas is too busy right now; try again") for _ in batch]
+
+    def _try_write_batch(self, batch: list[_Submission]) -> list[CommandResult | BaseException]:
+        staged: dict[str, _Staged] = {}
+        outcomes: list[CommandResult | BaseException] = []
+        seen_commands: dict[tuple[str, str], tuple[str, CommandResult]] = {}
+        now = time.time()
+        for submission in batch:
+            try:
+                outcomes.append(self._stage(submission, staged, seen_commands, now))
+            except (CommandRejected, CanvasNotFound) as exc:
+                outcomes.append(exc)
+        requests = []
+        for canvas_id, stage in staged.items():
+            if not stage.events and not stage.commands:
+                continue
+            snapshot = None
+            if stage.events and stage.state.version // self.snapshot_every > stage.base_version // self.snapshot_every:
+                snapshot = Snapshot(canvas_id, stage.state.version, SNAPSHOT_SCHEMA_VERSION, encode_state(stage.state))
+            requests.append(
+                AppendRequest(
+                    canvas_id=canvas_id,
+                    expected_version=stage.base_version,
+                    events=stage.events,
+                    commands=tuple(stage.commands),
+                    canvas_name=stage.state.name if stage.name_changed else None,
+                    snapshot=snapshot,
+                )
+            )
+        self.store.append(requests)
+        for stage in staged.values():
+            self._remember(stage.state)
+        return outcomes
+
+    def _stage(
+        self,
+        submission: _Submission,
+        staged: dict[str, _Staged],
+        seen_commands: dict[tuple[str, str], tuple[str, CommandResult]],
+        now: float,
+    ) -> CommandResult:
+        canvas_id = submission.canvas_id
+        stage = staged.get(canvas_id)
+        if stage is None:
+            state = self._load_latest(canvas_id)
+            stage = _Staged(base_version=state.version, state=state)
+            staged[canvas_id] = stage
+        state = stage.state
+
+        if submission.command_id is not None:
+            earlier = seen_commands.get((canvas_id, submission.command_id))
+            if earlier is not None:
+                if earlier[0] != submission.command_hash:
+                    raise _reused(submission.command_id)
+                original = earlier[1]
+            else:
+                original = self._earlier_result(canvas_id, submission.command_id, submission.command_hash)
+            if original is not None:
+                return CommandResult(
+                    canvas_id, submission.command_id, original.events, original.version, duplicate=True
+                )
+
+        if isinstance(submission.command, CanvasCreated):
+            if state.created:
+                raise CommandRejected("canvas_exists", f"canvas {canvas_id!r} already exists")
+            new_data: list[EventData] = [submission.command]
+        else:
+            if not state.created:
+                raise CanvasNotFound(canvas_id)
+            if submission.expected_version is not None and submission.expected_version != state.version:
+                raise CommandRejected(
+                    "version_conflict",
+                    f"canvas {canvas_id!r} is at version {state.version}, not {submission.expected_version}",
+                    "expected_version",
+                )
+            new_data = self.decider.decide(state, submission.command)
+
+        new_events = [
+            Event(
+                canvas_id=canvas_id,
+                seq=state.version + offset,
+                event_id=str(uuid.uuid4()),
+                data=data,
+                actor=submission.actor,
+                command_id=submission.command_id,
+                timestamp=now,
+                schema_version=data.schema_version,
+            )
+            for offset, data in enumerate(new_data, start=1)
+        ]
+        new_state = project(state, new_events) if new_events else state
+        stage.state = new_state
+        stage.events.extend(new_events)
+        stage.name_changed |= new_state.name != state.name
+        result = CommandResult(canvas_id, submission.command_id, tuple(new_events), new_state.version)
+        if submission.command_id is not None:
+            stage.commands.append(
+                CommandRecord(
+                    canvas_id=canvas_id,
+                    command_id=submission.command_id,
+                    command_hash=submission.command_hash,
+                    first_seq=new_events[0].seq if new_events else state.version,
+                    count=len(new_events),
+                )
+            )
+            seen_commands[(canvas_id, submission.command_id)] = (submission.command_hash, result)
+        return result
+
+    def _earlier_result(self, canvas_id: str, command_id: str, command_hash: str) -> CommandResult | None:
+        record = self.store.find_command(canvas_id, command_id)
+        if record is None:
+            return None
+        if record.command_hash != command_hash:
+            raise _reused(command_id)
+        if record.count == 0:
+            return CommandResult(canvas_id, command_id, (), record.first_seq)
+        original = self.store.read(canvas_id, after=record.first_seq - 1, until=record.first_seq + record.count - 1)
+        return CommandResult(canvas_id, command_id, tuple(original), original[-1].seq)
+
+    # --- reads -------------------------------------------------------------------------------------------
+
+    def _remember(self, state: CanvasState) -> None:
+        with self._cache_lock:
+            self._latest[state.canvas_id] = state
+            self._latest.move_to_end(state.canvas_id)
+            while len(self._latest) > self._cache_size:
+                self._latest.popitem(last=False)
+
+    def _forget(self, canvas_id: str) -> None:
+        with self._cache_lock:
+            self._latest.pop(canvas_id, None)
+
+    def _cached(self, canvas_id: str) -> CanvasState | None:
+        with self._cache_lock:
+            return self._latest.get(canvas_id)
+
+    def _load_latest(self, canvas_id: str) -> CanvasState:
+        cached = self._cached(canvas_id)
+        if cached is not None:
+            return cached
+        head = self.store.head(canvas_id)
+        if head is None:
+            return empty_state(canvas_id)
+        state = self.project_at(canvas_id, head)
+        self._remember(state)
+        return state
+
+    def project_at(self, canvas_id: str, version: int, use_snapshots: bool = True) -> CanvasState:
+        """Fold the log up to `version`, starting from the nearest snapshot at or before it (blocking I/O)."""
+        state = empty_state(canvas_id)
+        if use_snapshots:
+            snapshot = self.store.snapshot_at_or_before(canvas_id, version)
+            if snapshot is not None and snapshot.schema_version == SNAPSHOT_SCHEMA_VERSION:
+                state = decode_state(snapshot.state)
+        if state.version < version:
+            state = project(state, self.store.read(canvas_id, after=state.version, until=version))
+        return state
+
+    async def state(self, canvas_id: str, version: int | None = None) -> CanvasState:
+        """The canvas at `version` (latest when None). Raises CanvasNotFound, or ValueError for a bad version."""
+        cached = self._cached(canvas_id)
+        if cached is not None and (version is None or version == cached.version):
+            return cached
+        head = await asyncio.to_thread(self.store.head, canvas_id)
+        if head is None:
+            raise CanvasNotFound(canvas_id)
+        if version is None or version == head:
+            return await asyncio.to_thread(self._load_latest_fresh, canvas_id, head)
+        if version < 0 or version > head:
+            raise ValueError(f"version {version} is out of range: canvas {canvas_id!r} has versions 0..{head}")
+        return await asyncio.to_thread(self.project_at, canvas_id, version)
+
+    def _load_latest_fresh(self, canvas_id: str, head: int) -> CanvasState:
+        cached = self._cached(canvas_id)
+        if cached is not None and cached.version == head:
+            return cached
+        return self.project_at(canvas_id, head)
+
+    async def events(self, canvas_id: str, after: int = 0, limit: int | None = None) -> list[Event]:
+        if await asyncio.to_thread(self.store.head, canvas_id) is None:
+            raise CanvasNotFound(canvas_id)
+        return await asyncio.to_thread(self.store.read, canvas_id, after, None, limit)
+
+
+def _reused(command_id: str) -> CommandRejected:
+    return CommandRejected(
+        "command_id_reused", f"command_id {command_id!r} was already used for a different command", "command_id"
+    )

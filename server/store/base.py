@@ -1,0 +1,83 @@
+"""The event store's interface. SQLite is the embedded default; PostgreSQL is a second implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from server.core.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """What an accepted command produced, kept so that a retry with the same `command_id` returns it again."""
+
+    canvas_id: str
+    command_id: str
+    command_hash: str
+    first_seq: int  # seq of its first event; when it produced none, the canvas version it saw
+    count: int  # number of events it appended (0 for a no-op)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    canvas_id: str
+    version: int
+    schema_version: int
+    state: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """Events for one canvas, to be appended only if the canvas is still at `expected_version`."""
+
+    canvas_id: str
+    expected_version: int  # 0: the canvas must not exist yet
+    events: Sequence[Event]
+    commands: Sequence[CommandRecord] = ()  # idempotency records of the commands that caused the events
+    canvas_name: str | None = None  # kept on the canvas row for listings
+    snapshot: Snapshot | None = None  # projected state to store with the events
+
+
+@dataclass(frozen=True, slots=True)
+class CanvasInfo:
+    id: str
+    name: str
+    version: int
+    created_at: float
+    updated_at: float
+
+
+class ConcurrencyError(Exception):
+    """Somebody else appended to (or created) a canvas since its version was read. Nothing was written."""
+
+    def __init__(self, canvas_id: str, expected: int, actual: int | None) -> None:
+        super().__init__(f"canvas {canvas_id!r} is at version {actual}, expected {expected}")
+        self.canvas_id = canvas_id
+        self.expected = expected
+        self.actual = actual
+
+
+class EventStore(Protocol):
+    def migrate(self) -> None:
+        """Bring the schema up to date (Alembic)."""
+
+    def append(self, requests: Sequence[AppendRequest]) -> None:
+        """Append every request in one durable transaction: all or nothing (group commit)."""
+
+    def read(self, canvas_id: str, after: int = 0, until: int | None = None, limit: int | None = None) -> list[Event]:
+        """Events with `after < seq <= until`, in seq order."""
+
+    def head(self, canvas_id: str) -> int | None:
+        """The canvas's version, or None when it does not exist."""
+
+    def canvases(self) -> list[CanvasInfo]: ...
+
+    def canvas(self, canvas_id: str) -> CanvasInfo | None: ...
+
+    def find_command(self, canvas_id: str, command_id: str) -> CommandRecord | None: ...
+
+    def snapshot_at_or_before(self, canvas_id: str, version: int) -> Snapshot | None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,233 @@
+"""The event store over SQLAlchemy Core: SQLite (WAL, fsync on every commit) by default.
+
+Writes go through one connection opened with `BEGIN IMMEDIATE`, so a transaction holds SQLite's write lock
+from its first statement and never fails half-way on an upgrade from reader to writer. Reads use their own
+pooled connections: WAL lets them run beside the writer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from server.core.events import Event, decode_payload
+from server.store.base import AppendRequest, CanvasInfo, CommandRecord, ConcurrencyError, Snapshot
+from server.store.tables import CanvasRow, CommandRow, EventRow, SnapshotRow
+
+canvases = CanvasRow.__table__  # type: ignore[attr-defined]
+events = EventRow.__table__  # type: ignore[attr-defined]
+commands = CommandRow.__table__  # type: ignore[attr-defined]
+snapshots = SnapshotRow.__table__  # type: ignore[attr-defined]
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (pysqlite's own is deferred)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")  # durable: the WAL is fsynced at every commit
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+class SQLEventStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            db_path = url.removeprefix("sqlite:///")
+            if db_path and db_path != ":memory:":
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            self._writer = _sqlite_engine(url, immediate=True)
+            self._reader = _sqlite_engine(url, immediate=False)
+        else:
+            self._writer = create_engine(url, pool_pre_ping=True)
+            self._reader = self._writer
+
+    # --- schema ----------------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        from server.store.migrate import upgrade
+
+        upgrade(self.url)
+
+    # --- writes ----------------------------------------------------------------------------------------
+
+    def append(self, requests: Sequence[AppendRequest]) -> None:
+        if not requests:
+            return
+        now = time.time()
+        event_rows: list[dict[str, Any]] = []
+        command_rows: list[dict[str, Any]] = []
+        snapshot_rows: list[dict[str, Any]] = []
+        with self._writer.begin() as conn:
+            for request in requests:
+                new_version = request.expected_version + len(request.events)
+                if request.expected_version == 0:
+                    try:
+                        conn.execute(
+                            insert(canvases).values(
+                                id=request.canvas_id,
+                                name=request.canvas_name or "",
+                                version=new_version,
+                                created_at=now,
+                                updated_at=now,
+                            )
+                        )
+                    except IntegrityError:
+                        raise ConcurrencyError(request.canvas_id, 0, self._head(conn, request.canvas_id)) from None
+                else:
+                    values: dict[str, Any] = {"version": new_version, "updated_at": now}
+                    if request.canvas_name is not None:
+                        values["name"] = request.canvas_name
+                    result = conn.execute(
+                        update(canvases)
+                        .where(canvases.c.id == request.canvas_id, canvases.c.version == request.expected_version)
+                        .values(**values)
+                    )
+                    if result.rowcount != 1:
+                        raise ConcurrencyError(
+                            request.canvas_id, request.expected_version, self._head(conn, request.canvas_id)
+                        )
+                for offset, stored in enumerate(request.events, start=1):
+                    if stored.seq != request.expected_version + offset or stored.canvas_id != request.canvas_id:
+                        raise ValueError(f"event {stored.seq} does not follow version {request.expected_version}")
+                    event_rows.append(
+                        {
+                            "canvas_id": stored.canvas_id,
+                            "seq": stored.seq,
+                            "event_id": stored.event_id,
+                            "type": stored.data.type,
+                            "schema_version": stored.schema_version,
+                            "payload": orjson.dumps(stored.data).decode(),
+                            "actor": stored.actor,
+                            "command_id": stored.command_id,
+                            "timestamp": stored.timestamp,
+                        }
+                    )
+                command_rows.extend(
+                    {
+                        "canvas_id": record.canvas_id,
+                        "command_id": record.command_id,
+                        "command_hash": record.command_hash,
+                        "first_seq": record.first_seq,
+                        "count": record.count,
+                        "created_at": now,
+                    }
+                    for record in request.commands
+                )
+                if request.snapshot is not None:
+                    snapshot_rows.append(
+                        {
+                            "canvas_id": request.snapshot.canvas_id,
+                            "version": request.snapshot.version,
+                            "schema_version": request.snapshot.schema_version,
+                            "state": request.snapshot.state,
+                            "created_at": now,
+                        }
+                    )
+            if event_rows:
+                conn.execute(insert(events), event_rows)
+            if command_rows:
+                conn.execute(insert(commands), command_rows)
+            if snapshot_rows:
+                conn.execute(insert(snapshots), snapshot_rows)
+
+    # --- reads -----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _head(conn: Any, canvas_id: str) -> int | None:
+        return conn.execute(select(canvases.c.version).where(canvases.c.id == canvas_id)).scalar()
+
+    def head(self, canvas_id: str) -> int | None:
+        with self._reader.connect() as conn:
+            return self._head(conn, canvas_id)
+
+    def read(self, canvas_id: str, after: int = 0, until: int | None = None, limit: int | None = None) -> list[Event]:
+        query = (
+            select(
+                events.c.seq,
+                events.c.event_id,
+                events.c.type,
+                events.c.schema_version,
+                events.c.payload,
+                events.c.actor,
+                events.c.command_id,
+                events.c.timestamp,
+            )
+            .where(events.c.canvas_id == canvas_id, events.c.seq > after)
+            .order_by(events.c.seq)
+        )
+        if until is not None:
+            query = query.where(events.c.seq <= until)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._reader.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Event(
+                canvas_id=canvas_id,
+                seq=seq,
+                event_id=event_id,
+                data=decode_payload(event_type, schema_version, payload),
+                actor=actor,
+                command_id=command_id,
+                timestamp=timestamp,
+                schema_version=schema_version,
+            )
+            for seq, event_id, event_type, schema_version, payload, actor, command_id, timestamp in rows
+        ]
+
+    def canvases(self) -> list[CanvasInfo]:
+        with self._reader.connect() as conn:
+            rows = conn.execute(select(canvases).order_by(canvases.c.updated_at.desc())).all()
+        return [CanvasInfo(row.id, row.name, row.version, row.created_at, row.updated_at) for row in rows]
+
+    def canvas(self, canvas_id: str) -> CanvasInfo | None:
+        with self._reader.connect() as conn:
+            row = conn.execute(select(canvases).where(canvases.c.id == canvas_id)).first()
+        return None if row is None else CanvasInfo(row.id, row.name, row.version, row.created_at, row.updated_at)
+
+    def find_command(self, canvas_id: str, command_id: str) -> CommandRecord | None:
+        with self._writer.connect() as conn:  # the writer's view: includes what it just committed
+            row = conn.execute(
+                select(commands).where(commands.c.canvas_id == canvas_id, commands.c.command_id == command_id)
+            ).first()
+        if row is None:
+            return None
+        return CommandRecord(row.canvas_id, row.command_id, row.command_hash, row.first_seq, row.count)
+
+    def snapshot_at_or_before(self, canvas_id: str, version: int) -> Snapshot | None:
+        with self._reader.connect() as conn:
+            row = conn.execute(
+                select(snapshots)
+                .where(snapshots.c.canvas_id == canvas_id, snapshots.c.version <= version)
+                .order_by(snapshots.c.version.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else Snapshot(row.canvas_id, row.version, row.schema_version, row.state)
+
+    def close(self) -> None:
+        self._writer.dispose()
+        if self._reader is not self._writer:
+            self._reader.dispose()

@@ -1,0 +1,58 @@
+"""Database tables. Alembic's migrations in `migrations/` create them; this module only describes them."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+class CanvasRow(SQLModel, table=True):
+    """The head of a canvas's log: `version` doubles as the optimistic-concurrency guard for appends."""
+
+    __tablename__ = "canvases"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(default="", max_length=200)
+    version: int = 0
+    created_at: float
+    updated_at: float
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "events"
+
+    canvas_id: str = Field(primary_key=True, foreign_key="canvases.id", max_length=64)
+    seq: int = Field(primary_key=True)
+    event_id: str = Field(max_length=36, unique=True)
+    type: str = Field(max_length=64)
+    schema_version: int
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    actor: str = Field(max_length=128)
+    command_id: str | None = Field(default=None, max_length=128)
+    timestamp: float
+
+
+class CommandRow(SQLModel, table=True):
+    """One row per accepted command: the idempotency record."""
+
+    __tablename__ = "commands"
+
+    canvas_id: str = Field(primary_key=True, foreign_key="canvases.id", max_length=64)
+    command_id: str = Field(primary_key=True, max_length=128)
+    command_hash: str = Field(max_length=64)
+    first_seq: int
+    count: int
+    created_at: float
+
+
+class SnapshotRow(SQLModel, table=True):
+    __tablename__ = "snapshots"
+
+    canvas_id: str = Field(primary_key=True, foreign_key="canvases.id", max_length=64)
+    version: int = Field(primary_key=True)
+    schema_version: int
+    state: bytes
+    created_at: float
+
+
+Index("ix_canvases_updated_at", CanvasRow.updated_at)  # type: ignore[arg-type]

@@ -1,0 +1,89 @@
+"""Shared fixtures. Unit tests of the event core use small stand-in operations (`ops`); the server and
+engine tests use the real built-in operations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pydantic import Field
+
+from engine.operation import LayerInput, MaskInput, Operation, OperationRegistry, Params, Prompt
+from server.core.decide import Decider
+from server.service import CanvasService
+from server.store.sql import SQLEventStore, sqlite_url
+
+
+class Generate(Operation):
+    name = "generate"
+    title = "Generate"
+    uses_seed = True
+
+    class Params(Params):
+        prompt: str = Prompt()
+        steps: int = Field(4, ge=1, le=150)
+
+
+class Edit(Operation):
+    name = "edit"
+    title = "Edit"
+    uses_seed = True
+
+    class Params(Params):
+        source: str = LayerInput()
+        prompt: str = Prompt()
+
+
+class Blend(Operation):
+    name = "blend"
+    title = "Blend"
+
+    class Params(Params):
+        a: str = LayerInput()
+        b: str = LayerInput()
+        mask: str | None = MaskInput(default=None)
+
+
+def stand_in_operations() -> OperationRegistry:
+    registry = OperationRegistry()
+    for operation in (Generate, Edit, Blend):
+        registry.register(operation)
+    return registry
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def ops() -> OperationRegistry:
+    return stand_in_operations()
+
+
+@pytest.fixture
+def decider(ops: OperationRegistry) -> Decider:
+    counter = iter(range(1, 1_000_000))
+    return Decider(ops, new_seed=lambda: 42, new_layer_id=lambda: f"auto{next(counter)}")
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return sqlite_url(tmp_path / "opendream.db")
+
+
+@pytest.fixture
+def store(db_url: str) -> SQLEventStore:
+    store = SQLEventStore(db_url)
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+async def service(store: SQLEventStore, decider: Decider) -> AsyncIterator[CanvasService]:
+    service = CanvasService(store, decider, snapshot_every=10)
+    await service.start()
+    yield service
+    await service.stop()
