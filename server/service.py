@@ -243,7 +243,8 @@ class CanvasService:
             )
         self.store.append(requests)
         for stage in staged.values():
-            self._remember(stage.state)
+            if stage.state.created:
+                self._remember(stage.state)
         return outcomes
 
     def _stage(

@@ -1,0 +1,228 @@
+"""The canvas service over a real SQLite file: idempotency, optimistic concurrency, atomic rejection,
+time travel, group commit, snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from server.core.commands import AddLayer, ChangeParams, DeleteLayer, MoveLayer, RenameCanvas, RenameLayer, SetOpacity
+from server.core.commands import SetVisibility as Show
+from server.core.decide import CommandRejected, Decider
+from server.service import CanvasNotFound, CanvasService
+from server.store.sql import SQLEventStore
+
+pytestmark = pytest.mark.anyio
+
+
+def log_of(store: SQLEventStore, canvas_id: str) -> list[tuple[int, str]]:
+    return [(event.seq, event.type) for event in store.read(canvas_id)]
+
+
+async def new_canvas(service: CanvasService) -> str:
+    result = await service.create_canvas("Test", "alice")
+    return result.canvas_id
+
+
+async def test_creating_a_canvas_appends_canvas_created_at_seq_1(service, store):
+    result = await service.create_canvas("Sketch", "alice", canvas_id="mine")
+    assert (result.canvas_id, result.version, result.seqs) == ("mine", 1, [1])
+    assert log_of(store, "mine") == [(1, "canvas.created")]
+    assert store.canvas("mine").name == "Sketch"
+    with pytest.raises(CommandRejected) as info:
+        await service.create_canvas("Again", "bob", canvas_id="mine")
+    assert info.value.code == "canvas_exists"
+
+
+async def test_a_retried_command_id_returns_the_original_result_and_appends_nothing(service, store):
+    canvas_id = await new_canvas(service)
+    command = AddLayer(layer_id="a", operation="generate", params={"prompt": "x"})
+    first = await service.execute(canvas_id, command, "alice", command_id="cmd-1")
+    again = await service.execute(canvas_id, command, "alice", command_id="cmd-1")
+    assert not first.duplicate and again.duplicate
+    assert again.seqs == first.seqs == [2] and again.events == first.events
+    assert log_of(store, canvas_id) == [(1, "canvas.created"), (2, "layer.added")]
+
+
+async def test_retries_racing_in_one_batch_append_once(service, store):
+    canvas_id = await new_canvas(service)
+    command = AddLayer(layer_id="a", operation="generate")
+    results = await asyncio.gather(*(service.execute(canvas_id, command, "alice", command_id="same") for _ in range(5)))
+    assert sum(not result.duplicate for result in results) == 1
+    assert {tuple(result.seqs) for result in results} == {(2,)}
+    assert len(store.read(canvas_id)) == 2
+
+
+async def test_idempotency_survives_a_restart(store, decider):
+    first_service = CanvasService(store, decider)
+    await first_service.start()
+    canvas_id = await new_canvas(first_service)
+    original = await first_service.execute(canvas_id, AddLayer(layer_id="a", operation="generate"), "a", "cmd-1")
+    await first_service.stop()
+
+    second_service = CanvasService(store, decider)
+    await second_service.start()
+    retry = await second_service.execute(canvas_id, AddLayer(layer_id="a", operation="generate"), "a", "cmd-1")
+    await second_service.stop()
+    assert retry.duplicate and retry.events == original.events
+    assert len(store.read(canvas_id)) == 2
+
+
+async def test_a_no_op_command_is_remembered_too(service, store):
+    canvas_id = await new_canvas(service)
+    await service.execute(canvas_id, AddLayer(layer_id="a", operation="generate"), "a")
+    noop = await service.execute(canvas_id, Show(layer_id="a", visible=True), "a", "show-1")
+    assert noop.events == () and noop.version == 2
+    await service.execute(canvas_id, Show(layer_id="a", visible=False), "a", "hide-1")
+    retry = await service.execute(canvas_id, Show(layer_id="a", visible=True), "a", "show-1")
+    assert retry.duplicate and retry.events == ()
+    assert not (await service.state(canvas_id)).layers["a"].visible
+
+
+async def test_reusing_a_command_id_for_another_command_is_rejected(service, store):
+    canvas_id = await new_canvas(service)
+    await service.execute(canvas_id, AddLayer(layer_id="a", operation="generate"), "alice", command_id="cmd-1")
+    with pytest.raises(CommandRejected) as info:
+        await service.execute(canvas_id, AddLayer(layer_id="b", operation="generate"), "alice", command_id="cmd-1")
+    assert info.value.code == "command_id_reused"
+    assert len(store.read(canvas_id)) == 2
+
+
+async def test_an_expected_version_that_does_not_match_is_rejected(service, store):
+    canvas_id = await new_canvas(service)
+    ok = await service.execute(canvas_id, AddLayer(layer_id="a", operation="generate"), "a", expected_version=1)
+    assert ok.version == 2
+    with pytest.raises(CommandRejected) as info:
+        await service.execute(canvas_id, AddLayer(layer_id="b", operation="generate"), "a", expected_version=1)
+    assert info.value.code == "version_conflict" and "at version 2, not 1" in info.value.message
+    assert log_of(store, canvas_id)[-1] == (2, "layer.added")
+
+
+async def test_a_rejected_command_writes_nothing(service, store):
+    canvas_id = await new_canvas(service)
+    await service.execute(canvas_id, AddLayer(layer_id="a", operation="generate"), "a", "ok-1")
+    before = (store.read(canvas_id), store.head(canvas_id), store.find_command(canvas_id, "bad-1"))
+    for command in (
+        AddLayer(operation="edit", params={"source": "missing"}),
+        AddLayer(operation="generate", params={"steps": 1000}),
+        AddLayer(operation="nope"),
+        ChangeParams(layer_id="a", params={"bogus": 1}),
+        DeleteLayer(layer_id="zzz"),
+    ):
+        with pytest.raises(CommandRejected):
+            await service.execute(canvas_id, command, "a", command_id="bad-1")
+    after = (store.read(canvas_id), store.head(canvas_id), store.find_command(canvas_id, "bad-1"))
+    assert after == before and before[2] is None
+
+
+async def test_commands_on_a_missing_canvas(service):
+    with pytest.raises(CanvasNotFound):
+        await service.execute("nope", AddLayer(operation="generate"), "a")
+    with pytest.raises(CanvasNotFound):
+        await service.state("nope")
+
+
+async def scripted_history(service: CanvasService, canvas_id: str) -> dict[int, dict]:
+    """Run a history touching every command; return the state seen after each command, by version."""
+    commands = [
+        AddLayer(layer_id="a", operation="generate", params={"prompt": "sea"}),
+        AddLayer(layer_id="b", operation="edit", params={"source": "a"}),
+        AddLayer(layer_id="c", operation="edit", params={"source": "a"}),
+        AddLayer(layer_id="d", operation="blend", params={"a": "b", "b": "c"}),
+        RenameLayer(layer_id="d", name="Join"),
+        SetOpacity(layer_id="b", opacity=0.5),
+        Show(layer_id="c", visible=False),
+        MoveLayer(layer_id="d", index=0),
+        ChangeParams(layer_id="a", params={"prompt": "storm"}),
+        AddLayer(layer_id="e", operation="generate"),
+        DeleteLayer(layer_id="b"),
+        RenameCanvas(name="Renamed"),
+        AddLayer(layer_id="f", operation="edit", params={"source": "e"}),
+        ChangeParams(layer_id="f", params={"source": "c"}),
+        DeleteLayer(layer_id="a"),
+    ]
+    seen = {1: (await service.state(canvas_id)).to_json()}
+    for round_ in range(3):  # long enough to cross several snapshots (every 10 events)
+        for command in commands:
+            if round_:
+                command = command.model_copy(update=_renamed_ids(command, round_))
+            result = await service.execute(canvas_id, command, "alice")
+            seen[result.version] = (await service.state(canvas_id)).to_json()
+    return seen
+
+
+def _renamed_ids(command, round_: int) -> dict:
+    update = {}
+    if getattr(command, "layer_id", None):
+        update["layer_id"] = f"{command.layer_id}{round_}"
+    if getattr(command, "params", None):
+        update["params"] = {
+            key: f"{value}{round_}" if key in {"source", "a", "b"} else value for key, value in command.params.items()
+        }
+    return update
+
+
+async def test_state_at_every_version_equals_the_state_seen_at_that_time(service, store):
+    canvas_id = await new_canvas(service)
+    seen = await scripted_history(service, canvas_id)
+    head = store.head(canvas_id)
+    assert sorted(seen) == list(range(1, head + 1))
+    assert len(store.read(canvas_id)) == head > 40
+    for version, expected in seen.items():
+        assert (await service.state(canvas_id, version)).to_json() == expected, f"version {version}"
+        assert service.project_at(canvas_id, version, use_snapshots=False).to_json() == expected
+    assert (await service.state(canvas_id, 0)).to_json()["layers"] == []
+    with pytest.raises(ValueError, match="out of range"):
+        await service.state(canvas_id, head + 1)
+
+
+async def test_snapshots_are_taken_every_n_events(service, store):
+    canvas_id = await new_canvas(service)
+    for index in range(35):
+        await service.execute(canvas_id, AddLayer(layer_id=f"l{index}", operation="generate"), "a")
+    snapshot = store.snapshot_at_or_before(canvas_id, 36)
+    assert snapshot is not None and snapshot.version == 30
+    assert store.snapshot_at_or_before(canvas_id, 19).version == 10
+    assert store.snapshot_at_or_before(canvas_id, 9) is None
+
+
+async def test_concurrent_writers_get_a_gapless_log_with_every_acknowledged_event(service, store):
+    canvas_id = await new_canvas(service)
+
+    async def writer(name: str) -> list[int]:
+        seqs = []
+        for index in range(20):
+            result = await service.execute(
+                canvas_id, AddLayer(layer_id=f"{name}-{index}", operation="generate"), name, command_id=f"{name}-{index}"
+            )
+            seqs.extend(result.seqs)
+        return seqs
+
+    acknowledged = await asyncio.gather(*(writer(f"w{n}") for n in range(10)))
+    log = store.read(canvas_id)
+    assert [event.seq for event in log] == list(range(1, 202))
+    assert sorted(seq for seqs in acknowledged for seq in seqs) == list(range(2, 202))
+    state = await service.state(canvas_id)
+    assert len(state.layers) == 200 and state.version == 201
+
+
+async def test_two_services_on_one_database_never_fork_the_log(store, ops):
+    # As two server processes sharing a file would: each believes its cached head until an append says otherwise.
+    first = CanvasService(store, Decider(ops))
+    second = CanvasService(store, Decider(ops))
+    await first.start()
+    await second.start()
+    try:
+        canvas_id = await new_canvas(first)
+        await second.state(canvas_id)  # second caches version 1
+        await first.execute(canvas_id, AddLayer(layer_id="a", operation="generate"), "one")
+        result = await second.execute(canvas_id, AddLayer(layer_id="b", operation="generate"), "two")
+        assert result.seqs == [3]
+        with pytest.raises(CommandRejected) as info:  # decided again on the fresh state: 'a' exists now
+            await second.execute(canvas_id, AddLayer(layer_id="a", operation="generate"), "two")
+        assert info.value.code == "layer_exists"
+    finally:
+        await first.stop()
+        await second.stop()
+    assert [event.seq for event in store.read(canvas_id)] == [1, 2, 3]
