@@ -132,7 +132,9 @@ def diamond() -> CanvasState:
     #     b   c
     #      \ /
     #       a
-    return fold(CREATED, added("a"), added("b", "a"), added("c", "a"), added("d", "b", "c"), added("e", "d"), added("f"))
+    return fold(
+        CREATED, added("a"), added("b", "a"), added("c", "a"), added("d", "b", "c"), added("e", "d"), added("f")
+    )
 
 
 def test_deleting_the_root_of_a_diamond_deletes_everything_derived_from_it():

@@ -194,7 +194,10 @@ async def test_concurrent_writers_get_a_gapless_log_with_every_acknowledged_even
         seqs = []
         for index in range(20):
             result = await service.execute(
-                canvas_id, AddLayer(layer_id=f"{name}-{index}", operation="generate"), name, command_id=f"{name}-{index}"
+                canvas_id,
+                AddLayer(layer_id=f"{name}-{index}", operation="generate"),
+                name,
+                command_id=f"{name}-{index}",
             )
             seqs.extend(result.seqs)
         return seqs
