@@ -29,7 +29,7 @@ from server.core.events import CanvasCreated, Event, EventData
 from server.core.projection import empty_state, project
 from server.core.snapshot import SNAPSHOT_SCHEMA_VERSION, decode_state, encode_state
 from server.core.state import CanvasState
-from server.store.base import AppendRequest, CommandRecord, ConcurrencyError, EventStore, Snapshot
+from server.store.base import AppendRequest, CommandRecord, ConcurrencyError, EventStore, Snapshot, WriteTransaction
 
 log = logging.getLogger("opendream.service")
 
@@ -218,40 +218,42 @@ class CanvasService:
         staged: dict[str, _Staged] = {}
         outcomes: list[CommandResult | BaseException] = []
         seen_commands: dict[tuple[str, str], tuple[str, CommandResult]] = {}
-        now = time.time()
-        for submission in batch:
-            try:
-                outcomes.append(self._stage(submission, staged, seen_commands, now))
-            except (CommandRejected, CanvasNotFound) as exc:
-                outcomes.append(exc)
-        requests = []
-        for canvas_id, stage in staged.items():
-            if not stage.events and not stage.commands:
-                continue
-            snapshot = None
-            if stage.events and stage.state.version // self.snapshot_every > stage.base_version // self.snapshot_every:
-                snapshot = Snapshot(canvas_id, stage.state.version, SNAPSHOT_SCHEMA_VERSION, encode_state(stage.state))
-            requests.append(
-                AppendRequest(
-                    canvas_id=canvas_id,
-                    expected_version=stage.base_version,
-                    events=stage.events,
-                    commands=tuple(stage.commands),
-                    canvas_name=stage.state.name if stage.name_changed else None,
-                    snapshot=snapshot,
-                )
-            )
-        self.store.append(requests)
+        with self.store.write() as tx:
+            earlier = self._earlier_commands(tx, batch)
+            now = time.time()
+            for submission in batch:
+                try:
+                    outcomes.append(self._stage(submission, staged, seen_commands, earlier, now))
+                except (CommandRejected, CanvasNotFound) as exc:
+                    outcomes.append(exc)
+            tx.append([request for request in map(self._append_request, staged.values()) if request is not None])
         for stage in staged.values():
             if stage.state.created:
                 self._remember(stage.state)
         return outcomes
+
+    def _append_request(self, stage: _Staged) -> AppendRequest | None:
+        if not stage.events and not stage.commands:
+            return None
+        state = stage.state
+        snapshot = None
+        if stage.events and state.version // self.snapshot_every > stage.base_version // self.snapshot_every:
+            snapshot = Snapshot(state.canvas_id, state.version, SNAPSHOT_SCHEMA_VERSION, encode_state(state))
+        return AppendRequest(
+            canvas_id=state.canvas_id,
+            expected_version=stage.base_version,
+            events=stage.events,
+            commands=tuple(stage.commands),
+            canvas_name=state.name if stage.name_changed else None,
+            snapshot=snapshot,
+        )
 
     def _stage(
         self,
         submission: _Submission,
         staged: dict[str, _Staged],
         seen_commands: dict[tuple[str, str], tuple[str, CommandResult]],
+        earlier_commands: dict[tuple[str, str], CommandRecord],
         now: float,
     ) -> CommandResult:
         canvas_id = submission.canvas_id
@@ -269,7 +271,8 @@ class CanvasService:
                     raise _reused(submission.command_id)
                 original = earlier[1]
             else:
-                original = self._earlier_result(canvas_id, submission.command_id, submission.command_hash)
+                record = earlier_commands.get((canvas_id, submission.command_id))
+                original = None if record is None else self._earlier_result(record, submission.command_hash)
             if original is not None:
                 return CommandResult(
                     canvas_id, submission.command_id, original.events, original.version, duplicate=True
@@ -321,16 +324,28 @@ class CanvasService:
             seen_commands[(canvas_id, submission.command_id)] = (submission.command_hash, result)
         return result
 
-    def _earlier_result(self, canvas_id: str, command_id: str, command_hash: str) -> CommandResult | None:
-        record = self.store.find_command(canvas_id, command_id)
-        if record is None:
-            return None
+    @staticmethod
+    def _earlier_commands(tx: WriteTransaction, batch: list[_Submission]) -> dict[tuple[str, str], CommandRecord]:
+        """Idempotency records for the batch's command ids: one query per canvas, not one per command."""
+        wanted: dict[str, list[str]] = {}
+        for submission in batch:
+            if submission.command_id is not None:
+                wanted.setdefault(submission.canvas_id, []).append(submission.command_id)
+        return {
+            (canvas_id, command_id): record
+            for canvas_id, command_ids in wanted.items()
+            for command_id, record in tx.find_commands(canvas_id, command_ids).items()
+        }
+
+    def _earlier_result(self, record: CommandRecord, command_hash: str) -> CommandResult:
         if record.command_hash != command_hash:
-            raise _reused(command_id)
+            raise _reused(record.command_id)
         if record.count == 0:
-            return CommandResult(canvas_id, command_id, (), record.first_seq)
-        original = self.store.read(canvas_id, after=record.first_seq - 1, until=record.first_seq + record.count - 1)
-        return CommandResult(canvas_id, command_id, tuple(original), original[-1].seq)
+            return CommandResult(record.canvas_id, record.command_id, (), record.first_seq)
+        original = self.store.read(
+            record.canvas_id, after=record.first_seq - 1, until=record.first_seq + record.count - 1
+        )
+        return CommandResult(record.canvas_id, record.command_id, tuple(original), original[-1].seq)
 
     # --- reads -------------------------------------------------------------------------------------------
 

@@ -59,9 +59,24 @@ class ConcurrencyError(Exception):
         self.actual = actual
 
 
+class WriteTransaction(Protocol):
+    """One durable transaction: everything appended in it commits together, once, on leaving the block."""
+
+    def __enter__(self) -> WriteTransaction: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def find_commands(self, canvas_id: str, command_ids: Sequence[str]) -> dict[str, CommandRecord]: ...
+
+    def append(self, requests: Sequence[AppendRequest]) -> None:
+        """Raises ConcurrencyError when a canvas is no longer at the request's expected version."""
+
+
 class EventStore(Protocol):
     def migrate(self) -> None:
         """Bring the schema up to date (Alembic)."""
+
+    def write(self) -> WriteTransaction: ...
 
     def append(self, requests: Sequence[AppendRequest]) -> None:
         """Append every request in one durable transaction: all or nothing (group commit)."""
@@ -77,6 +92,9 @@ class EventStore(Protocol):
     def canvas(self, canvas_id: str) -> CanvasInfo | None: ...
 
     def find_command(self, canvas_id: str, command_id: str) -> CommandRecord | None: ...
+
+    def find_commands(self, canvas_id: str, command_ids: Sequence[str]) -> dict[str, CommandRecord]:
+        """The records of those `command_ids` that were accepted before, by command id."""
 
     def snapshot_at_or_before(self, canvas_id: str, version: int) -> Snapshot | None: ...
 
