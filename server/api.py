@@ -175,6 +175,36 @@ async def post_command(request: Request) -> Response:
     return JSONResponse(result.to_json())
 
 
+def render_queue(request: Request):
+    queue = services(request).renders
+    if queue is None:
+        raise ApiError(503, "no_renderer", "this server runs no render worker")
+    return queue
+
+
+async def get_renders(request: Request) -> Response:
+    """The canvas's render queue: layers still to render, in order, and the worker's counters."""
+    canvas_id = request.path_params["canvas_id"]
+    queue = render_queue(request)
+    try:
+        state = await services(request).canvases.state(canvas_id)
+    except CanvasNotFound as exc:
+        raise not_found(exc) from None
+    return JSONResponse({"canvas_id": canvas_id, "queue": queue.queue(state), "stats": dict(queue.stats)})
+
+
+async def cancel_render(request: Request) -> Response:
+    canvas_id = request.path_params["canvas_id"]
+    layer_id = request.path_params["layer_id"]
+    try:
+        cancelled = await render_queue(request).cancel(canvas_id, layer_id, actor_of(request))
+    except CanvasNotFound as exc:
+        raise not_found(exc) from None
+    if not cancelled:
+        raise ApiError(409, "not_rendering", f"layer {layer_id!r} is neither rendering nor waiting to render")
+    return JSONResponse({"canvas_id": canvas_id, "layer_id": layer_id, "cancelled": True})
+
+
 async def upload_blob(request: Request) -> Response:
     svc = services(request)
     limits = svc.settings.image_limits

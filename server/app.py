@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,8 +20,12 @@ from server.config import Settings
 from server.core.decide import Decider
 from server.http import ApiError, JSONResponse
 from server.images import configure_pillow
+from server.renders import RenderQueue
 from server.service import CanvasService
 from server.store.sql import SQLEventStore
+
+if TYPE_CHECKING:
+    from engine.render import Renderer
 
 log = logging.getLogger("opendream")
 
@@ -32,12 +37,29 @@ class Services:
     blobs: LocalBlobStore
     canvases: CanvasService
     operations: OperationRegistry
+    renders: RenderQueue | None
 
 
 def default_operations() -> OperationRegistry:
     from engine.builtins import default_registry
 
     return default_registry()
+
+
+def renderer_factory(settings: Settings, operations: OperationRegistry) -> Callable[[], Renderer]:
+    def build() -> Renderer:
+        # Imported here: torch and diffusers take seconds to import, and only the render thread needs them.
+        from engine.models.loader import ModelManager, ModelOptions
+        from engine.render import Renderer
+
+        options = ModelOptions(
+            device=settings.device,
+            models_dir=settings.models_dir,
+            hash_cache=settings.models_dir / "weight-hashes.json",
+        )
+        return Renderer(ModelManager(settings.model, options), operations)
+
+    return build
 
 
 def create_app(settings: Settings | None = None, operations: OperationRegistry | None = None) -> Starlette:
@@ -52,11 +74,18 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
         registry = operations if operations is not None else default_operations()
         service = CanvasService(store, Decider(registry), snapshot_every=settings.snapshot_every)
         await service.start()
-        app.state.services = Services(settings, store, LocalBlobStore(settings.blob_dir), service, registry)
+        blobs = LocalBlobStore(settings.blob_dir)
+        renders = None
+        if settings.render:
+            renders = RenderQueue(service, store, blobs, registry, renderer_factory(settings, registry))
+            await renders.start()
+        app.state.services = Services(settings, store, blobs, service, registry, renders)
         log.info("opendream: data in %s, database %s", settings.data_dir, settings.database_url)
         try:
             yield
         finally:
+            if renders is not None:
+                await renders.stop()
             await service.stop()
             store.close()
 
@@ -86,6 +115,8 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             Route("/api/canvases/{canvas_id}/state", api.get_state),
             Route("/api/canvases/{canvas_id}/events", api.get_events),
             Route("/api/canvases/{canvas_id}/commands", api.post_command, methods=["POST"]),
+            Route("/api/canvases/{canvas_id}/renders", api.get_renders),
+            Route("/api/canvases/{canvas_id}/layers/{layer_id}/cancel", api.cancel_render, methods=["POST"]),
             Route("/api/blobs", api.upload_blob, methods=["POST"]),
             Route("/api/blobs/{sha256}", api.get_blob),
         ],

@@ -31,7 +31,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
 
-    settings = _settings(args, host=args.host, port=args.port)
+    settings = _settings(args, host=args.host, port=args.port, model=args.model, device=args.device)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"opendream: serving on http://{settings.host}:{settings.port}  (data: {settings.data_dir})", flush=True)
     uvicorn.run(
@@ -54,6 +54,56 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def replay(args: argparse.Namespace) -> int:
+    """Render a stored canvas again from scratch and compare every layer with what was recorded."""
+    import orjson
+
+    from engine.builtins import default_registry
+    from server.app import renderer_factory
+    from server.blobs import LocalBlobStore
+    from server.core.decide import Decider
+    from server.replay import replay_state
+    from server.service import CanvasService
+    from server.store.sql import SQLEventStore
+
+    settings = _settings(args, model=args.model, device=args.device)
+    store = SQLEventStore(settings.database_url)
+    head = store.head(args.canvas)
+    if head is None:
+        print(f"opendream: canvas {args.canvas!r} does not exist in {settings.database_url}", file=sys.stderr)
+        return 2
+    version = head if args.version is None else args.version
+    if not 0 <= version <= head:
+        print(f"opendream: version {version} is out of range 0..{head}", file=sys.stderr)
+        return 2
+    operations = default_registry()
+    state = CanvasService(store, Decider(operations)).project_at(args.canvas, version)
+    renderer = renderer_factory(settings, operations)()
+    blobs = LocalBlobStore(settings.blob_dir)
+    total = len(state.layers)
+    done = 0
+
+    def report(verdict) -> None:
+        nonlocal done
+        done += 1
+        if not args.json:
+            detail = verdict.error or (f"max diff {verdict.max_diff}" if verdict.max_diff else "")
+            print(f"[{done}/{total}] {verdict.layer_id:<16} {verdict.operation:<18} {verdict.outcome:<17} {detail}")
+
+    verdicts = replay_state(state, blobs, renderer, tolerance=args.tolerance, on_layer=report)
+    store.close()
+    bad = [v for v in verdicts if v.outcome in ("different", "failed")]
+    if args.json:
+        print(orjson.dumps({"canvas_id": args.canvas, "version": version,
+                            "layers": [v.to_json() for v in verdicts]}).decode())  # fmt: skip
+    else:
+        counts = {
+            outcome: sum(v.outcome == outcome for v in verdicts) for outcome in sorted({v.outcome for v in verdicts})
+        }
+        print("opendream: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items()))
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="opendream", description="Collaborative, event-sourced Stable Diffusion canvas."
@@ -64,12 +114,27 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8000)
     serve_parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve_parser.add_argument(
+        "--model",
+        help="builtin:tiny (default), a hub id, a diffusers folder or a .safetensors file; env OPENDREAM_MODEL",
+    )
+    serve_parser.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     _add_storage_flags(serve_parser)
     serve_parser.set_defaults(run=serve)
 
     migrate_parser = commands.add_parser("migrate", help="bring the database schema up to date")
     _add_storage_flags(migrate_parser)
     migrate_parser.set_defaults(run=migrate)
+
+    replay_parser = commands.add_parser("replay", help="render a canvas again from scratch and verify every layer")
+    replay_parser.add_argument("--canvas", required=True, help="canvas id")
+    replay_parser.add_argument("--version", type=int, help="replay the canvas as it was at this version")
+    replay_parser.add_argument("--tolerance", type=int, default=2, help="max pixel difference counted as equal")
+    replay_parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    replay_parser.add_argument("--model", help="model spec (default: builtin:tiny)")
+    replay_parser.add_argument("--device", help="cuda, mps or cpu")
+    _add_storage_flags(replay_parser)
+    replay_parser.set_defaults(run=replay)
 
     args = parser.parse_args(argv)
     return args.run(args)

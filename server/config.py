@@ -16,6 +16,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     snapshot_every: int = 500
+    model: str = field(default_factory=lambda: os.environ.get("OPENDREAM_MODEL", "builtin:tiny"))
+    device: str | None = field(default_factory=lambda: os.environ.get("OPENDREAM_DEVICE") or None)
+    render: bool = True  # run the render worker in this process
     max_request_bytes: int = 1024 * 1024  # JSON bodies
     image_limits: ImageLimits = field(default_factory=ImageLimits)
 
@@ -26,3 +29,7 @@ class Settings:
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"

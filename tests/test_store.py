@@ -17,14 +17,14 @@ from server.store.sql import SQLEventStore
 def test_migrations_build_the_schema_from_an_empty_database(db_url):
     assert current(db_url) is None
     upgrade(db_url)
-    assert current(db_url) == "0001"
+    assert current(db_url) == "0002"
     engine = create_engine(db_url)
     with engine.connect() as conn:
-        assert set(inspect(conn).get_table_names()) >= {"canvases", "events", "commands", "snapshots"}
+        assert set(inspect(conn).get_table_names()) >= {"canvases", "events", "commands", "snapshots", "renders"}
         # The migrations and the table models describe the same schema.
         assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
     upgrade(db_url)  # running again changes nothing
-    assert current(db_url) == "0001"
+    assert current(db_url) == "0002"
     engine.dispose()
 
 

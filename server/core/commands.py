@@ -69,6 +69,13 @@ class MoveLayer(_Command):
     index: Annotated[int, Field(ge=0, le=1_000_000)]
 
 
+class RetryRender(_Command):
+    """Render a failed or cancelled layer again."""
+
+    type: Literal["retry_render"] = "retry_render"
+    layer_id: LayerId
+
+
 # Issued by the engine, never accepted from clients.
 class RecordRender(_Command):
     type: Literal["record_render"] = "record_render"
@@ -80,6 +87,7 @@ class RecordRender(_Command):
     fingerprint: dict[str, Any]
     duration_ms: float
     cache_key: str = ""
+    cached: bool = False
 
 
 class RecordFailure(_Command):
@@ -90,7 +98,15 @@ class RecordFailure(_Command):
 
 
 ClientCommand = Annotated[
-    RenameCanvas | AddLayer | ChangeParams | DeleteLayer | SetVisibility | SetOpacity | RenameLayer | MoveLayer,
+    RenameCanvas
+    | AddLayer
+    | ChangeParams
+    | DeleteLayer
+    | SetVisibility
+    | SetOpacity
+    | RenameLayer
+    | MoveLayer
+    | RetryRender,
     Field(discriminator="type"),
 ]
 Command = (
@@ -102,6 +118,7 @@ Command = (
     | SetOpacity
     | RenameLayer
     | MoveLayer
+    | RetryRender
     | RecordRender
     | RecordFailure
 )

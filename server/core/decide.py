@@ -21,6 +21,7 @@ from server.core.commands import (
     RecordRender,
     RenameCanvas,
     RenameLayer,
+    RetryRender,
     SetOpacity,
     SetVisibility,
 )
@@ -35,6 +36,7 @@ from server.core.events import (
     LayerParamsChanged,
     LayerRenamed,
     LayerRendered,
+    LayerRenderRequested,
     LayerVisibilityChanged,
 )
 from server.core.state import CanvasState, Layer
@@ -98,6 +100,13 @@ class Decider:
                         "index",
                     )
                 return [] if state.order.index(layer_id) == index else [LayerMoved(layer_id, index)]
+            case RetryRender(layer_id=layer_id):
+                layer = _existing(state, layer_id)
+                if layer.status != "failed":
+                    raise CommandRejected(
+                        "not_failed", f"layer {layer_id!r} is {layer.status}; only a failed render can be retried"
+                    )
+                return [LayerRenderRequested(layer_id)]
             case RecordRender():
                 self._check_revision(state, command.layer_id, command.revision)
                 return [
@@ -110,6 +119,7 @@ class Decider:
                         fingerprint=command.fingerprint,
                         duration_ms=command.duration_ms,
                         cache_key=command.cache_key,
+                        cached=command.cached,
                     )
                 ]
             case RecordFailure():

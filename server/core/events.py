@@ -106,6 +106,15 @@ class LayerRendered(EventData):
     fingerprint: dict[str, Any]
     duration_ms: float
     cache_key: str = ""
+    cached: bool = False  # the output was found in the render cache; nothing was computed
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRenderRequested(EventData):
+    """Render a layer again (after a failure or cancellation): a new revision of it and its descendants."""
+
+    type: ClassVar[str] = "layer.render_requested"
+    layer_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +138,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         LayerRenamed,
         LayerMoved,
         LayerRendered,
+        LayerRenderRequested,
         LayerFailed,
     )
 }

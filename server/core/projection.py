@@ -25,6 +25,7 @@ from server.core.events import (
     LayerParamsChanged,
     LayerRenamed,
     LayerRendered,
+    LayerRenderRequested,
     LayerVisibilityChanged,
 )
 from server.core.state import CanvasState, Layer, RenderOutput, descendants
@@ -90,15 +91,23 @@ def _invalidate(layer: Layer, seq: int) -> Layer:
     )
 
 
-def _layer_params_changed(draft: _Draft, data: LayerParamsChanged, seq: int) -> None:
-    layer = draft.layers.get(data.layer_id)
-    if layer is None:
-        return
-    draft.layers[layer.id] = _invalidate(
-        replace(layer, params=data.params, seed=data.seed, parents=tuple(data.parents)), seq
-    )
+def _invalidate_with_descendants(draft: _Draft, layer: Layer, seq: int) -> None:
+    draft.layers[layer.id] = _invalidate(layer, seq)
     for child_id in descendants(draft.layers, draft.order, layer.id):
         draft.layers[child_id] = _invalidate(draft.layers[child_id], seq)
+
+
+def _layer_params_changed(draft: _Draft, data: LayerParamsChanged, seq: int) -> None:
+    layer = draft.layers.get(data.layer_id)
+    if layer is not None:
+        changed = replace(layer, params=data.params, seed=data.seed, parents=tuple(data.parents))
+        _invalidate_with_descendants(draft, changed, seq)
+
+
+def _layer_render_requested(draft: _Draft, data: LayerRenderRequested, seq: int) -> None:
+    layer = draft.layers.get(data.layer_id)
+    if layer is not None:
+        _invalidate_with_descendants(draft, layer, seq)
 
 
 def _layer_deleted(draft: _Draft, data: LayerDeleted, seq: int) -> None:
@@ -149,6 +158,7 @@ def _layer_rendered(draft: _Draft, data: LayerRendered, seq: int) -> None:
         fingerprint=data.fingerprint,
         duration_ms=data.duration_ms,
         cache_key=data.cache_key,
+        cached=data.cached,
     )
     _update(draft, layer.id, seq, status="rendered", output=output, error=None)
 
@@ -171,6 +181,7 @@ _HANDLERS: dict[type[EventData], Callable[[_Draft, object, int], None]] = {
     LayerRenamed: _layer_renamed,  # type: ignore[dict-item]
     LayerMoved: _layer_moved,  # type: ignore[dict-item]
     LayerRendered: _layer_rendered,  # type: ignore[dict-item]
+    LayerRenderRequested: _layer_render_requested,  # type: ignore[dict-item]
     LayerFailed: _layer_failed,  # type: ignore[dict-item]
 }
 

@@ -41,7 +41,15 @@ def _layer_json(layer: Layer) -> list[Any]:
         layer.status,
         None
         if output is None
-        else [output.sha256, output.width, output.height, output.fingerprint, output.duration_ms, output.cache_key],
+        else [
+            output.sha256,
+            output.width,
+            output.height,
+            output.fingerprint,
+            output.duration_ms,
+            output.cache_key,
+            output.cached,
+        ],
         layer.error,
         layer.created_seq,
         layer.updated_seq,

@@ -19,6 +19,7 @@ class RenderOutput:
     fingerprint: Mapping[str, Any]
     duration_ms: float
     cache_key: str = ""
+    cached: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class Layer:
                 "fingerprint": output.fingerprint,
                 "duration_ms": output.duration_ms,
                 "cache_key": output.cache_key,
+                "cached": output.cached,
             },
             "error": self.error,
             "created_seq": self.created_seq,
@@ -97,6 +99,20 @@ class CanvasState:
     def descendants(self, layer_id: str) -> list[str]:
         """Every layer derived, directly or not, from `layer_id`, in stack order."""
         return descendants(self.layers, self.order, layer_id)
+
+    def topological_order(self) -> list[Layer]:
+        """Every layer after the layers it reads (oldest first among the ready), for rendering from scratch."""
+        done: set[str] = set()
+        ordered: list[Layer] = []
+        remaining = sorted(self.layers.values(), key=lambda layer: layer.created_seq)
+        while remaining:
+            ready = [layer for layer in remaining if all(parent in done for parent in layer.parents)]
+            if not ready:  # the decider never lets a cycle in; a hand-made log could
+                raise ValueError(f"layers {[layer.id for layer in remaining]} form a cycle")
+            ordered.extend(ready)
+            done.update(layer.id for layer in ready)
+            remaining = [layer for layer in remaining if layer.id not in done]
+        return ordered
 
     def ancestors(self, layer_id: str) -> set[str]:
         seen: set[str] = set()

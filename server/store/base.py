@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from server.core.events import Event
 
@@ -47,6 +47,16 @@ class CanvasInfo:
     version: int
     created_at: float
     updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RenderRecord:
+    cache_key: str
+    output: str  # sha256 of the PNG blob
+    width: int
+    height: int
+    fingerprint: dict[str, Any]
+    duration_ms: float
 
 
 class ConcurrencyError(Exception):
@@ -97,5 +107,10 @@ class EventStore(Protocol):
         """The records of those `command_ids` that were accepted before, by command id."""
 
     def snapshot_at_or_before(self, canvas_id: str, version: int) -> Snapshot | None: ...
+
+    def find_render(self, cache_key: str) -> RenderRecord | None: ...
+
+    def save_render(self, record: RenderRecord) -> None:
+        """Remember a render; a key already present keeps its first record."""
 
     def close(self) -> None: ...

@@ -17,13 +17,14 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, select,
 from sqlalchemy.exc import IntegrityError
 
 from server.core.events import Event, decode_payload
-from server.store.base import AppendRequest, CanvasInfo, CommandRecord, ConcurrencyError, Snapshot
-from server.store.tables import CanvasRow, CommandRow, EventRow, SnapshotRow
+from server.store.base import AppendRequest, CanvasInfo, CommandRecord, ConcurrencyError, RenderRecord, Snapshot
+from server.store.tables import CanvasRow, CommandRow, EventRow, RenderRow, SnapshotRow
 
 canvases = CanvasRow.__table__  # type: ignore[attr-defined]
 events = EventRow.__table__  # type: ignore[attr-defined]
 commands = CommandRow.__table__  # type: ignore[attr-defined]
 snapshots = SnapshotRow.__table__  # type: ignore[attr-defined]
+renders = RenderRow.__table__  # type: ignore[attr-defined]
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
@@ -148,6 +149,31 @@ class SQLEventStore:
                 .limit(1)
             ).first()
         return None if row is None else Snapshot(row.canvas_id, row.version, row.schema_version, row.state)
+
+    def find_render(self, cache_key: str) -> RenderRecord | None:
+        with self._reader.connect() as conn:
+            row = conn.execute(select(renders).where(renders.c.cache_key == cache_key)).first()
+        if row is None:
+            return None
+        return RenderRecord(
+            row.cache_key, row.output, row.width, row.height, orjson.loads(row.fingerprint), row.duration_ms
+        )
+
+    def save_render(self, record: RenderRecord) -> None:
+        with self._writer.begin() as conn:
+            if conn.execute(select(renders.c.cache_key).where(renders.c.cache_key == record.cache_key)).first():
+                return
+            conn.execute(
+                insert(renders).values(
+                    cache_key=record.cache_key,
+                    output=record.output,
+                    width=record.width,
+                    height=record.height,
+                    fingerprint=orjson.dumps(record.fingerprint).decode(),
+                    duration_ms=record.duration_ms,
+                    created_at=time.time(),
+                )
+            )
 
     def close(self) -> None:
         self._writer.dispose()

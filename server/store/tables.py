@@ -56,3 +56,17 @@ class SnapshotRow(SQLModel, table=True):
 
 
 Index("ix_canvases_updated_at", CanvasRow.updated_at)  # type: ignore[arg-type]
+
+
+class RenderRow(SQLModel, table=True):
+    """The render cache: a cache key (operation, params, seed, input images, engine) → the image it made."""
+
+    __tablename__ = "renders"
+
+    cache_key: str = Field(primary_key=True, max_length=64)
+    output: str = Field(max_length=64)
+    width: int
+    height: int
+    fingerprint: str = Field(sa_column=Column(Text, nullable=False))
+    duration_ms: float
+    created_at: float

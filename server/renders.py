@@ -1,0 +1,290 @@
+"""The render queue: turns layers that need pixels into `layer.rendered` / `layer.failed` events.
+
+Level-triggered rather than job-based: a canvas with work is marked dirty, and the worker asks its latest
+state which layers are ready (their inputs rendered). Nothing is lost if an event is missed or the server
+restarts — on start every canvas is looked at once. Canvases take turns, one render each (fair across
+canvases); renders run one at a time in a worker thread (a GPU is a serial resource), off the event loop.
+
+Before rendering, the layer's cache key (operation, params with inputs replaced by their image hashes,
+seed, engine fingerprint) is looked up: a key rendered before is recorded again without computing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from engine.cache_key import cache_key
+from engine.operation import OperationRegistry
+from server.blobs import BlobStore
+from server.core.commands import RecordFailure, RecordRender
+from server.core.decide import CommandRejected
+from server.core.events import Event
+from server.core.scheduling import ready_layers, waiting_layers
+from server.core.state import CanvasState, Layer
+from server.service import CanvasNotFound, CanvasService
+from server.store.base import EventStore, RenderRecord
+
+if TYPE_CHECKING:
+    from engine.render import Renderer
+
+log = logging.getLogger("opendream.renders")
+
+ENGINE_ACTOR = "engine"
+WAKING_EVENTS = {"layer.added", "layer.params_changed", "layer.render_requested", "layer.rendered"}
+
+RenderNotice = dict[str, Any]
+"""Ephemeral news for live clients: {"type": "render_started" | "progress" | "render_finished" | ...}."""
+
+
+@dataclass
+class _Running:
+    canvas_id: str
+    layer_id: str
+    revision: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class RenderQueue:
+    def __init__(
+        self,
+        service: CanvasService,
+        store: EventStore,
+        blobs: BlobStore,
+        operations: OperationRegistry,
+        renderer_factory: Callable[[], Renderer],
+    ) -> None:
+        self.service = service
+        self.store = store
+        self.blobs = blobs
+        self.operations = operations
+        self._renderer_factory = renderer_factory
+        self._renderer: Renderer | None = None
+        self._dirty: OrderedDict[str, None] = OrderedDict()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._running: _Running | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._listeners: list[Callable[[str, RenderNotice], None]] = []
+        # One thread: renders are serial per device, and the model is loaded and used on it.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opendream-render")
+        self.stats: Counter[str] = Counter()
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self, scan_existing: bool = True) -> None:
+        self._unsubscribe = self.service.subscribe(self._on_events)
+        if scan_existing:  # renders that were queued or in flight when the server stopped
+            for info in await asyncio.to_thread(self.store.canvases):
+                self._mark(info.id)
+        self._task = asyncio.create_task(self._run(), name="opendream-renders")
+
+    async def stop(self) -> None:
+        """Stop taking work; a render in flight is cancelled and its layer stays pending for the next start."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._running is not None:
+            self._running.cancel.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._executor.shutdown(wait=True)
+
+    def subscribe(self, listener: Callable[[str, RenderNotice], None]) -> Callable[[], None]:
+        """`listener(canvas_id, notice)` on the event loop for progress and render status."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    async def wait_idle(self, timeout: float = 120.0) -> None:
+        """Until no canvas has a render that can run now (for tests and scripts)."""
+        async with asyncio.timeout(timeout):
+            while self._dirty or self._running is not None:
+                self._idle.clear()
+                await self._idle.wait()
+
+    # --- what to render --------------------------------------------------------------------------------
+
+    def _on_events(self, canvas_id: str, events: list[Event] | Any) -> None:
+        if any(event.type in WAKING_EVENTS for event in events):
+            self._mark(canvas_id)
+
+    def _mark(self, canvas_id: str) -> None:
+        self._dirty[canvas_id] = None
+        self._wake.set()
+
+    def queue(self, state: CanvasState) -> list[dict[str, Any]]:
+        """The layers of a canvas still to render, in order, with the one rendering now first."""
+        running = self._running
+        layers = waiting_layers(state)
+        if running is not None and running.canvas_id == state.canvas_id:
+            layers.sort(key=lambda layer: layer.id != running.layer_id)
+        return [
+            {"layer_id": layer.id, "position": index, "rendering": running is not None and running.layer_id == layer.id}
+            for index, layer in enumerate(layers)
+        ]
+
+    async def cancel(self, canvas_id: str, layer_id: str, actor: str) -> bool:
+        """Stop a running render between steps, or keep a queued one from starting. False if neither."""
+        running = self._running
+        if running is not None and (running.canvas_id, running.layer_id) == (canvas_id, layer_id):
+            running.cancel.set()
+            return True
+        state = await self.service.state(canvas_id)
+        layer = state.layers.get(layer_id)
+        if layer is None or layer.status not in ("pending", "stale"):
+            return False
+        await self._record_failure(canvas_id, layer, f"cancelled by {actor}", cancelled=True)
+        return True
+
+    # --- the worker ------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._dirty:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            canvas_id, _ = self._dirty.popitem(last=False)
+            try:
+                state = await self.service.state(canvas_id)
+            except CanvasNotFound:
+                continue
+            ready = ready_layers(state)
+            if not ready:
+                continue
+            self._dirty[canvas_id] = None  # back of the line: other canvases take their turn first
+            try:
+                await self._render(state, ready[0])
+            except Exception:  # never let one render take the worker down
+                log.exception("render of %s/%s failed unexpectedly", canvas_id, ready[0].id)
+
+    async def _render(self, state: CanvasState, layer: Layer) -> None:
+        canvas_id = state.canvas_id
+        operation = self.operations.get(layer.operation)
+        if operation is None:
+            await self._record_failure(canvas_id, layer, f"operation {layer.operation!r} is not available")
+            return
+        inputs = {param: state.layers[layer.params[param]].output for param in operation.input_fields()
+                  if layer.params.get(param) is not None}  # fmt: skip
+        input_images = {param: output.sha256 for param, output in inputs.items() if output is not None}
+        running = _Running(canvas_id, layer.id, layer.revision)
+        self._running = running
+        loop = asyncio.get_running_loop()
+
+        def progress(step: int, total: int) -> None:
+            notice = {"type": "progress", "layer_id": layer.id, "step": step, "total": total}
+            loop.call_soon_threadsafe(self._notify, canvas_id, notice)
+
+        self._notify(canvas_id, {"type": "render_started", "layer_id": layer.id, "revision": layer.revision})
+        try:
+            outcome = await loop.run_in_executor(
+                self._executor, self._materialise, layer, input_images, progress, running.cancel.is_set
+            )
+        except Exception as exc:
+            from engine.errors import RenderCancelled
+
+            cancelled = isinstance(exc, RenderCancelled)
+            reason = "render cancelled" if cancelled else f"{type(exc).__name__}: {exc}"
+            if not cancelled:
+                log.warning("render of %s/%s failed: %s", canvas_id, layer.id, reason)
+            await self._record_failure(canvas_id, layer, reason, cancelled=cancelled)
+            return
+        finally:
+            self._running = None
+        record, cached = outcome
+        self.stats["cache_hits" if cached else "computed"] += 1
+        try:
+            await self.service.execute(
+                canvas_id,
+                RecordRender(
+                    layer_id=layer.id,
+                    revision=layer.revision,
+                    output=record.output,
+                    width=record.width,
+                    height=record.height,
+                    fingerprint=record.fingerprint,
+                    duration_ms=record.duration_ms,
+                    cache_key=record.cache_key,
+                    cached=cached,
+                ),
+                ENGINE_ACTOR,
+            )
+        except (CommandRejected, CanvasNotFound) as exc:  # edited or deleted meanwhile: the result is moot
+            log.info("render of %s/%s not recorded: %s", canvas_id, layer.id, exc)
+            self.stats["discarded"] += 1
+            return
+        self._notify(
+            canvas_id,
+            {"type": "render_finished", "layer_id": layer.id, "output": record.output, "cached": cached},
+        )
+
+    def _materialise(
+        self,
+        layer: Layer,
+        input_images: dict[str, str],
+        progress: Callable[[int, int], None],
+        cancelled: Callable[[], bool],
+    ) -> tuple[RenderRecord, bool]:
+        """In the render thread: the cached render for this key, or a fresh one stored in the blob store."""
+        from PIL import Image
+
+        from engine.png import encode_png
+
+        renderer = self.renderer()
+        fingerprint = renderer.fingerprint()
+        key = cache_key(layer.operation, layer.params, layer.seed, input_images, fingerprint)
+        known = self.store.find_render(key)
+        if known is not None and self.blobs.exists(known.output):
+            return known, True
+        images = {param: Image.open(io.BytesIO(self.blobs.get(sha))) for param, sha in input_images.items()}
+        started = time.perf_counter()
+        result = renderer.render(layer.operation, layer.params, layer.seed, images, progress, cancelled)
+        image = result.images[0]
+        output = self.blobs.put(encode_png(image))
+        record = RenderRecord(
+            cache_key=key,
+            output=output,
+            width=image.width,
+            height=image.height,
+            fingerprint=result.fingerprint,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        self.store.save_render(record)
+        return record, False
+
+    def renderer(self) -> Renderer:
+        if self._renderer is None:
+            self._renderer = self._renderer_factory()
+        return self._renderer
+
+    async def _record_failure(self, canvas_id: str, layer: Layer, reason: str, cancelled: bool = False) -> None:
+        self.stats["cancelled" if cancelled else "failed"] += 1
+        try:
+            await self.service.execute(
+                canvas_id, RecordFailure(layer_id=layer.id, revision=layer.revision, reason=reason), ENGINE_ACTOR
+            )
+        except (CommandRejected, CanvasNotFound) as exc:
+            log.info("failure of %s/%s not recorded: %s", canvas_id, layer.id, exc)
+        kind = "render_cancelled" if cancelled else "render_failed"
+        self._notify(canvas_id, {"type": kind, "layer_id": layer.id, "reason": reason})
+
+    def _notify(self, canvas_id: str, notice: RenderNotice) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(canvas_id, notice)
+            except Exception:
+                log.exception("render listener failed")

@@ -1,0 +1,229 @@
+"""The render queue with the real engine (builtin:tiny): events in, pixels and render events out."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from engine.builtins import default_registry
+from engine.models.loader import ModelManager, ModelOptions
+from engine.operation import Operation, OperationRegistry, Params
+from engine.render import Renderer
+from server.blobs import LocalBlobStore
+from server.core.commands import AddLayer, ChangeParams, RetryRender
+from server.core.decide import Decider
+from server.renders import RenderQueue
+from server.service import CanvasService
+from server.store.sql import SQLEventStore
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+SMALL = {"width": 64, "height": 64, "steps": 2}
+
+
+class Explode(Operation):
+    name = "explode"
+    title = "Explode"
+
+    class Params(Params):
+        pass
+
+    def run(self, ctx, inputs, params):
+        raise RuntimeError("the operation blew up")
+
+
+def operations() -> OperationRegistry:
+    registry = default_registry()
+    registry.register(Explode)
+    return registry
+
+
+@pytest.fixture(scope="session")
+def model_options(tmp_path_factory) -> ModelOptions:
+    models = tmp_path_factory.mktemp("models")
+    return ModelOptions(device="cpu", models_dir=models, hash_cache=models / "hashes.json")
+
+
+@pytest.fixture(scope="session")
+def renderer(model_options) -> Renderer:
+    return Renderer(ModelManager("builtin:tiny", model_options), operations())
+
+
+@pytest.fixture
+async def engine(tmp_path, renderer):
+    store = SQLEventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    service = CanvasService(store, Decider(operations()))
+    await service.start()
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    queue = RenderQueue(service, store, blobs, operations(), lambda: renderer)
+    notices: list[tuple[str, dict]] = []
+    queue.subscribe(lambda canvas_id, notice: notices.append((canvas_id, notice)))
+    await queue.start()
+    yield service, queue, blobs, store, notices
+    await queue.stop()
+    await service.stop()
+    store.close()
+
+
+async def canvas_with(service: CanvasService, *commands) -> str:
+    canvas_id = (await service.create_canvas("t", "alice")).canvas_id
+    for command in commands:
+        await service.execute(canvas_id, command, "alice")
+    return canvas_id
+
+
+def txt2img(layer_id: str, prompt: str = "a red boat", seed: int = 1) -> AddLayer:
+    return AddLayer(layer_id=layer_id, operation="txt2img", params={"prompt": prompt, **SMALL}, seed=seed)
+
+
+def img2img(layer_id: str, source: str) -> AddLayer:
+    params = {"source": source, "prompt": "at night", "strength": 0.5, "steps": 2}
+    return AddLayer(layer_id=layer_id, operation="img2img", params=params, seed=2)
+
+
+async def test_a_new_layer_is_rendered_and_recorded(engine):
+    service, queue, blobs, store, notices = engine
+    canvas_id = await canvas_with(service, txt2img("a"))
+    await queue.wait_idle()
+    layer = (await service.state(canvas_id)).layers["a"]
+    assert layer.status == "rendered" and not layer.output.cached
+    image = Image.open(io.BytesIO(blobs.get(layer.output.sha256)))
+    assert (image.format, image.size, layer.output.width) == ("PNG", (64, 64), 64)
+    assert layer.output.fingerprint["model"] == "builtin:tiny" and layer.output.fingerprint["device"] == "cpu"
+    assert len(layer.output.cache_key) == 64 and layer.output.duration_ms > 0
+    [rendered] = [e for e in store.read(canvas_id) if e.type == "layer.rendered"]
+    assert rendered.actor == "engine"
+    kinds = [notice["type"] for _, notice in notices]
+    assert kinds[0] == "render_started" and kinds[-1] == "render_finished"
+    assert ("progress" in kinds) and {n["total"] for _, n in notices if n["type"] == "progress"} == {2}
+
+
+async def test_an_unchanged_layer_is_never_computed_twice(engine):
+    service, queue, _, _, _ = engine
+    first = await canvas_with(service, txt2img("a"), img2img("b", "a"))
+    await queue.wait_idle()
+    assert queue.stats["computed"] == 2
+    # Same operations, params, seeds and inputs on another canvas, under other layer ids: all cache hits.
+    second = await canvas_with(service, txt2img("x"), img2img("y", "x"))
+    await queue.wait_idle()
+    assert queue.stats["computed"] == 2 and queue.stats["cache_hits"] == 2
+    one, two = await service.state(first), await service.state(second)
+    assert two.layers["y"].output.cached and two.layers["y"].output.sha256 == one.layers["b"].output.sha256
+
+
+async def test_editing_a_middle_layer_re_renders_exactly_its_descendants(engine):
+    service, queue, _, store, _ = engine
+    canvas_id = await canvas_with(service, txt2img("a"), img2img("b", "a"), img2img("c", "b"), txt2img("d", seed=9))
+    await queue.wait_idle()
+    before = await service.state(canvas_id)
+    computed = queue.stats["computed"]
+    await service.execute(
+        canvas_id, ChangeParams(layer_id="b", params={"source": "a", "prompt": "in fog", "steps": 2}), "bob"
+    )
+    await queue.wait_idle()
+    after = await service.state(canvas_id)
+    assert queue.stats["computed"] - computed == 2
+    rerendered = [e.data.layer_id for e in store.read(canvas_id, after=before.version) if e.type == "layer.rendered"]
+    assert rerendered == ["b", "c"]
+    assert (
+        after.layers["a"].output == before.layers["a"].output and after.layers["d"].output == before.layers["d"].output
+    )
+    assert after.layers["b"].output.sha256 != before.layers["b"].output.sha256
+    assert all(layer.status == "rendered" for layer in after.layers.values())
+
+
+async def test_a_failing_operation_records_layer_failed_and_the_queue_goes_on(engine):
+    service, queue, _, _, notices = engine
+    canvas_id = await canvas_with(service, AddLayer(layer_id="boom", operation="explode"), txt2img("ok"))
+    await queue.wait_idle()
+    state = await service.state(canvas_id)
+    assert state.layers["boom"].status == "failed"
+    assert state.layers["boom"].error == "RuntimeError: the operation blew up"
+    assert state.layers["ok"].status == "rendered"
+    assert any(n["type"] == "render_failed" for _, n in notices)
+    await service.execute(canvas_id, RetryRender(layer_id="boom"), "alice")
+    await queue.wait_idle()
+    retried = (await service.state(canvas_id)).layers["boom"]
+    assert retried.status == "failed" and retried.revision == 2
+
+
+async def test_a_running_render_can_be_cancelled(engine):
+    service, queue, _, _, notices = engine
+    slow = AddLayer(
+        layer_id="slow", operation="txt2img", params={"prompt": "x", "width": 256, "height": 256, "steps": 150}
+    )
+    canvas_id = await canvas_with(service, slow, img2img("child", "slow"))
+    for _ in range(600):
+        if any(n["type"] == "progress" for _, n in notices):
+            break
+        await asyncio.sleep(0.05)
+    assert await queue.cancel(canvas_id, "slow", "alice")
+    await queue.wait_idle()
+    state = await service.state(canvas_id)
+    assert state.layers["slow"].status == "failed" and state.layers["slow"].error == "render cancelled"
+    steps = [n["step"] for _, n in notices if n["type"] == "progress"]
+    assert steps and max(steps) < 150
+    assert state.layers["child"].status == "pending"  # waits for its input; nothing was rendered from nothing
+    assert [n["type"] for _, n in notices][-1] == "render_cancelled"
+
+
+async def test_a_queued_render_can_be_cancelled_before_it_starts(engine):
+    service, queue, _, _, _ = engine
+    await queue.stop()  # nothing runs: the layer stays queued
+    canvas_id = await canvas_with(service, txt2img("a"))
+    assert await queue.cancel(canvas_id, "a", "alice")
+    layer = (await service.state(canvas_id)).layers["a"]
+    assert layer.status == "failed" and layer.error == "cancelled by alice"
+    assert not await queue.cancel(canvas_id, "a", "alice")
+
+
+async def test_renders_left_waiting_at_shutdown_run_after_a_restart(tmp_path, renderer):
+    store = SQLEventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    service = CanvasService(store, Decider(operations()))
+    await service.start()
+    canvas_id = await canvas_with(service, txt2img("a"))  # no render queue running
+    queue = RenderQueue(service, store, LocalBlobStore(tmp_path / "blobs"), operations(), lambda: renderer)
+    await queue.start()
+    await queue.wait_idle()
+    assert (await service.state(canvas_id)).layers["a"].status == "rendered"
+    await queue.stop()
+    await service.stop()
+    store.close()
+
+
+async def test_replay_in_another_process_is_bit_identical(engine, tmp_path, model_options):
+    service, queue, _, store, _ = engine
+    canvas_id = await canvas_with(service, txt2img("a"), img2img("b", "a"), txt2img("c", seed=5))
+    await queue.wait_idle()
+    data = tmp_path  # the engine fixture keeps db.sqlite and blobs/ here, as a data directory would
+    (data / "opendream.db").symlink_to(data / "db.sqlite")
+    for suffix in ("-wal", "-shm"):
+        if (data / f"db.sqlite{suffix}").exists():
+            (data / f"opendream.db{suffix}").symlink_to(data / f"db.sqlite{suffix}")
+    (data / "models").symlink_to(model_options.models_dir)
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "replay", "--canvas", canvas_id, "--data", str(data), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [(layer["layer_id"], layer["outcome"]) for layer in report["layers"]] == [
+        ("a", "identical"),
+        ("b", "identical"),
+        ("c", "identical"),
+    ]
+    recorded = await service.state(canvas_id)
+    assert [layer["replayed"] for layer in report["layers"]] == [recorded.layers[i].output.sha256 for i in "abc"]
