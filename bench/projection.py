@@ -22,8 +22,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.builtins import default_registry  # noqa: E402
-from server.core.commands import (  # noqa: E402
+from engine.builtins import default_registry
+from server.core.commands import (
     AddLayer,
     ChangeParams,
     Command,
@@ -34,10 +34,10 @@ from server.core.commands import (  # noqa: E402
     SetOpacity,
     SetVisibility,
 )
-from server.core.decide import Decider  # noqa: E402
-from server.core.state import CanvasState  # noqa: E402
-from server.service import CanvasService  # noqa: E402
-from server.store.sql import SQLEventStore, sqlite_url  # noqa: E402
+from server.core.decide import Decider
+from server.core.state import CanvasState
+from server.service import CanvasService
+from server.store.sql import SQLEventStore, sqlite_url
 
 
 async def append_throughput(service: CanvasService, writers: int, per_writer: int) -> float:

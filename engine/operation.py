@@ -28,18 +28,16 @@ INPUT_KEY = "x-opendream-input"
 WIDGET_KEY = "x-opendream-widget"
 
 
-def LayerInput(description: str = "", kind: InputKind = "image", default: Any = ...) -> Any:  # noqa: N802
+def LayerInput(description: str = "", kind: InputKind = "image", default: Any = ...) -> Any:
     """A parameter holding the id of another layer whose image the operation reads (optional with default=None)."""
-    return Field(
-        default, description=description, min_length=1, max_length=128, json_schema_extra={INPUT_KEY: kind}
-    )
+    return Field(default, description=description, min_length=1, max_length=128, json_schema_extra={INPUT_KEY: kind})
 
 
-def MaskInput(description: str = "", default: Any = ...) -> Any:  # noqa: N802
+def MaskInput(description: str = "", default: Any = ...) -> Any:
     return LayerInput(description, kind="mask", default=default)
 
 
-def Prompt(description: str = "", default: str = "", max_length: int = 2000) -> Any:  # noqa: N802
+def Prompt(description: str = "", default: str = "", max_length: int = 2000) -> Any:
     return Field(default, description=description, max_length=max_length, json_schema_extra={WIDGET_KEY: "textarea"})
 
 

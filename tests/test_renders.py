@@ -202,7 +202,7 @@ async def test_renders_left_waiting_at_shutdown_run_after_a_restart(tmp_path, re
 
 
 async def test_replay_in_another_process_is_bit_identical(engine, tmp_path, model_options):
-    service, queue, _, store, _ = engine
+    service, queue, _, _, _ = engine
     canvas_id = await canvas_with(service, txt2img("a"), img2img("b", "a"), txt2img("c", seed=5))
     await queue.wait_idle()
     data = tmp_path  # the engine fixture keeps db.sqlite and blobs/ here, as a data directory would

@@ -1,0 +1,69 @@
+"""What an operation's `run` gets besides its inputs and params: the model, the seed, progress, cancellation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from engine.errors import RenderCancelled
+
+if TYPE_CHECKING:
+    from engine.models.loader import ModelHandle, PipelineKind
+
+ProgressCallback = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass
+class RunContext:
+    model: ModelHandle
+    seed: int | None = None
+    progress_callback: ProgressCallback | None = None
+    cancelled: CancelCheck | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    def pipeline(self, kind: PipelineKind, scheduler: str | None = None) -> Any:
+        return self.model.pipeline(kind, scheduler)
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded with the render's seed (+ offset for a second independent stream).
+
+        Noise is always drawn on the CPU, as ComfyUI and InvokeAI do: CUDA and MPS generators produce other
+        numbers for the same seed, so a seed would otherwise mean a different picture on every device.
+        diffusers draws on the generator's device and moves the tensor to the model's device.
+        """
+        if self.seed is None:
+            raise ValueError("this render has no seed; operations that draw noise must set uses_seed = True")
+        return torch.Generator("cpu").manual_seed(self.seed + offset)
+
+    def progress(self, step: int, total: int) -> None:
+        if self.progress_callback is not None:
+            self.progress_callback(step, total)
+
+    def check_cancelled(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise RenderCancelled("render cancelled")
+
+    def step_callback(self) -> Callable[..., dict[str, Any]]:
+        """For diffusers' `callback_on_step_end`: reports progress, then stops between steps if cancelled."""
+
+        def on_step_end(pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+            self.progress(step + 1, int(pipe.num_timesteps))
+            self.check_cancelled()
+            return callback_kwargs
+
+        return on_step_end
+
+    def diffusers_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments every diffusers pipeline call takes from the context."""
+        return {"generator": self.generator(), "callback_on_step_end": self.step_callback()}

@@ -1,0 +1,19 @@
+"""Engine exceptions, importable without torch (the server catches them)."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    pass
+
+
+class RenderCancelled(EngineError):
+    """Raised between denoising steps when the render's cancellation check says stop."""
+
+
+class CapabilityMissing(EngineError):
+    """The loaded model lacks a component an operation needs (e.g. an instruct-pix2pix UNet)."""
+
+
+class MissingInput(EngineError):
+    """An operation's layer input was not handed to the renderer."""

@@ -1,0 +1,337 @@
+"""Loading models once and handing out pipelines that share their components.
+
+A `ModelHandle` loads the base StableDiffusionPipeline on first use and keeps its modules; every pipeline an
+operation asks for (img2img, inpaint, controlnet, ...) is a thin wrapper around those same modules, built per
+render with a fresh scheduler (building one costs well under a millisecond; loading weights is never
+repeated). Extra components live next to the base model in the folder layout written by
+engine.models.tiny:
+
+    unet_inpaint/      a 9-channel inpainting UNet. Without it inpainting falls back to the base UNet with
+                       diffusers' latent-blending path (StableDiffusionInpaintPipeline with a 4-channel UNet),
+                       which works with any SD 1.x/2.x model but blends less cleanly at the mask edge.
+    unet_pix2pix/      an 8-channel instruct-pix2pix UNet. No fallback: instruct_pix2pix is unavailable.
+    controlnet_canny/  a ControlNet for Canny edges. No fallback: controlnet_canny is unavailable.
+
+`ModelOptions.extras` points any of them elsewhere, e.g. {"controlnet_canny": "lllyasviel/sd-controlnet-canny",
+"unet_inpaint": "runwayml/stable-diffusion-inpainting"} (a pipeline folder/repo: its `unet` subfolder is used).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from engine.errors import CapabilityMissing
+from engine.models import tiny
+from engine.models.fingerprint import HashCache, default_hash_cache, hash_model_path
+from engine.models.libs import diffusers_quiet, dtype_kwarg
+from engine.models.spec import ModelSpec, parse_model_spec
+from engine.schedulers import make_scheduler
+
+PipelineKind = Literal["txt2img", "img2img", "inpaint", "instruct_pix2pix", "controlnet_canny"]
+CPU_ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+EXTRA_COMPONENTS = (tiny.INPAINT_UNET, tiny.PIX2PIX_UNET, tiny.CONTROLNET_CANNY)
+_NEEDS: dict[str, str | None] = {
+    "txt2img": None,
+    "img2img": None,
+    "inpaint": None,  # has a fallback, see the module docstring
+    "instruct_pix2pix": tiny.PIX2PIX_UNET,
+    "controlnet_canny": tiny.CONTROLNET_CANNY,
+}
+
+
+def default_models_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "opendream" / "models"
+
+
+def select_device(preferred: str | None = None) -> torch.device:
+    """CUDA > MPS > CPU, unless `preferred` (or OPENDREAM_DEVICE) names one."""
+    preferred = preferred or os.environ.get("OPENDREAM_DEVICE") or None
+    if preferred:
+        return torch.device(preferred)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def select_dtype(device: torch.device, preferred: str | None = None) -> torch.dtype:
+    if preferred:
+        dtype = getattr(torch, preferred, None)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"unknown dtype {preferred!r}")
+        return dtype
+    # Half precision halves memory and doubles speed on CUDA; on CPU it is slow, on MPS fp16 VAEs produce NaNs.
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    device: str | None = None  # "cuda", "cuda:1", "mps", "cpu"; None picks the best available
+    dtype: str | None = None  # "float16", "bfloat16", "float32"; None: float16 on CUDA, float32 elsewhere
+    attention_slicing: bool = False  # less memory, slightly slower, slightly different pixels
+    vae_tiling: bool = False  # decode large images in tiles (less memory; seams are blended)
+    models_dir: Path | None = None  # where built-in models are built; default ~/.cache/opendream/models
+    hash_cache: Path | None = None  # default ~/.cache/opendream/weight-hashes.json
+    extras: Mapping[str, str] = field(default_factory=dict)  # component name -> folder or hub id
+
+
+class ModelHandle:
+    """One model, loaded lazily and exactly once; pipelines for every operation share its modules.
+
+    Rendering is serialized through `lock`: diffusion on one device does not get faster by running two at
+    once, and serializing keeps memory predictable.
+    """
+
+    def __init__(self, spec: str | ModelSpec, options: ModelOptions | None = None) -> None:
+        self.spec = parse_model_spec(spec)
+        self.options = options or ModelOptions()
+        self.device = select_device(self.options.device)
+        self.dtype = select_dtype(self.device, self.options.dtype)
+        self.lock = threading.RLock()
+        self._load_lock = threading.Lock()
+        self._base: Any = None
+        self._path: Path | None = None
+        self._extras: dict[str, Any] = {}
+        self._model_hash: str | None = None
+        self._warm = False
+
+    # --- loading ---------------------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        return self._base is not None
+
+    def load(self) -> ModelHandle:
+        """Load the base model (once) and warm it up (once)."""
+        self._ensure_base()
+        if not self._warm:
+            with self.lock:
+                if not self._warm:
+                    self._warm_up()
+                    self._warm = True
+        return self
+
+    def _warm_up(self) -> None:
+        # The first pipeline call pays one-off lazy imports and kernel setup: ~0.8 s on CPU, even for a
+        # 256 px render. A 1-step call at the smallest size pays it for ~20 ms, before anyone is waiting.
+        pipe = self.pipeline("txt2img")
+        size = 8 * pipe.vae_scale_factor
+        generator = torch.Generator("cpu").manual_seed(0)  # leave the global RNG alone
+        with torch.inference_mode():
+            pipe(
+                prompt="",
+                width=size,
+                height=size,
+                num_inference_steps=1,
+                guidance_scale=0.0,
+                output_type="latent",
+                generator=generator,
+            )
+
+    def _ensure_base(self) -> Any:
+        if self._base is None:
+            with self._load_lock:
+                if self._base is None:
+                    self._base = self._load_base()
+        return self._base
+
+    def _from_pretrained_kwargs(self) -> dict[str, Any]:
+        return {
+            dtype_kwarg(): self.dtype,
+            "safety_checker": None,
+            "requires_safety_checker": False,
+            # without `accelerate` installed diffusers cannot do the low-memory path and says so loudly
+            "low_cpu_mem_usage": False,
+        }
+
+    def _resolve_path(self) -> Path:
+        if self._path is None:
+            spec = self.spec
+            if spec.kind == "builtin":
+                root = self.options.models_dir or default_models_dir()
+                self._path = tiny.ensure_tiny_model(root / f"builtin-{spec.location}-v{tiny.BUILD_VERSION}")
+            elif spec.kind == "hub":
+                from diffusers import DiffusionPipeline
+
+                self._path = Path(DiffusionPipeline.download(spec.location))
+            else:
+                self._path = Path(spec.location)
+                if not self._path.exists():
+                    raise FileNotFoundError(f"model {spec} not found")
+        return self._path
+
+    def _load_base(self) -> Any:
+        StableDiffusionPipeline = diffusers_quiet().StableDiffusionPipeline
+        path = self._resolve_path()
+        if self.spec.kind == "single_file":
+            # Needs the matching config from the hub (or its cache) to know the architecture.
+            pipe = StableDiffusionPipeline.from_single_file(
+                str(path), **{dtype_kwarg(): self.dtype}, safety_checker=None, requires_safety_checker=False
+            )
+        else:
+            pipe = StableDiffusionPipeline.from_pretrained(str(path), **self._from_pretrained_kwargs())
+        pipe.to(self.device)
+        self._configure(pipe.unet)
+        if self.options.vae_tiling:
+            pipe.vae.enable_tiling()
+        return pipe
+
+    def _configure(self, module: Any) -> None:
+        if self.options.attention_slicing and hasattr(module, "set_attention_slice"):
+            module.set_attention_slice("auto")
+        module.eval()
+
+    def _extra_source(self, name: str) -> tuple[Path | str, str | None] | None:
+        """Where component `name` comes from: (folder or hub id, subfolder), or None if the model has none."""
+        override = self.options.extras.get(name)
+        if override:
+            parsed = parse_model_spec(override)
+            location: Path | str = parsed.location
+            if parsed.kind == "folder" and (Path(location) / "model_index.json").exists():
+                return location, "unet" if name != tiny.CONTROLNET_CANNY else None
+            if parsed.kind == "hub" and name != tiny.CONTROLNET_CANNY:
+                return location, "unet"
+            return location, None
+        if self.spec.kind == "single_file":
+            return None
+        candidate = self._resolve_path() / name
+        return (candidate, None) if (candidate / "config.json").exists() else None
+
+    def component(self, name: str) -> Any | None:
+        """An extra component (see module docstring), loaded on first use; None when the model has none."""
+        if name not in EXTRA_COMPONENTS:
+            raise KeyError(name)
+        self._ensure_base()
+        if name not in self._extras:
+            with self._load_lock:
+                if name not in self._extras:
+                    self._extras[name] = self._load_extra(name)
+        return self._extras[name]
+
+    def _load_extra(self, name: str) -> Any | None:
+        source = self._extra_source(name)
+        if source is None:
+            return None
+        diffusers = diffusers_quiet()
+        location, subfolder = source
+        cls = diffusers.ControlNetModel if name == tiny.CONTROLNET_CANNY else diffusers.UNet2DConditionModel
+        kwargs: dict[str, Any] = {dtype_kwarg(): self.dtype, "low_cpu_mem_usage": False}
+        if subfolder:
+            kwargs["subfolder"] = subfolder
+        module = cls.from_pretrained(str(location), **kwargs).to(self.device)
+        self._configure(module)
+        return module
+
+    # --- pipelines -------------------------------------------------------------------------------------
+
+    def supports(self, kind: PipelineKind) -> bool:
+        needed = _NEEDS[kind]
+        return needed is None or self.component(needed) is not None
+
+    def pipeline(self, kind: PipelineKind, scheduler: str | None = None) -> Any:
+        """A pipeline for `kind` over the shared modules, with a fresh scheduler (`scheduler` names one)."""
+        diffusers = diffusers_quiet()
+
+        base = self._ensure_base()
+        parts: dict[str, Any] = {
+            "vae": base.vae,
+            "text_encoder": base.text_encoder,
+            "tokenizer": base.tokenizer,
+            "unet": base.unet,
+            "scheduler": make_scheduler(scheduler, base.scheduler.config)
+            if scheduler
+            else type(base.scheduler).from_config(base.scheduler.config),
+            "safety_checker": None,
+            "feature_extractor": None,
+            "requires_safety_checker": False,
+        }
+        if kind == "txt2img":
+            cls = diffusers.StableDiffusionPipeline
+        elif kind == "img2img":
+            cls = diffusers.StableDiffusionImg2ImgPipeline
+        elif kind == "inpaint":
+            cls = diffusers.StableDiffusionInpaintPipeline
+            parts["unet"] = self.component(tiny.INPAINT_UNET) or base.unet
+        elif kind == "instruct_pix2pix":
+            cls = diffusers.StableDiffusionInstructPix2PixPipeline
+            parts["unet"] = self._require(tiny.PIX2PIX_UNET, kind)
+        elif kind == "controlnet_canny":
+            cls = diffusers.StableDiffusionControlNetPipeline
+            parts["controlnet"] = self._require(tiny.CONTROLNET_CANNY, kind)
+        else:
+            raise ValueError(f"unknown pipeline kind {kind!r}")
+        pipe = cls(**parts)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def _require(self, name: str, kind: str) -> Any:
+        module = self.component(name)
+        if module is None:
+            raise CapabilityMissing(
+                f"model {self.spec} has no {name} component, needed by {kind} "
+                f"(add a {name}/ folder next to it or set ModelOptions.extras[{name!r}])"
+            )
+        return module
+
+    # --- identity --------------------------------------------------------------------------------------
+
+    def model_hash(self) -> str:
+        if self._model_hash is None:
+            cache = HashCache(self.options.hash_cache or default_hash_cache())
+            self._model_hash = hash_model_path(self._resolve_path(), cache)
+        return self._model_hash
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What determines the pixels besides the operation, its params, inputs and seed.
+
+        Two renders with equal fingerprints (and equal operation/params/inputs/seed) are bit-identical on CPU;
+        see docs/reproducibility.md for what differs when a field differs.
+        """
+        import diffusers
+
+        return {
+            "model": str(self.spec),
+            "model_hash": self.model_hash(),
+            "diffusers": diffusers.__version__,
+            "torch": torch.__version__,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            # oneDNN and MKL pick their own kernels; these pin them (see docs/reproducibility.md)
+            "cpu_env": {name: os.environ[name] for name in CPU_ISA_ENV if name in os.environ},
+            "attention_slicing": self.options.attention_slicing,
+            "vae_tiling": self.options.vae_tiling,
+        }
+
+
+class ModelManager:
+    """Model handles by spec, each loaded at most once per process."""
+
+    def __init__(self, default: str | ModelSpec = "builtin:tiny", options: ModelOptions | None = None) -> None:
+        self.default_spec = parse_model_spec(default)
+        self.options = options or ModelOptions()
+        self._handles: dict[ModelSpec, ModelHandle] = {}
+        self._lock = threading.Lock()
+
+    def get(self, spec: str | ModelSpec | None = None) -> ModelHandle:
+        parsed = self.default_spec if spec is None else parse_model_spec(spec)
+        with self._lock:
+            handle = self._handles.get(parsed)
+            if handle is None:
+                handle = self._handles[parsed] = ModelHandle(parsed, self.options)
+        return handle
+
+    def loaded(self) -> list[ModelHandle]:
+        with self._lock:
+            return [handle for handle in self._handles.values() if handle.loaded]

@@ -1,0 +1,1 @@
+"""The built-in operations, one module each. Importing them is cheap: torch loads inside `run`."""

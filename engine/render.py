@@ -1,0 +1,155 @@
+"""The synchronous renderer a queue worker calls (in a thread): operation name + params + seed -> images."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from PIL import Image
+
+from engine.builtins import default_registry
+from engine.context import CancelCheck, ProgressCallback, RunContext
+from engine.errors import MissingInput
+from engine.models.loader import ModelManager
+from engine.models.spec import ModelSpec
+from engine.operation import OperationRegistry, validate_params
+from engine.png import encode_png
+
+__all__ = ["RenderResult", "Renderer", "ReproducibleMode", "encode_png"]
+
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class ReproducibleMode:
+    """Pins what can be pinned at runtime for bit-identical CPU output across processes and machines.
+
+    The intra-op thread count changes how float sums are split, and so the last bits of the pixels; pinning
+    it makes machines with different core counts agree. The instruction set (AVX2 vs AVX-512) cannot be
+    changed once torch is loaded: start the process with ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA and MKL_CBWR
+    set (recorded in the fingerprint); `cpu_capability` refuses to run when torch's does not match.
+    See docs/reproducibility.md for measurements.
+    """
+
+    threads: int = 1
+    deterministic_algorithms: bool = True
+    cpu_capability: str | None = None  # e.g. "AVX2"; None accepts whatever the machine has
+
+    def apply(self) -> None:
+        actual = torch.backends.cpu.get_cpu_capability()
+        if self.cpu_capability and actual.upper() != self.cpu_capability.upper():
+            raise RuntimeError(
+                f"reproducible mode wants CPU capability {self.cpu_capability}, torch uses {actual}: start the "
+                f"process with ATEN_CPU_CAPABILITY={self.cpu_capability.lower()} "
+                f"ONEDNN_MAX_CPU_ISA={self.cpu_capability.upper()} MKL_CBWR={self.cpu_capability.upper()}"
+            )
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        if self.deterministic_algorithms and not torch.are_deterministic_algorithms_enabled():
+            # cuBLAS needs a fixed workspace to be deterministic; it must be set before its first use.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "threads": self.threads,
+            "deterministic_algorithms": self.deterministic_algorithms,
+            "cpu_capability": self.cpu_capability,
+        }
+
+
+@dataclass
+class RenderResult:
+    images: list[Image.Image]
+    fingerprint: dict[str, Any]
+    duration_ms: float
+    seed: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Renderer:
+    def __init__(
+        self,
+        models: ModelManager,
+        registry: OperationRegistry | None = None,
+        *,
+        reproducible: ReproducibleMode | bool | None = None,
+    ) -> None:
+        self.models = models
+        self.registry = registry or default_registry()
+        self.reproducible = ReproducibleMode() if reproducible is True else (reproducible or None)
+        if self.reproducible is not None:
+            self.reproducible.apply()
+
+    def render(
+        self,
+        operation_name: str,
+        params: Mapping[str, Any],
+        seed: int | None,
+        inputs: Mapping[str, Image.Image],
+        progress: ProgressCallback | None = None,
+        cancelled: CancelCheck | None = None,
+        *,
+        model: str | ModelSpec | None = None,
+    ) -> RenderResult:
+        """Run one operation. `inputs` maps each layer parameter's name (or the layer id it names) to its image.
+
+        A generating operation given no seed gets a random one, returned in the result so it can be recorded.
+        Raises InvalidParams, MissingInput, CapabilityMissing, RenderCancelled.
+        """
+        operation = self.registry.get(operation_name)
+        if operation is None:
+            raise KeyError(f"unknown operation {operation_name!r}")
+        validated = validate_params(operation, params)
+        typed = operation.Params.model_validate(validated.params)
+        images = _inputs_by_param(operation_name, validated.inputs, inputs)
+        if operation.uses_seed:
+            seed = secrets.randbelow(2**32) if seed is None else seed
+            if not 0 <= seed <= MAX_SEED:
+                raise ValueError(f"seed must be in 0..{MAX_SEED}")
+        else:
+            seed = None
+
+        handle = self.models.get(model)
+        ctx = RunContext(model=handle, seed=seed, progress_callback=progress, cancelled=cancelled)
+        ctx.check_cancelled()
+        with handle.lock:
+            if operation.needs_model:
+                handle.load()  # loading is not part of the render's duration
+            if self.reproducible is not None:
+                self.reproducible.apply()
+            started = time.perf_counter()
+            with torch.inference_mode():
+                output = operation().run(ctx, images, typed)
+            duration_ms = (time.perf_counter() - started) * 1000.0
+            fingerprint = self.fingerprint(model)
+        return RenderResult(
+            images=output if isinstance(output, list) else [output],
+            fingerprint=fingerprint,
+            duration_ms=duration_ms,
+            seed=seed,
+        )
+
+    def fingerprint(self, model: str | ModelSpec | None = None) -> dict[str, Any]:
+        fingerprint = self.models.get(model).fingerprint()
+        fingerprint["reproducible"] = self.reproducible.describe() if self.reproducible else None
+        return fingerprint
+
+
+def _inputs_by_param(
+    operation_name: str, wanted: Mapping[str, str], given: Mapping[str, Image.Image]
+) -> dict[str, Image.Image]:
+    found: dict[str, Image.Image] = {}
+    for param, layer_id in wanted.items():
+        image = given.get(param, given.get(layer_id))
+        if image is None:
+            raise MissingInput(f"{operation_name}: no image for input {param!r} (layer {layer_id!r})")
+        found[param] = image
+    return found
