@@ -29,7 +29,7 @@ from server.blobs import BlobStore
 from server.core.commands import RecordFailure, RecordRender
 from server.core.decide import CommandRejected
 from server.core.events import Event
-from server.core.scheduling import ready_layers, waiting_layers
+from server.core.scheduling import NEEDS_RENDER, ready_layers, waiting_layers
 from server.core.state import CanvasState, Layer
 from server.service import CanvasNotFound, CanvasService
 from server.store.base import EventStore, RenderRecord
@@ -152,6 +152,7 @@ class RenderQueue:
     # --- the worker ------------------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             if not self._dirty:
                 self._idle.set()
@@ -168,19 +169,53 @@ class RenderQueue:
                 continue
             self._dirty[canvas_id] = None  # back of the line: other canvases take their turn first
             try:
-                await self._render(state, ready[0])
+                hits = await loop.run_in_executor(self._executor, self._cached_renders, state)
+                if hits:
+                    await asyncio.gather(*(self._record(canvas_id, layer, record, True) for layer, record in hits))
+                else:
+                    await self._render(state, ready[0])
             except Exception:  # never let one render take the worker down
-                log.exception("render of %s/%s failed unexpectedly", canvas_id, ready[0].id)
+                log.exception("rendering canvas %s failed unexpectedly", canvas_id)
+
+    def _cached_renders(self, state: CanvasState) -> list[tuple[Layer, RenderRecord]]:
+        """Every layer needing a render whose output the cache already has — including layers whose inputs
+        are only now found in the cache — so that a canvas made of known renders is recorded in one commit."""
+        fingerprint = self.renderer().fingerprint()
+        outputs = {layer.id: layer.output.sha256 for layer in state.layers.values()
+                   if layer.status == "rendered" and layer.output is not None}  # fmt: skip
+        hits: list[tuple[Layer, RenderRecord]] = []
+        for layer in state.topological_order():
+            if layer.status not in NEEDS_RENDER or not all(parent in outputs for parent in layer.parents):
+                continue
+            input_images = self._input_images(layer, outputs)
+            if input_images is None:
+                continue
+            record = self.store.find_render(
+                cache_key(layer.operation, layer.params, layer.seed, input_images, fingerprint)
+            )
+            if record is not None and self.blobs.exists(record.output):
+                outputs[layer.id] = record.output
+                hits.append((layer, record))
+        return hits
+
+    def _input_images(self, layer: Layer, outputs: dict[str, str]) -> dict[str, str] | None:
+        """Parameter name -> sha256 of the image it reads; None when the operation is unknown."""
+        operation = self.operations.get(layer.operation)
+        if operation is None:
+            return None
+        return {
+            param: outputs[layer.params[param]]
+            for param in operation.input_fields()
+            if layer.params.get(param) is not None and layer.params[param] in outputs
+        }
 
     async def _render(self, state: CanvasState, layer: Layer) -> None:
         canvas_id = state.canvas_id
-        operation = self.operations.get(layer.operation)
-        if operation is None:
+        outputs = {lid: item.output.sha256 for lid, item in state.layers.items() if item.output is not None}
+        input_images = self._input_images(layer, outputs)
+        if input_images is None:
             await self._record_failure(canvas_id, layer, f"operation {layer.operation!r} is not available")
             return
-        inputs = {param: state.layers[layer.params[param]].output for param in operation.input_fields()
-                  if layer.params.get(param) is not None}  # fmt: skip
-        input_images = {param: output.sha256 for param, output in inputs.items() if output is not None}
         running = _Running(canvas_id, layer.id, layer.revision)
         self._running = running
         loop = asyncio.get_running_loop()
@@ -191,7 +226,7 @@ class RenderQueue:
 
         self._notify(canvas_id, {"type": "render_started", "layer_id": layer.id, "revision": layer.revision})
         try:
-            outcome = await loop.run_in_executor(
+            record = await loop.run_in_executor(
                 self._executor, self._materialise, layer, input_images, progress, running.cancel.is_set
             )
         except Exception as exc:
@@ -205,32 +240,29 @@ class RenderQueue:
             return
         finally:
             self._running = None
-        record, cached = outcome
+        await self._record(canvas_id, layer, record, False)
+
+    async def _record(self, canvas_id: str, layer: Layer, record: RenderRecord, cached: bool) -> None:
         self.stats["cache_hits" if cached else "computed"] += 1
+        command = RecordRender(
+            layer_id=layer.id,
+            revision=layer.revision,
+            output=record.output,
+            width=record.width,
+            height=record.height,
+            fingerprint=record.fingerprint,
+            duration_ms=record.duration_ms,
+            cache_key=record.cache_key,
+            cached=cached,
+        )
         try:
-            await self.service.execute(
-                canvas_id,
-                RecordRender(
-                    layer_id=layer.id,
-                    revision=layer.revision,
-                    output=record.output,
-                    width=record.width,
-                    height=record.height,
-                    fingerprint=record.fingerprint,
-                    duration_ms=record.duration_ms,
-                    cache_key=record.cache_key,
-                    cached=cached,
-                ),
-                ENGINE_ACTOR,
-            )
+            await self.service.execute(canvas_id, command, ENGINE_ACTOR)
         except (CommandRejected, CanvasNotFound) as exc:  # edited or deleted meanwhile: the result is moot
             log.info("render of %s/%s not recorded: %s", canvas_id, layer.id, exc)
             self.stats["discarded"] += 1
             return
-        self._notify(
-            canvas_id,
-            {"type": "render_finished", "layer_id": layer.id, "output": record.output, "cached": cached},
-        )
+        notice = {"type": "render_finished", "layer_id": layer.id, "output": record.output, "cached": cached}
+        self._notify(canvas_id, notice)
 
     def _materialise(
         self,
@@ -238,18 +270,14 @@ class RenderQueue:
         input_images: dict[str, str],
         progress: Callable[[int, int], None],
         cancelled: Callable[[], bool],
-    ) -> tuple[RenderRecord, bool]:
-        """In the render thread: the cached render for this key, or a fresh one stored in the blob store."""
+    ) -> RenderRecord:
+        """In the render thread: render, store the PNG in the blob store, remember it in the render cache."""
         from PIL import Image
 
         from engine.png import encode_png
 
         renderer = self.renderer()
-        fingerprint = renderer.fingerprint()
-        key = cache_key(layer.operation, layer.params, layer.seed, input_images, fingerprint)
-        known = self.store.find_render(key)
-        if known is not None and self.blobs.exists(known.output):
-            return known, True
+        key = cache_key(layer.operation, layer.params, layer.seed, input_images, renderer.fingerprint())
         images = {param: Image.open(io.BytesIO(self.blobs.get(sha))) for param, sha in input_images.items()}
         started = time.perf_counter()
         result = renderer.render(layer.operation, layer.params, layer.seed, images, progress, cancelled)
@@ -264,7 +292,7 @@ class RenderQueue:
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         self.store.save_render(record)
-        return record, False
+        return record
 
     def renderer(self) -> Renderer:
         if self._renderer is None:

@@ -1,0 +1,171 @@
+"""Engine benchmark, in one run:
+
+1. overhead: Renderer.render vs the same diffusers pipeline called directly with the same arguments (run
+   alternately on one loaded model, so drift in machine speed hits both alike; ratio of medians), and the
+   whole materialisation path (render queue → PNG → blob store → `layer.rendered` committed) per layer;
+2. the render cache: a 20-layer canvas rendered cold, then the same canvas again (same operations, params,
+   seeds, inputs) where every layer is a cache hit.
+
+    .venv/bin/python bench/engine.py [--size 256] [--steps 20] [--repeats 9] [--model builtin:tiny]
+
+The last line printed is JSON: {"engine_over_raw": ..., "cached_over_cold": ..., ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+
+from engine.builtins import default_registry
+from engine.models.loader import ModelManager, ModelOptions
+from engine.render import Renderer, encode_png
+from server.blobs import LocalBlobStore
+from server.core.commands import AddLayer
+from server.core.decide import Decider
+from server.renders import RenderQueue
+from server.service import CanvasService
+from server.store.sql import SQLEventStore, sqlite_url
+
+
+def canvas_commands(size: int, steps: int, layers: int = 20) -> list[AddLayer]:
+    """A plausible canvas: generated layers, each followed by a few img2img edits of it."""
+    commands: list[AddLayer] = []
+    for index in range(layers):
+        if index % 4 == 0:
+            params = {"prompt": f"a harbour, variation {index}", "width": size, "height": size, "steps": steps}
+            commands.append(AddLayer(layer_id=f"l{index}", operation="txt2img", params=params, seed=index))
+        else:
+            params = {"source": f"l{index - 1}", "prompt": f"edit {index}", "strength": 0.6, "steps": steps}
+            commands.append(AddLayer(layer_id=f"l{index}", operation="img2img", params=params, seed=index))
+    return commands
+
+
+async def render_canvas(service: CanvasService, queue: RenderQueue, commands: list[AddLayer]) -> tuple[float, float]:
+    """Wall time from the first command to the last layer recorded, and the time spent inside the renderer."""
+    started = time.perf_counter()
+    canvas_id = (await service.create_canvas("bench", "bench")).canvas_id
+    for command in commands:
+        await service.execute(canvas_id, command, "bench")
+    await queue.wait_idle(timeout=3600)
+    elapsed = time.perf_counter() - started
+    state = await service.state(canvas_id)
+    assert all(layer.status == "rendered" for layer in state.layers.values()), "every layer must render"
+    return elapsed, sum(layer.output.duration_ms for layer in state.layers.values()) / 1000
+
+
+async def cache_figures(renderer: Renderer, size: int, steps: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLEventStore(sqlite_url(Path(tmp) / "bench.db"))
+        store.migrate()
+        service = CanvasService(store, Decider(default_registry()))
+        await service.start()
+        queue = RenderQueue(service, store, LocalBlobStore(Path(tmp) / "blobs"), default_registry(), lambda: renderer)
+        await queue.start()
+        try:
+            commands = canvas_commands(size, steps)
+            cold, rendering = await render_canvas(service, queue, commands)
+            computed = queue.stats["computed"]
+            cached, _ = await render_canvas(service, queue, commands)
+            assert queue.stats["computed"] == computed, "the cached canvas must compute nothing"
+        finally:
+            await queue.stop()
+            await service.stop()
+            store.close()
+    return {
+        "cold_s_20_layers": round(cold, 3),
+        "cached_s_20_layers": round(cached, 4),
+        "cached_over_cold": round(cached / cold, 5),
+        # Everything around the renderer (queue, PNG, blob, commit) relative to the rendering itself.
+        "materialise_over_render": round(cold / rendering, 4),
+        "materialise_overhead_ms_per_layer": round((cold - rendering) * 1000 / len(commands), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="builtin:tiny")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--scheduler", default="dpm++")
+    parser.add_argument("--models-dir", type=Path, default=None)
+    args = parser.parse_args()
+
+    manager = ModelManager(args.model, ModelOptions(models_dir=args.models_dir))
+    renderer = Renderer(manager)
+    handle = manager.get().load()
+    params: dict[str, Any] = {
+        "prompt": "a photo of a red cat",
+        "width": args.size,
+        "height": args.size,
+        "steps": args.steps,
+        "guidance": 7.5,
+        "scheduler": args.scheduler,
+    }
+    seed = 1234
+    raw_pipe = handle.pipeline("txt2img", args.scheduler)
+
+    def engine() -> Any:
+        return renderer.render("txt2img", params, seed, {}).images[0]
+
+    def raw() -> Any:
+        return raw_pipe(
+            prompt=params["prompt"],
+            width=args.size,
+            height=args.size,
+            num_inference_steps=args.steps,
+            guidance_scale=params["guidance"],
+            generator=torch.Generator("cpu").manual_seed(seed),
+        ).images[0]
+
+    same = encode_png(engine()) == encode_png(raw())  # also the warm-up of both paths
+    times: dict[str, list[float]] = {"engine": [], "raw": []}
+    for _ in range(args.repeats):
+        for name, fn in (("engine", engine), ("raw", raw)):
+            started = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - started) * 1000.0)
+
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, values in times.items():
+        print(f"{name:>6}: median {medians[name]:7.1f} ms  min {min(values):7.1f}  max {max(values):7.1f}")
+    print(f"identical pixels: {same}; threads {torch.get_num_threads()}; {args.size}px, {args.steps} steps")
+
+    cache = asyncio.run(cache_figures(renderer, args.size, args.steps))
+    print(f"20-layer canvas: cold {cache['cold_s_20_layers']} s, all cached {cache['cached_s_20_layers']} s; "
+          f"{cache['materialise_overhead_ms_per_layer']} ms per layer around the renderer")  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "engine_over_raw": round(medians["engine"] / medians["raw"], 4),
+                "cached_over_cold": cache["cached_over_cold"],
+                "engine_ms": round(medians["engine"], 1),
+                "raw_ms": round(medians["raw"], 1),
+                **cache,
+                "identical": same,
+                "device": str(handle.device),
+                "dtype": str(handle.dtype).removeprefix("torch."),
+                "model": args.model,
+                "size": args.size,
+                "steps": args.steps,
+                "repeats": args.repeats,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
