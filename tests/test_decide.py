@@ -10,8 +10,10 @@ from server.core.commands import (
     DeleteLayer,
     MalformedCommand,
     MoveLayer,
+    RecordFailure,
     RecordRender,
     RenameLayer,
+    RetryRender,
     SetOpacity,
     SetVisibility,
     parse_envelope,
@@ -128,6 +130,13 @@ def test_move_out_of_range_is_rejected(decider, canvas):
 def test_a_render_must_be_of_the_current_revision(decider, canvas):
     command = RecordRender(layer_id="a", revision=2, output="f" * 64, width=8, height=8, fingerprint={}, duration_ms=1)
     assert rejection(decider, canvas, command).code == "stale_revision"
+
+
+def test_only_a_failed_render_can_be_retried(decider, canvas):
+    error = rejection(decider, canvas, RetryRender(layer_id="a"))
+    assert error.code == "not_failed" and "pending" in error.message
+    failed = run(decider, canvas, RecordFailure(layer_id="a", revision=1, reason="cancelled"))
+    assert [event.type for event in decider.decide(failed, RetryRender(layer_id="a"))] == ["layer.render_requested"]
 
 
 def test_commands_on_a_canvas_that_does_not_exist_are_rejected(decider):

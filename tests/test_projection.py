@@ -19,6 +19,7 @@ from server.core.events import (
     LayerParamsChanged,
     LayerRenamed,
     LayerRendered,
+    LayerRenderRequested,
     LayerVisibilityChanged,
 )
 from server.core.projection import apply, empty_state, project
@@ -126,6 +127,18 @@ def test_changing_params_makes_the_layer_and_its_descendants_stale():
     assert again.layers["c"].status == "rendered" and again.layers["c"].output.sha256 == SHA_B
 
 
+def test_a_render_request_gives_a_failed_layer_and_its_descendants_a_new_revision():
+    state = fold(CREATED, added("a"), added("b", "a"), LayerFailed("a", 1, "cancelled"), LayerRenderRequested("a"))
+    assert (state.layers["a"].status, state.layers["a"].revision, state.layers["a"].error) == ("pending", 2, None)
+    assert state.layers["b"].revision == 2
+
+
+def test_topological_order_puts_every_layer_after_what_it_reads():
+    state = fold(CREATED, added("a"), added("b"), added("c", "a"), LayerParamsChanged("a", {}, 1, ("b",)))
+    order = [layer.id for layer in state.topological_order()]
+    assert order.index("b") < order.index("a") < order.index("c")
+
+
 def diamond() -> CanvasState:
     #       d        d reads b and c, which both read a;
     #      / \       e reads d; f stands alone.
@@ -177,6 +190,7 @@ def test_descendants_and_ancestors():
         LayerParamsChanged("ghost", {}, None, ()),
         rendered("ghost"),
         LayerFailed("ghost", 1, "boom"),
+        LayerRenderRequested("ghost"),
         added("a"),  # already there
     ],
     ids=lambda event: event.type,

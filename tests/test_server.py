@@ -112,6 +112,8 @@ def test_commands_events_and_past_versions(client):
     [
         (b"{not json", 400, "malformed_json", None),
         (b'{"command_id": "1", "command": {"type": "warp"}}', 400, "malformed_command", "command"),
+        # Only the engine records renders: a client cannot forge one.
+        (b'{"command_id": "1", "command": {"type": "record_render", "layer_id": "a", "revision": 1, "output": "' + b"a" * 64 + b'", "width": 1, "height": 1, "fingerprint": {}, "duration_ms": 1}}', 400, "malformed_command", "command"),
         (b'{"command_id": "1", "command": {"type": "add_layer", "operation": "warp"}}', 422, "unknown_operation", "operation"),
         (b'{"command_id": "1", "command": {"type": "add_layer", "operation": "txt2img", "params": {"steps": -1}}}', 422,
          "invalid_params", "params.steps"),
