@@ -57,7 +57,7 @@ def renderer_factory(settings: Settings, operations: OperationRegistry) -> Calla
             models_dir=settings.models_dir,
             hash_cache=settings.models_dir / "weight-hashes.json",
         )
-        return Renderer(ModelManager(settings.model, options), operations)
+        return Renderer(ModelManager(settings.model, options), operations, reproducible=settings.reproducible or None)
 
     return build
 

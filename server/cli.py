@@ -31,7 +31,9 @@ def serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
 
-    settings = _settings(args, host=args.host, port=args.port, model=args.model, device=args.device)
+    settings = _settings(
+        args, host=args.host, port=args.port, model=args.model, device=args.device, reproducible=args.reproducible
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"opendream: serving on http://{settings.host}:{settings.port}  (data: {settings.data_dir})", flush=True)
     uvicorn.run(
@@ -66,7 +68,7 @@ def replay(args: argparse.Namespace) -> int:
     from server.service import CanvasService
     from server.store.sql import SQLEventStore
 
-    settings = _settings(args, model=args.model, device=args.device)
+    settings = _settings(args, model=args.model, device=args.device, reproducible=args.reproducible)
     store = SQLEventStore(settings.database_url)
     head = store.head(args.canvas)
     if head is None:
@@ -119,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         help="builtin:tiny (default), a hub id, a diffusers folder or a .safetensors file; env OPENDREAM_MODEL",
     )
     serve_parser.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
+    serve_parser.add_argument(
+        "--reproducible",
+        action="store_true",
+        default=None,
+        help="pin threads and deterministic kernels for bit-identical replays; env OPENDREAM_REPRODUCIBLE=1",
+    )
     _add_storage_flags(serve_parser)
     serve_parser.set_defaults(run=serve)
 
@@ -133,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     replay_parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     replay_parser.add_argument("--model", help="model spec (default: builtin:tiny)")
     replay_parser.add_argument("--device", help="cuda, mps or cpu")
+    replay_parser.add_argument("--reproducible", action="store_true", default=None, help="as for serve")
     _add_storage_flags(replay_parser)
     replay_parser.set_defaults(run=replay)
 

@@ -210,6 +210,28 @@ def _find_commands(conn: Connection, canvas_id: str, command_ids: Sequence[str])
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
+def _advance_head(conn: Connection, request: AppendRequest, new_version: int, now: float) -> bool:
+    """Move the canvas's version from the expected one to `new_version`; False if it was not the expected one."""
+    placeholder = _PLACEHOLDERS.get(conn.dialect.paramstyle)
+    if placeholder is None:
+        values: dict[str, Any] = {"version": new_version, "updated_at": now}
+        if request.canvas_name is not None:
+            values["name"] = request.canvas_name
+        statement = (
+            update(canvases)
+            .where(canvases.c.id == request.canvas_id, canvases.c.version == request.expected_version)
+            .values(**values)
+        )
+        return conn.execute(statement).rowcount == 1
+    name = "" if request.canvas_name is None else f", name = {placeholder}"
+    sql = (
+        f"UPDATE canvases SET version = {placeholder}, updated_at = {placeholder}{name} "
+        f"WHERE id = {placeholder} AND version = {placeholder}"
+    )
+    params = (new_version, now, *(() if request.canvas_name is None else (request.canvas_name,)))
+    return conn.exec_driver_sql(sql, (*params, request.canvas_id, request.expected_version)).rowcount == 1
+
+
 def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
     """Hot-path bulk insert straight through the driver: Core's per-statement work was ~40% of a group commit."""
     placeholder = _PLACEHOLDERS.get(conn.dialect.paramstyle)
@@ -267,15 +289,7 @@ class WriteTransaction:
                 except IntegrityError:  # created by another process since the check above
                     raise ConcurrencyError(request.canvas_id, 0, None) from None
             else:
-                values: dict[str, Any] = {"version": new_version, "updated_at": now}
-                if request.canvas_name is not None:
-                    values["name"] = request.canvas_name
-                result = conn.execute(
-                    update(canvases)
-                    .where(canvases.c.id == request.canvas_id, canvases.c.version == request.expected_version)
-                    .values(**values)
-                )
-                if result.rowcount != 1:
+                if not _advance_head(conn, request, new_version, now):
                     raise ConcurrencyError(request.canvas_id, request.expected_version, _head(conn, request.canvas_id))
             for offset, stored in enumerate(request.events, start=1):
                 if stored.seq != request.expected_version + offset or stored.canvas_id != request.canvas_id:
