@@ -54,6 +54,8 @@ def renderer_factory(settings: Settings, operations: OperationRegistry) -> Calla
 
         options = ModelOptions(
             device=settings.device,
+            attention_slicing=settings.attention_slicing,
+            vae_tiling=settings.vae_tiling,
             models_dir=settings.models_dir,
             hash_cache=settings.models_dir / "weight-hashes.json",
         )

@@ -32,7 +32,15 @@ def serve(args: argparse.Namespace) -> int:
     from server.app import create_app
 
     settings = _settings(
-        args, host=args.host, port=args.port, model=args.model, device=args.device, reproducible=args.reproducible
+        args,
+        host=args.host,
+        port=args.port,
+        model=args.model,
+        device=args.device,
+        reproducible=args.reproducible,
+        attention_slicing=args.attention_slicing or None,
+        vae_tiling=args.vae_tiling or None,
+        render=False if args.no_render else None,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"opendream: serving on http://{settings.host}:{settings.port}  (data: {settings.data_dir})", flush=True)
@@ -121,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         help="builtin:tiny (default), a hub id, a diffusers folder or a .safetensors file; env OPENDREAM_MODEL",
     )
     serve_parser.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
+    serve_parser.add_argument("--attention-slicing", action="store_true", help="less GPU memory, a little slower")
+    serve_parser.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles (less memory)")
+    serve_parser.add_argument("--no-render", action="store_true", help="run no render worker in this process")
     serve_parser.add_argument(
         "--reproducible",
         action="store_true",

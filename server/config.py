@@ -19,6 +19,8 @@ class Settings:
     model: str = field(default_factory=lambda: os.environ.get("OPENDREAM_MODEL", "builtin:tiny"))
     device: str | None = field(default_factory=lambda: os.environ.get("OPENDREAM_DEVICE") or None)
     render: bool = True  # run the render worker in this process
+    attention_slicing: bool = False  # less GPU memory, a little slower
+    vae_tiling: bool = False  # decode large images in tiles
     # Pin thread count and deterministic kernels so replays match bit for bit (costs speed: docs/reproducibility.md)
     reproducible: bool = field(default_factory=lambda: os.environ.get("OPENDREAM_REPRODUCIBLE", "") == "1")
     max_request_bytes: int = 1024 * 1024  # JSON bodies

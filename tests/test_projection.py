@@ -235,3 +235,18 @@ def test_snapshot_round_trip_is_exact():
     state = apply(diamond(), stamp(rendered("a"), start=7)[0])
     state = apply(state, stamp(LayerDeleted("e"), start=8)[0])
     assert decode_state(encode_state(state)) == state
+
+
+def test_old_payload_versions_are_upcast_on_read(monkeypatch):
+    from server.core import events
+
+    # Pretend layer.renamed was once stored as {"layer": ..., "title": ...} at schema version 0.
+    monkeypatch.setitem(
+        events.UPCASTERS, ("layer.renamed", 0), lambda old: {"layer_id": old["layer"], "name": old["title"]}
+    )
+    data = events.decode_payload("layer.renamed", 0, b'{"layer": "a", "title": "Sky"}')
+    assert data == LayerRenamed("a", "Sky")
+    with pytest.raises(events.UnknownEventType, match="no upcaster"):
+        events.decode_payload("layer.opacity_changed", 0, b"{}")
+    with pytest.raises(events.UnknownEventType, match="unknown event type"):
+        events.decode_payload("layer.teleported", 1, b"{}")

@@ -203,3 +203,12 @@ def test_blob_names_never_become_paths(client, name):
 
 def test_a_missing_blob_is_404(client):
     assert client.get(f"/api/blobs/{'0' * 64}").json()["error"]["code"] == "blob_not_found"
+
+
+def test_render_queue_and_cancel_routes(client):
+    canvas_id = client.post("/api/canvases", json={}).json()["id"]
+    renders = client.get(f"/api/canvases/{canvas_id}/renders").json()
+    assert renders["queue"] == [] and "stats" in renders
+    response = client.post(f"/api/canvases/{canvas_id}/layers/ghost/cancel")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "not_rendering"
+    assert client.get("/api/canvases/nope/renders").status_code == 404
