@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from server.core.commands import Command
+from server.core.commands import Command, Redo, Undo
 from server.core.decide import CommandRejected, Decider
-from server.core.events import CanvasCreated, Event, EventData
+from server.core.events import CanvasCreated, Event, EventData, HistoryRedone, HistoryUndone
+from server.core.history import invert
 from server.core.projection import empty_state, project
 from server.core.snapshot import SNAPSHOT_SCHEMA_VERSION, decode_state, encode_state
 from server.core.state import CanvasState
@@ -291,7 +292,10 @@ class CanvasService:
                     f"canvas {canvas_id!r} is at version {state.version}, not {submission.expected_version}",
                     "expected_version",
                 )
-            new_data = self.decider.decide(state, submission.command)
+            if isinstance(submission.command, Undo | Redo):
+                new_data = self._history_events(stage, submission.command, submission.actor)
+            else:
+                new_data = self.decider.decide(state, submission.command)
 
         new_events = [
             Event(
@@ -323,6 +327,32 @@ class CanvasService:
             )
             seen_commands[(canvas_id, submission.command_id)] = (submission.command_hash, result)
         return result
+
+    def _history_events(self, stage: _Staged, command: Undo | Redo, user: str) -> list[EventData]:
+        state = stage.state
+        history = state.history.get(user)
+        undoing = isinstance(command, Undo)
+        stack = (history.undo if undoing else history.redo) if history is not None else ()
+        if not stack:
+            word = "undo" if undoing else "redo"
+            raise CommandRejected(f"nothing_to_{word}", f"{user} has nothing to {word} on this canvas")
+        entry = stack[-1]
+        run = self._events_between(stage, entry.first_seq - 1, entry.last_seq)
+        before = self._state_at(stage, entry.first_seq - 1)
+        inverse = invert(before, run, state)
+        marker = HistoryUndone if undoing else HistoryRedone
+        return [marker(entry.first_seq, entry.last_seq, len(inverse)), *inverse]
+
+    def _events_between(self, stage: _Staged, after: int, until: int) -> list[Event]:
+        """Committed events from the store plus this batch's staged ones."""
+        committed = self.store.read(stage.state.canvas_id, after=after, until=min(until, stage.base_version))
+        return committed + [event for event in stage.events if after < event.seq <= until]
+
+    def _state_at(self, stage: _Staged, version: int) -> CanvasState:
+        if version <= stage.base_version:
+            return self.project_at(stage.state.canvas_id, version)
+        base = self.project_at(stage.state.canvas_id, stage.base_version)
+        return project(base, [event for event in stage.events if event.seq <= version])
 
     @staticmethod
     def _earlier_commands(tx: WriteTransaction, batch: list[_Submission]) -> dict[tuple[str, str], CommandRecord]:

@@ -76,6 +76,16 @@ class RetryRender(_Command):
     layer_id: LayerId
 
 
+class Undo(_Command):
+    """Invert the sender's last edit (or redo their last undo) by appending compensating events."""
+
+    type: Literal["undo"] = "undo"
+
+
+class Redo(_Command):
+    type: Literal["redo"] = "redo"
+
+
 # Issued by the engine, never accepted from clients.
 class RecordRender(_Command):
     type: Literal["record_render"] = "record_render"
@@ -106,7 +116,9 @@ ClientCommand = Annotated[
     | SetOpacity
     | RenameLayer
     | MoveLayer
-    | RetryRender,
+    | RetryRender
+    | Undo
+    | Redo,
     Field(discriminator="type"),
 ]
 Command = (
@@ -119,6 +131,8 @@ Command = (
     | RenameLayer
     | MoveLayer
     | RetryRender
+    | Undo
+    | Redo
     | RecordRender
     | RecordFailure
 )

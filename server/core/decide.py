@@ -125,7 +125,7 @@ class Decider:
             case RecordFailure():
                 self._check_revision(state, command.layer_id, command.revision)
                 return [LayerFailed(command.layer_id, command.revision, command.reason)]
-        raise CommandRejected("unknown_command", f"unknown command {type(command).__name__}")
+        raise CommandRejected("unknown_command", f"{type(command).__name__} is not decided here")
 
     def _add_layer(self, state: CanvasState, command: AddLayer) -> LayerAdded:
         layer_id = command.layer_id or self.new_layer_id()

@@ -118,6 +118,35 @@ class LayerRenderRequested(EventData):
 
 
 @dataclass(frozen=True, slots=True)
+class LayerRestored(EventData):
+    """Brings deleted layers back as they were (undo of a delete, redo of an add): ids are not reused, restored."""
+
+    type: ClassVar[str] = "layer.restored"
+    layers: tuple[dict[str, Any], ...]  # Layer.to_json() of each, bottom first
+    positions: tuple[int, ...]  # stack index of each when it was deleted
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryUndone(EventData):
+    """Marks the start of an undo: the `count` events after it invert events first_seq..last_seq."""
+
+    type: ClassVar[str] = "history.undone"
+    first_seq: int
+    last_seq: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRedone(EventData):
+    """Marks the start of a redo: the `count` events after it invert the undo at first_seq..last_seq."""
+
+    type: ClassVar[str] = "history.redone"
+    first_seq: int
+    last_seq: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class LayerFailed(EventData):
     type: ClassVar[str] = "layer.failed"
     layer_id: str
@@ -140,6 +169,9 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         LayerRendered,
         LayerRenderRequested,
         LayerFailed,
+        LayerRestored,
+        HistoryUndone,
+        HistoryRedone,
     )
 }
 
@@ -199,6 +231,7 @@ def decode_payload(event_type: str, schema_version: int, raw: bytes | str | dict
             raise UnknownEventType(f"no upcaster for {event_type!r} from schema version {version}")
         payload = upcast(payload)
         version += 1
-    if "parents" in payload:
-        payload["parents"] = tuple(payload["parents"])
+    for name in ("parents", "layers", "positions"):
+        if name in payload and isinstance(payload[name], list):
+            payload[name] = tuple(payload[name])
     return cls(**payload)

@@ -17,6 +17,8 @@ from server.core.events import (
     CanvasRenamed,
     Event,
     EventData,
+    HistoryRedone,
+    HistoryUndone,
     LayerAdded,
     LayerDeleted,
     LayerFailed,
@@ -26,13 +28,48 @@ from server.core.events import (
     LayerRenamed,
     LayerRendered,
     LayerRenderRequested,
+    LayerRestored,
     LayerVisibilityChanged,
 )
-from server.core.state import CanvasState, Layer, RenderOutput, descendants
+from server.core.state import (
+    CanvasState,
+    HistoryEntry,
+    Layer,
+    RenderOutput,
+    UserHistory,
+    descendants,
+    layer_from_json,
+)
+
+HISTORY_DEPTH = 100  # undo steps kept per user, as in most editors
+SYSTEM_ACTORS = frozenset({"engine"})
+UNDOABLE = frozenset(
+    {
+        "canvas.renamed",
+        "layer.added",
+        "layer.params_changed",
+        "layer.deleted",
+        "layer.restored",
+        "layer.visibility_changed",
+        "layer.opacity_changed",
+        "layer.renamed",
+        "layer.moved",
+    }
+)
 
 
 class _Draft:
-    __slots__ = ("canvas_id", "created", "deleted", "layers", "name", "order", "version")
+    __slots__ = (
+        "canvas_id",
+        "compensating_until",
+        "created",
+        "deleted",
+        "history",
+        "layers",
+        "name",
+        "order",
+        "version",
+    )
 
     def __init__(self, state: CanvasState) -> None:
         self.canvas_id = state.canvas_id
@@ -43,6 +80,8 @@ class _Draft:
         self.layers: dict[str, Layer] = state.layers.copy()  # type: ignore[attr-defined]
         self.order: list[str] = list(state.order)
         self.deleted: frozenset[str] = state.deleted  # replaced, not mutated: most events delete nothing
+        self.history: dict[str, UserHistory] = state.history.copy()  # type: ignore[attr-defined]
+        self.compensating_until = state.compensating_until
 
     def freeze(self) -> CanvasState:
         return CanvasState(
@@ -53,6 +92,8 @@ class _Draft:
             layers=MappingProxyType(self.layers),
             order=tuple(self.order),
             deleted=self.deleted,
+            history=MappingProxyType(self.history),
+            compensating_until=self.compensating_until,
         )
 
 
@@ -120,6 +161,16 @@ def _layer_deleted(draft: _Draft, data: LayerDeleted, seq: int) -> None:
     draft.deleted = draft.deleted | doomed
 
 
+def _layer_restored(draft: _Draft, data: LayerRestored, seq: int) -> None:
+    for raw, position in zip(data.layers, data.positions, strict=False):
+        layer = layer_from_json(raw)
+        if layer.id in draft.layers or any(p not in draft.layers for p in layer.parents):
+            continue
+        draft.layers[layer.id] = replace(layer, updated_seq=seq)
+        draft.order.insert(min(max(position, 0), len(draft.order)), layer.id)
+        draft.deleted = draft.deleted - {layer.id}
+
+
 def _update(draft: _Draft, layer_id: str, seq: int, **changes: object) -> None:
     layer = draft.layers.get(layer_id)
     if layer is not None:
@@ -182,6 +233,7 @@ _HANDLERS: dict[type[EventData], Callable[[_Draft, object, int], None]] = {
     LayerMoved: _layer_moved,  # type: ignore[dict-item]
     LayerRendered: _layer_rendered,  # type: ignore[dict-item]
     LayerRenderRequested: _layer_render_requested,  # type: ignore[dict-item]
+    LayerRestored: _layer_restored,  # type: ignore[dict-item]
     LayerFailed: _layer_failed,  # type: ignore[dict-item]
 }
 
@@ -190,7 +242,42 @@ def _fold_into(draft: _Draft, event: Event) -> None:
     handler = _HANDLERS.get(type(event.data))
     if handler is not None:
         handler(draft, event.data, event.seq)
+    _track_history(draft, event)
     draft.version = event.seq
+
+
+def _track_history(draft: _Draft, event: Event) -> None:
+    """Keep each user's undo and redo stacks: entries are runs of seqs that one undo/redo inverts."""
+    data = event.data
+    user = event.actor
+    if isinstance(data, HistoryUndone | HistoryRedone):
+        history = draft.history.get(user, UserHistory())
+        source, target = (
+            (history.undo, history.redo) if isinstance(data, HistoryUndone) else (history.redo, history.undo)
+        )
+        source = tuple(e for e in source if (e.first_seq, e.last_seq) != (data.first_seq, data.last_seq))
+        # Even an empty inversion (its layers are gone) is a step, so n undos are always undone by n redos.
+        entry = HistoryEntry(event.command_id, event.seq + 1, event.seq + data.count)
+        target = (*target, entry)[-HISTORY_DEPTH:]
+        draft.history[user] = (
+            UserHistory(source, target) if isinstance(data, HistoryUndone) else UserHistory(target, source)
+        )
+        draft.compensating_until = event.seq + data.count
+        return
+    if event.seq <= draft.compensating_until or data.type not in UNDOABLE or user in SYSTEM_ACTORS:
+        return
+    history = draft.history.get(user, UserHistory())
+    top = history.undo[-1] if history.undo else None
+    if (
+        top is not None
+        and top.command_id is not None
+        and top.command_id == event.command_id
+        and top.last_seq == event.seq - 1
+    ):
+        undo = (*history.undo[:-1], HistoryEntry(top.command_id, top.first_seq, event.seq))
+    else:
+        undo = (*history.undo, HistoryEntry(event.command_id, event.seq, event.seq))[-HISTORY_DEPTH:]
+    draft.history[user] = UserHistory(undo, ())  # a new edit ends what could be redone
 
 
 def apply(state: CanvasState, event: Event) -> CanvasState:

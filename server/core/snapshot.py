@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from server.core.state import CanvasState, Layer, RenderOutput
+from server.core.state import CanvasState, HistoryEntry, Layer, RenderOutput, UserHistory
 
-SNAPSHOT_SCHEMA_VERSION = 1
+SNAPSHOT_SCHEMA_VERSION = 2
 
 
 def encode_state(state: CanvasState) -> bytes:
@@ -21,8 +21,16 @@ def encode_state(state: CanvasState) -> bytes:
             "created": state.created,
             "layers": [_layer_json(state.layers[layer_id]) for layer_id in state.order],
             "deleted": sorted(state.deleted),
+            "history": {
+                user: [[_entry(e) for e in h.undo], [_entry(e) for e in h.redo]] for user, h in state.history.items()
+            },
+            "compensating_until": state.compensating_until,
         }
     )
+
+
+def _entry(entry: HistoryEntry) -> list[Any]:
+    return [entry.command_id, entry.first_seq, entry.last_seq]
 
 
 def _layer_json(layer: Layer) -> list[Any]:
@@ -88,4 +96,11 @@ def decode_state(raw: bytes) -> CanvasState:
         layers=MappingProxyType(layers),
         order=tuple(order),
         deleted=frozenset(data["deleted"]),
+        history=MappingProxyType(
+            {
+                user: UserHistory(tuple(HistoryEntry(*e) for e in undo), tuple(HistoryEntry(*e) for e in redo))
+                for user, (undo, redo) in data["history"].items()
+            }
+        ),
+        compensating_until=data["compensating_until"],
     )

@@ -72,6 +72,41 @@ class Layer:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """A run of one user's events that one undo (or redo) inverts."""
+
+    command_id: str | None
+    first_seq: int
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserHistory:
+    undo: tuple[HistoryEntry, ...] = ()
+    redo: tuple[HistoryEntry, ...] = ()
+
+
+def layer_from_json(data: Mapping[str, Any]) -> Layer:
+    output = data.get("output")
+    return Layer(
+        id=data["id"],
+        name=data["name"],
+        operation=data["operation"],
+        params=data["params"],
+        seed=data["seed"],
+        parents=tuple(data["parents"]),
+        visible=data["visible"],
+        opacity=data["opacity"],
+        revision=data["revision"],
+        status=data["status"],
+        output=None if output is None else RenderOutput(**output),
+        error=data["error"],
+        created_seq=data["created_seq"],
+        updated_seq=data["updated_seq"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class CanvasState:
     canvas_id: str
     version: int = 0  # seq of the last event folded in
@@ -79,7 +114,9 @@ class CanvasState:
     created: bool = False
     layers: Mapping[str, Layer] = field(default_factory=lambda: MappingProxyType({}))
     order: tuple[str, ...] = ()  # stack, bottom first
-    deleted: frozenset[str] = frozenset()  # ids that once existed; never reused
+    deleted: frozenset[str] = frozenset()  # ids that once existed; never reused (only restored)
+    history: Mapping[str, UserHistory] = field(default_factory=lambda: MappingProxyType({}))  # by user
+    compensating_until: int = 0  # events up to this seq belong to an undo/redo, not to a user's edit
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +125,7 @@ class CanvasState:
             "name": self.name,
             "order": list(self.order),
             "layers": [self.layers[layer_id].to_json() for layer_id in self.order],
+            "history": {user: {"undo": len(h.undo), "redo": len(h.redo)} for user, h in self.history.items()},
         }
 
     def layer(self, layer_id: str) -> Layer | None:

@@ -70,3 +70,17 @@ class RenderRow(SQLModel, table=True):
     fingerprint: str = Field(sa_column=Column(Text, nullable=False))
     duration_ms: float
     created_at: float
+
+
+class TokenRow(SQLModel, table=True):
+    """An access token, stored only as its sha256. `canvas_id` is empty for the server's admin token."""
+
+    __tablename__ = "tokens"
+
+    id: str = Field(primary_key=True, max_length=32)  # public handle, shown in share lists
+    token_hash: str = Field(max_length=64, unique=True)
+    canvas_id: str | None = Field(default=None, max_length=64, index=True)
+    role: str = Field(max_length=16)
+    label: str = Field(default="", max_length=200)
+    created_at: float
+    revoked_at: float | None = None

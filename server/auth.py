@@ -1,0 +1,114 @@
+"""Access control: bearer tokens, stored hashed, each opening one canvas with one role.
+
+Roles, weakest first: viewer (read, presence) < editor (commands, uploads) < owner (also shares) < admin
+(every canvas; the server's own token, written to the data directory and, when the server listens on
+loopback only, handed to a browser on the same machine). A token for one canvas opens no other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import Engine, insert, select, update
+
+from server.store.tables import TokenRow
+
+Role = Literal["viewer", "editor", "owner", "admin"]
+RANK: dict[str, int] = {"viewer": 1, "editor": 2, "owner": 3, "admin": 4}
+SHARE_ROLES = ("viewer", "editor")
+
+tokens = TokenRow.__table__  # type: ignore[attr-defined]
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256 random bits: a plain sha256 is enough (no dictionary to guard against).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    token_id: str
+    canvas_id: str | None  # None: every canvas (admin)
+    role: Role
+    label: str
+
+    def allows(self, canvas_id: str, role: Role) -> bool:
+        if self.canvas_id is not None and self.canvas_id != canvas_id:
+            return False
+        return RANK[self.role] >= RANK[role]
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    id: str
+    canvas_id: str | None
+    role: str
+    label: str
+    created_at: float
+    revoked: bool
+
+
+class TokenStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def issue(self, canvas_id: str | None, role: Role, label: str = "") -> tuple[str, Share]:
+        token = secrets.token_urlsafe(32)
+        share = Share(secrets.token_hex(6), canvas_id, role, label, time.time(), False)
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(tokens).values(
+                    id=share.id,
+                    token_hash=hash_token(token),
+                    canvas_id=canvas_id,
+                    role=role,
+                    label=label,
+                    created_at=share.created_at,
+                )
+            )
+        return token, share
+
+    def resolve(self, token: str | None) -> Grant | None:
+        if not token or len(token) > 256:
+            return None
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(tokens).where(tokens.c.token_hash == hash_token(token), tokens.c.revoked_at.is_(None))
+            ).first()
+        return None if row is None else Grant(row.id, row.canvas_id, row.role, row.label)
+
+    def shares(self, canvas_id: str) -> list[Share]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(tokens).where(tokens.c.canvas_id == canvas_id).order_by(tokens.c.created_at))
+            return [
+                Share(row.id, row.canvas_id, row.role, row.label, row.created_at, row.revoked_at is not None)
+                for row in rows
+            ]
+
+    def revoke(self, canvas_id: str, share_id: str) -> bool:
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(tokens)
+                .where(tokens.c.id == share_id, tokens.c.canvas_id == canvas_id, tokens.c.revoked_at.is_(None))
+                .values(revoked_at=time.time())
+            )
+            return result.rowcount == 1
+
+    def admin_token(self, path: Path) -> str:
+        """The server's admin token: read from `path`, or issued and written there (readable by its owner only)."""
+        if path.exists():
+            token = path.read_text().strip()
+            if self.resolve(token) is not None:
+                return token
+        token, _ = self.issue(None, "admin", "server admin")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+        return token
