@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 import server
+from server.auth import RANK, SHARE_ROLES, Grant, Role, Share
 from server.blobs import InvalidBlobName, check_name
 from server.core.commands import MalformedCommand, parse_envelope
 from server.core.decide import CommandRejected
 from server.http import ApiError, JSONResponse, int_query, read_body, read_json
 from server.images import InvalidImage, inspect_image
+from server.live import USER_PATTERN
 from server.service import CanvasNotFound
 
 if TYPE_CHECKING:
@@ -27,6 +30,7 @@ REJECTION_STATUS = {
     "stale_revision": 409,
     "storage_error": 503,
     "busy": 503,
+    "history_conflict": 409,
 }
 MAX_EVENTS_PAGE = 10_000
 
@@ -35,10 +39,30 @@ def services(request: Request) -> Services:
     return request.app.state.services
 
 
-def actor_of(request: Request) -> str:
-    # Until access control lands, the caller names itself; the name is recorded, not trusted.
-    actor = request.headers.get("x-opendream-actor", "anonymous").strip()
-    return actor[:128] or "anonymous"
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.query_params.get("token")
+
+
+async def grant_for(request: Request, canvas_id: str | None, role: Role) -> Grant:
+    """The caller's grant, if it gives `role` on `canvas_id` (on some canvas, when None); else 401/403."""
+    grant = await asyncio.to_thread(services(request).tokens.resolve, bearer_token(request))
+    if grant is None:
+        raise ApiError(401, "unauthorized", "missing, unknown or revoked token (Authorization: Bearer <token>)")
+    allowed = grant.allows(canvas_id, role) if canvas_id is not None else RANK[grant.role] >= RANK[role]
+    if not allowed:
+        where = f"canvas {canvas_id!r}" if canvas_id is not None else "any canvas"
+        raise ApiError(403, "forbidden", f"this {grant.role} token does not allow {role} access to {where}")
+    return grant
+
+
+def actor_of(request: Request, grant: Grant) -> str:
+    """Who the events are attributed to: the user the client names (tokens are the security boundary,
+    users are attribution and undo history), else the token's id."""
+    user = request.headers.get("x-opendream-user", "").strip()
+    return user if USER_PATTERN.match(user) else f"token-{grant.token_id}"
 
 
 def rejected(exc: CommandRejected) -> ApiError:
@@ -67,8 +91,26 @@ async def list_operations(request: Request) -> Response:
     return JSONResponse({"operations": operations, "unavailable": unavailable})
 
 
+async def local_session(request: Request) -> Response:
+    """The admin token, for a browser on the same machine as a server that listens on loopback only."""
+    svc = services(request)
+    client = request.client.host if request.client else ""
+    if not (svc.settings.local_admin and is_loopback(svc.settings.host) and is_loopback(client)):
+        raise ApiError(403, "forbidden", "tokens are handed out only to the local machine of a loopback server")
+    return JSONResponse({"token": svc.admin_token, "role": "admin"})
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 async def list_canvases(request: Request) -> Response:
+    grant = await grant_for(request, None, "viewer")
     infos = await asyncio.to_thread(services(request).store.canvases)
+    infos = [info for info in infos if grant.canvas_id is None or info.id == grant.canvas_id]
     return JSONResponse(
         {
             "canvases": [
@@ -96,11 +138,19 @@ async def create_canvas(request: Request) -> Response:
     name = _string(body, "name", "Untitled canvas", 200)
     canvas_id = _string(body, "id", None, 64, pattern=True)
     command_id = _string(body, "command_id", None, 128)
+    user = request.headers.get("x-opendream-user", "").strip()
     try:
-        result = await svc.canvases.create_canvas(name, actor_of(request), canvas_id, command_id)
+        result = await svc.canvases.create_canvas(
+            name, user if USER_PATTERN.match(user) else "creator", canvas_id, command_id
+        )
     except CommandRejected as exc:
         raise rejected(exc) from None
-    return JSONResponse({"id": result.canvas_id, "version": result.version, "duplicate": result.duplicate}, 201)
+    if result.duplicate:  # tokens are stored hashed: a retried creation cannot hand the first one out again
+        return JSONResponse({"id": result.canvas_id, "version": result.version, "duplicate": True, "owner_token": None})
+    token, _ = await asyncio.to_thread(svc.tokens.issue, result.canvas_id, "owner", "owner")
+    return JSONResponse(
+        {"id": result.canvas_id, "version": result.version, "duplicate": False, "owner_token": token}, status_code=201
+    )
 
 
 def _string(body: dict[str, Any], key: str, default: str | None, max_length: int, pattern: bool = False) -> Any:
@@ -118,6 +168,7 @@ def _string(body: dict[str, Any], key: str, default: str | None, max_length: int
 
 async def get_canvas(request: Request) -> Response:
     canvas_id = request.path_params["canvas_id"]
+    await grant_for(request, canvas_id, "viewer")
     info = await asyncio.to_thread(services(request).store.canvas, canvas_id)
     if info is None:
         raise ApiError(404, "canvas_not_found", f"canvas {canvas_id!r} does not exist")
@@ -134,6 +185,7 @@ async def get_canvas(request: Request) -> Response:
 
 async def get_state(request: Request) -> Response:
     canvas_id = request.path_params["canvas_id"]
+    await grant_for(request, canvas_id, "viewer")
     version = int_query(request, "version")
     try:
         state = await services(request).canvases.state(canvas_id, version)
@@ -146,6 +198,7 @@ async def get_state(request: Request) -> Response:
 
 async def get_events(request: Request) -> Response:
     canvas_id = request.path_params["canvas_id"]
+    await grant_for(request, canvas_id, "viewer")
     after = int_query(request, "after", 0)
     limit = int_query(request, "limit", MAX_EVENTS_PAGE, minimum=1)
     assert after is not None and limit is not None
@@ -159,6 +212,7 @@ async def get_events(request: Request) -> Response:
 async def post_command(request: Request) -> Response:
     svc = services(request)
     canvas_id = request.path_params["canvas_id"]
+    grant = await grant_for(request, canvas_id, "editor")
     body = await read_json(request, svc.settings.max_request_bytes)
     try:
         envelope = parse_envelope(body)
@@ -166,7 +220,7 @@ async def post_command(request: Request) -> Response:
         raise ApiError(400, "malformed_command", str(exc), exc.field) from None
     try:
         result = await svc.canvases.execute(
-            canvas_id, envelope.command, actor_of(request), envelope.command_id, envelope.expected_version
+            canvas_id, envelope.command, actor_of(request, grant), envelope.command_id, envelope.expected_version
         )
     except CanvasNotFound as exc:
         raise not_found(exc) from None
@@ -185,6 +239,7 @@ def render_queue(request: Request):
 async def get_renders(request: Request) -> Response:
     """The canvas's render queue: layers still to render, in order, and the worker's counters."""
     canvas_id = request.path_params["canvas_id"]
+    await grant_for(request, canvas_id, "viewer")
     queue = render_queue(request)
     try:
         state = await services(request).canvases.state(canvas_id)
@@ -196,8 +251,9 @@ async def get_renders(request: Request) -> Response:
 async def cancel_render(request: Request) -> Response:
     canvas_id = request.path_params["canvas_id"]
     layer_id = request.path_params["layer_id"]
+    grant = await grant_for(request, canvas_id, "editor")
     try:
-        cancelled = await render_queue(request).cancel(canvas_id, layer_id, actor_of(request))
+        cancelled = await render_queue(request).cancel(canvas_id, layer_id, actor_of(request, grant))
     except CanvasNotFound as exc:
         raise not_found(exc) from None
     if not cancelled:
@@ -207,6 +263,7 @@ async def cancel_render(request: Request) -> Response:
 
 async def upload_blob(request: Request) -> Response:
     svc = services(request)
+    await grant_for(request, None, "editor")  # an editor of some canvas: uploads are for layers
     limits = svc.settings.image_limits
     data = await read_body(request, limits.max_bytes)
     try:
@@ -224,6 +281,41 @@ async def upload_blob(request: Request) -> Response:
         },
         status_code=201,
     )
+
+
+async def create_share(request: Request) -> Response:
+    svc = services(request)
+    canvas_id = request.path_params["canvas_id"]
+    await grant_for(request, canvas_id, "owner")
+    body = await read_json(request, svc.settings.max_request_bytes)
+    if not isinstance(body, dict) or body.get("role") not in SHARE_ROLES:
+        raise ApiError(400, "bad_request", f"role must be one of {', '.join(SHARE_ROLES)}", "role")
+    label = _string(body, "label", body["role"], 200)
+    token, share = await asyncio.to_thread(svc.tokens.issue, canvas_id, body["role"], label)
+    return JSONResponse(
+        {**_share_json(share), "token": token, "path": f"/?canvas={canvas_id}&token={token}"}, status_code=201
+    )
+
+
+async def list_shares(request: Request) -> Response:
+    canvas_id = request.path_params["canvas_id"]
+    await grant_for(request, canvas_id, "owner")
+    shares = await asyncio.to_thread(services(request).tokens.shares, canvas_id)
+    return JSONResponse({"shares": [_share_json(share) for share in shares]})
+
+
+async def revoke_share(request: Request) -> Response:
+    canvas_id = request.path_params["canvas_id"]
+    share_id = request.path_params["share_id"]
+    await grant_for(request, canvas_id, "owner")
+    if not await asyncio.to_thread(services(request).tokens.revoke, canvas_id, share_id):
+        raise ApiError(404, "share_not_found", f"no active share {share_id!r} on canvas {canvas_id!r}")
+    return JSONResponse({"id": share_id, "revoked": True})
+
+
+def _share_json(share: Share) -> dict[str, Any]:
+    return {"id": share.id, "role": share.role, "label": share.label, "created_at": share.created_at,
+            "revoked": share.revoked}  # fmt: skip
 
 
 async def get_blob(request: Request) -> Response:

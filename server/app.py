@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -11,15 +12,18 @@ from typing import TYPE_CHECKING
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from engine.operation import OperationRegistry
 from server import api
+from server.auth import TokenStore
 from server.blobs import LocalBlobStore
 from server.config import Settings
 from server.core.decide import Decider
 from server.http import ApiError, JSONResponse
 from server.images import configure_pillow
+from server.live import LiveHub
 from server.renders import RenderQueue
 from server.service import CanvasService
 from server.store.sql import SQLEventStore
@@ -38,6 +42,9 @@ class Services:
     canvases: CanvasService
     operations: OperationRegistry
     renders: RenderQueue | None
+    tokens: TokenStore
+    live: LiveHub
+    admin_token: str
 
 
 def default_operations() -> OperationRegistry:
@@ -81,15 +88,24 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
         if settings.render:
             renders = RenderQueue(service, store, blobs, registry, renderer_factory(settings, registry))
             await renders.start()
-        app.state.services = Services(settings, store, blobs, service, registry, renders)
+        tokens = TokenStore(store.writer_engine, store.reader_engine)
+        admin_token = await asyncio.to_thread(tokens.admin_token, settings.admin_token_path)
+        live = LiveHub(service, tokens, renders)
+        live.start()
+        app.state.services = Services(settings, store, blobs, service, registry, renders, tokens, live, admin_token)
         log.info("opendream: data in %s, database %s", settings.data_dir, settings.database_url)
+        log.info("opendream: admin token in %s", settings.admin_token_path)
         try:
             yield
         finally:
+            await live.stop()
             if renders is not None:
                 await renders.stop()
             await service.stop()
             store.close()
+
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        await websocket.app.state.services.live.serve(websocket)
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -110,6 +126,7 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
     return Starlette(
         routes=[
             Route("/api/health", api.health),
+            Route("/api/session", api.local_session),
             Route("/api/operations", api.list_operations),
             Route("/api/canvases", api.list_canvases, methods=["GET"]),
             Route("/api/canvases", api.create_canvas, methods=["POST"]),
@@ -119,8 +136,12 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             Route("/api/canvases/{canvas_id}/commands", api.post_command, methods=["POST"]),
             Route("/api/canvases/{canvas_id}/renders", api.get_renders),
             Route("/api/canvases/{canvas_id}/layers/{layer_id}/cancel", api.cancel_render, methods=["POST"]),
+            Route("/api/canvases/{canvas_id}/shares", api.create_share, methods=["POST"]),
+            Route("/api/canvases/{canvas_id}/shares", api.list_shares, methods=["GET"]),
+            Route("/api/canvases/{canvas_id}/shares/{share_id}", api.revoke_share, methods=["DELETE"]),
             Route("/api/blobs", api.upload_blob, methods=["POST"]),
             Route("/api/blobs/{sha256}", api.get_blob),
+            WebSocketRoute("/ws/canvases/{canvas_id}", websocket_endpoint),
         ],
         exception_handlers={ApiError: api_error, 404: not_found, 405: method_not_allowed, 500: server_error},
         lifespan=lifespan,

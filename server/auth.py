@@ -55,8 +55,9 @@ class Share:
 
 
 class TokenStore:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, writer: Engine, reader: Engine) -> None:
+        self._engine = writer
+        self._reader = reader
 
     def issue(self, canvas_id: str | None, role: Role, label: str = "") -> tuple[str, Share]:
         token = secrets.token_urlsafe(32)
@@ -77,14 +78,14 @@ class TokenStore:
     def resolve(self, token: str | None) -> Grant | None:
         if not token or len(token) > 256:
             return None
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             row = conn.execute(
                 select(tokens).where(tokens.c.token_hash == hash_token(token), tokens.c.revoked_at.is_(None))
             ).first()
         return None if row is None else Grant(row.id, row.canvas_id, row.role, row.label)
 
     def shares(self, canvas_id: str) -> list[Share]:
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(select(tokens).where(tokens.c.canvas_id == canvas_id).order_by(tokens.c.created_at))
             return [
                 Share(row.id, row.canvas_id, row.role, row.label, row.created_at, row.revoked_at is not None)

@@ -19,6 +19,7 @@ class Settings:
     model: str = field(default_factory=lambda: os.environ.get("OPENDREAM_MODEL", "builtin:tiny"))
     device: str | None = field(default_factory=lambda: os.environ.get("OPENDREAM_DEVICE") or None)
     render: bool = True  # run the render worker in this process
+    local_admin: bool = True  # hand the admin token to a browser on this machine (only if listening on loopback)
     attention_slicing: bool = False  # less GPU memory, a little slower
     vae_tiling: bool = False  # decode large images in tiles
     # Pin thread count and deterministic kernels so replays match bit for bit (costs speed: docs/reproducibility.md)
@@ -33,6 +34,10 @@ class Settings:
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin-token"
 
     @property
     def models_dir(self) -> Path:

@@ -31,6 +31,15 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def admin_token(self) -> str:
+        return (self.data_dir / "admin-token").read_text().strip()
+
+    def client(self, token: str | None = None, **headers: str) -> httpx.Client:
+        """An HTTP client for this server, with the admin token unless another is given."""
+        auth = {"authorization": f"Bearer {token or self.admin_token}"}
+        return httpx.Client(base_url=self.url, headers={**auth, **headers}, timeout=30)
+
     def start(self, timeout: float = 60.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")

@@ -35,14 +35,14 @@ def server(tmp_path_factory) -> ServerProcess:
 
 @pytest.fixture
 def client(server: ServerProcess) -> httpx.Client:
-    with httpx.Client(base_url=server.url, headers={"x-opendream-actor": "tester"}, timeout=30) as client:
+    with server.client(**{"x-opendream-user": "tester"}) as client:
         yield client
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
 def test_the_log_survives_a_server_restart(tmp_path: Path, stop_signal: int):
     data = tmp_path / "data"
-    with ServerProcess(data) as first, httpx.Client(base_url=first.url) as client:
+    with ServerProcess(data) as first, first.client() as client:
         canvas_id = client.post("/api/canvases", json={"name": "Persistent"}).json()["id"]
         upload = client.post("/api/blobs", content=png_bytes(), headers={"content-type": "image/png"}).json()
         for index, body in enumerate(
@@ -59,7 +59,7 @@ def test_the_log_survives_a_server_restart(tmp_path: Path, stop_signal: int):
         # Every acknowledged command was fsynced before its answer: even SIGKILL loses none of it.
         assert first.stop(stop_signal) in (0, -stop_signal)  # uvicorn re-raises SIGTERM after a clean shutdown
 
-    with ServerProcess(data) as second, httpx.Client(base_url=second.url) as client:
+    with ServerProcess(data) as second, second.client() as client:
         assert client.get(f"/api/canvases/{canvas_id}/state").json() == state_before
         assert client.get(f"/api/canvases/{canvas_id}/events").json()["events"] == events_before
         assert [c["id"] for c in client.get("/api/canvases").json()["canvases"]] == [canvas_id]

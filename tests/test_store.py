@@ -22,7 +22,14 @@ def test_migrations_build_the_schema_from_an_empty_database(db_url):
     assert current(db_url) == head
     engine = create_engine(db_url)
     with engine.connect() as conn:
-        assert set(inspect(conn).get_table_names()) >= {"canvases", "events", "commands", "snapshots", "renders", "tokens"}
+        assert set(inspect(conn).get_table_names()) >= {
+            "canvases",
+            "events",
+            "commands",
+            "snapshots",
+            "renders",
+            "tokens",
+        }
         # The migrations and the table models describe the same schema.
         assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
     upgrade(db_url)  # running again changes nothing

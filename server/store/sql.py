@@ -65,6 +65,14 @@ class SQLEventStore:
             self._writer = create_engine(url, pool_pre_ping=True)
             self._reader = self._writer
 
+    @property
+    def writer_engine(self) -> Engine:
+        return self._writer
+
+    @property
+    def reader_engine(self) -> Engine:
+        return self._reader
+
     # --- schema ----------------------------------------------------------------------------------------
 
     def migrate(self) -> None:

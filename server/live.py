@@ -1,0 +1,427 @@
+"""Live collaboration over WebSockets: one room per canvas, the log's events broadcast in order, presence,
+render progress, catch-up after reconnecting. The protocol is written down in docs/protocol.md.
+
+Every connection has a bounded outbound queue drained by its own sender task, so a slow or dead client never
+holds up the broadcast to the others: when its queue overflows it is disconnected with code 4008 and
+reconnects with the last seq it saw, which brings it back without a gap or a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from server.auth import Grant, TokenStore
+from server.core.commands import MalformedCommand, parse_envelope
+from server.core.decide import CommandRejected
+from server.core.events import Event
+from server.service import CanvasNotFound, CanvasService
+
+if TYPE_CHECKING:
+    from server.renders import RenderQueue
+
+log = logging.getLogger("opendream.live")
+
+PROTOCOL_VERSION = 1
+CLOSE_BAD_HELLO = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_SLOW = 4008
+USER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+COLOUR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+@dataclass(frozen=True)
+class LiveLimits:
+    max_message_bytes: int = 1024 * 1024
+    outbound_queue: int = 2048  # messages waiting for one client before it is cut off
+    catch_up_events: int = 5000  # a client further behind gets a fresh state instead of the events
+    hello_timeout_s: float = 10.0
+    rate_per_s: float = 100.0  # messages a client may send per second, sustained
+    rate_burst: float = 400.0
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def encode(message: dict[str, Any]) -> str:
+    return orjson.dumps(message).decode()
+
+
+@dataclass(eq=False)
+class Connection:
+    websocket: WebSocket
+    canvas_id: str
+    grant: Grant
+    user: str
+    name: str
+    colour: str
+    limits: LiveLimits
+    id: str = field(default_factory=lambda: secrets.token_hex(4))
+    outbox: asyncio.Queue[str | None] = field(init=False)
+    catching_up: bool = True
+    held: list[tuple[int, str]] = field(default_factory=list)  # live events that arrived during catch-up
+    last_seq: int = 0  # the highest event seq queued to this client
+    presence: dict[str, Any] | None = None
+    cut_off: bool = False
+
+    def __post_init__(self) -> None:
+        self.outbox = asyncio.Queue(self.limits.outbound_queue)
+
+    @property
+    def can_edit(self) -> bool:
+        return self.grant.allows(self.canvas_id, "editor")
+
+    def send(self, message: str) -> bool:
+        """Queue a message without waiting; a client that cannot keep up is cut off (and resyncs later)."""
+        if self.cut_off:
+            return False
+        try:
+            self.outbox.put_nowait(message)
+            return True
+        except asyncio.QueueFull:
+            self.cut_off = True
+            with contextlib.suppress(asyncio.QueueEmpty):
+                while True:
+                    self.outbox.get_nowait()
+            self.outbox.put_nowait(None)  # tells the sender to close with CLOSE_TOO_SLOW
+            return False
+
+    def send_event(self, seq: int, message: str) -> None:
+        if self.catching_up:
+            self.held.append((seq, message))
+        elif seq > self.last_seq:
+            self.last_seq = seq
+            self.send(message)
+
+    def finish(self) -> None:
+        """Have the sender close the socket after what is queued (dropping the oldest if there is no room)."""
+        while self.outbox.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.outbox.get_nowait()
+        self.outbox.put_nowait(None)
+
+    def busy(self) -> bool:
+        return self.outbox.qsize() > self.limits.outbound_queue // 2
+
+
+@dataclass
+class Room:
+    canvas_id: str
+    connections: set[Connection] = field(default_factory=set)
+
+
+class LiveHub:
+    def __init__(
+        self,
+        service: CanvasService,
+        tokens: TokenStore,
+        renders: RenderQueue | None,
+        limits: LiveLimits | None = None,
+    ) -> None:
+        self.service = service
+        self.tokens = tokens
+        self.renders = renders
+        self.limits = limits or LiveLimits()
+        self.rooms: dict[str, Room] = {}
+        self._unsubscribe: list[Any] = []
+
+    def start(self) -> None:
+        self._unsubscribe.append(self.service.subscribe(self._on_events))
+        if self.renders is not None:
+            self._unsubscribe.append(self.renders.subscribe(self._on_render_notice))
+
+    async def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        for room in list(self.rooms.values()):
+            for connection in list(room.connections):
+                connection.send(encode({"type": "bye", "reason": "server is shutting down"}))
+                connection.finish()
+
+    # --- from the service and the render queue (on the event loop) -----------------------------------
+
+    def _on_events(self, canvas_id: str, events: Sequence[Event]) -> None:
+        room = self.rooms.get(canvas_id)
+        if room is None:
+            return
+        messages = [
+            (event.seq, encode({"type": "event", "seq": event.seq, "event": event.to_json()})) for event in events
+        ]
+        for connection in list(room.connections):
+            for seq, message in messages:
+                connection.send_event(seq, message)
+
+    def _on_render_notice(self, canvas_id: str, notice: dict[str, Any]) -> None:
+        room = self.rooms.get(canvas_id)
+        if room is None:
+            return
+        message = encode(notice)
+        for connection in list(room.connections):
+            if notice["type"] == "progress" and connection.busy():
+                continue  # progress is lossy: the next one says more
+            connection.send(message)
+
+    def _broadcast(self, room: Room, message: str, exclude: Connection | None = None, lossy: bool = False) -> None:
+        for connection in list(room.connections):
+            if connection is exclude or (lossy and connection.busy()):
+                continue
+            connection.send(message)
+
+    # --- one connection -------------------------------------------------------------------------------
+
+    async def serve(self, websocket: WebSocket) -> None:
+        canvas_id = websocket.path_params["canvas_id"]
+        await websocket.accept()
+        hello = await self._receive_hello(websocket)
+        if hello is None:
+            return
+        grant = await asyncio.to_thread(self.tokens.resolve, hello.get("token") or websocket.query_params.get("token"))
+        if grant is None:
+            await _refuse(websocket, CLOSE_UNAUTHORIZED, "unauthorized", "missing, unknown or revoked token")
+            return
+        if not grant.allows(canvas_id, "viewer"):
+            await _refuse(websocket, CLOSE_FORBIDDEN, "forbidden", f"this token does not open canvas {canvas_id!r}")
+            return
+        try:
+            await self.service.state(canvas_id)
+        except CanvasNotFound:
+            await _refuse(websocket, CLOSE_NOT_FOUND, "canvas_not_found", f"canvas {canvas_id!r} does not exist")
+            return
+        user = str(hello.get("user") or "")
+        connection = Connection(
+            websocket=websocket,
+            canvas_id=canvas_id,
+            grant=grant,
+            user=user if USER_PATTERN.match(user) else f"anon-{secrets.token_hex(3)}",
+            name=str(hello.get("name") or user or "Anonymous")[:64],
+            colour=hello["colour"] if COLOUR_PATTERN.match(str(hello.get("colour", ""))) else "#888888",
+            limits=self.limits,
+        )
+        room = self.rooms.setdefault(canvas_id, Room(canvas_id))
+        room.connections.add(connection)  # before catch-up: events committed from now on are held, not missed
+        sender = asyncio.create_task(self._send_loop(connection), name=f"ws-send-{connection.id}")
+        try:
+            await self._welcome(connection, room, hello.get("since"))
+            await self._receive_loop(connection, room)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            room.connections.discard(connection)
+            if connection.presence is not None:
+                self._broadcast(room, encode({"type": "presence_left", "user": connection.user, "conn": connection.id}))
+            if not room.connections:
+                self.rooms.pop(canvas_id, None)
+            if not sender.done():
+                connection.finish()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+
+    async def _receive_hello(self, websocket: WebSocket) -> dict[str, Any] | None:
+        try:
+            raw = await asyncio.wait_for(websocket.receive(), self.limits.hello_timeout_s)
+        except TimeoutError:
+            await _refuse(websocket, CLOSE_BAD_HELLO, "bad_hello", "no hello within the time allowed")
+            return None
+        if raw.get("type") == "websocket.disconnect":
+            return None
+        message, error = _parse(raw, self.limits.max_message_bytes)
+        if error is not None or message.get("type") != "hello":
+            await _refuse(websocket, CLOSE_BAD_HELLO, "bad_hello", error or "the first message must be a hello")
+            return None
+        since = message.get("since")
+        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+            await _refuse(websocket, CLOSE_BAD_HELLO, "bad_hello", "since must be a non-negative integer")
+            return None
+        return message
+
+    async def _welcome(self, connection: Connection, room: Room, since: int | None) -> None:
+        canvas_id = connection.canvas_id
+        state = await self.service.state(canvas_id)
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "protocol": PROTOCOL_VERSION,
+            "canvas_id": canvas_id,
+            "you": {"user": connection.user, "conn": connection.id, "role": connection.grant.role},
+            "presence": [c.presence for c in room.connections if c.presence is not None and c is not connection],
+        }
+        if since is not None and since <= state.version and state.version - since <= self.limits.catch_up_events:
+            events = await self.service.events(canvas_id, after=since)
+            welcome["version"] = events[-1].seq if events else since
+            welcome["events"] = [event.to_json() for event in events]
+        else:
+            welcome["version"] = state.version
+            welcome["state"] = state.to_json()
+        if self.renders is not None:
+            welcome["queue"] = self.renders.queue(state)
+        connection.last_seq = welcome["version"]
+        connection.send(encode(welcome))
+        connection.catching_up = False
+        for seq, message in connection.held:
+            if seq > connection.last_seq:
+                connection.last_seq = seq
+                connection.send(message)
+        connection.held.clear()
+
+    async def _send_loop(self, connection: Connection) -> None:
+        websocket = connection.websocket
+        while True:
+            message = await connection.outbox.get()
+            if message is None:
+                if websocket.application_state == WebSocketState.CONNECTED:
+                    code, reason = (CLOSE_TOO_SLOW, f"fell behind; reconnect with since={connection.last_seq}") if (
+                        connection.cut_off
+                    ) else (1001, "going away")  # fmt: skip
+                    with contextlib.suppress(Exception):
+                        await websocket.close(code, reason)
+                return
+            try:
+                await websocket.send_text(message)
+            except Exception:  # the client went away; the receive loop sees it too
+                return
+
+    async def _receive_loop(self, connection: Connection, room: Room) -> None:
+        bucket = TokenBucket(self.limits.rate_per_s, self.limits.rate_burst)
+        while not connection.cut_off:
+            raw = await connection.websocket.receive()
+            if raw.get("type") == "websocket.disconnect":
+                return
+            message, error = _parse(raw, self.limits.max_message_bytes)
+            if error is not None:
+                connection.send(encode({"type": "error", "code": "malformed", "message": error}))
+                continue
+            if not bucket.take():
+                reply = {"type": "reject" if message.get("type") == "command" else "error", "code": "rate_limited",
+                         "message": "too many messages; slow down"}  # fmt: skip
+                if message.get("type") == "command":
+                    reply["command_id"] = message.get("command_id")
+                connection.send(encode(reply))
+                continue
+            await self._dispatch(connection, room, message)
+
+    async def _dispatch(self, connection: Connection, room: Room, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "command":
+            await self._command(connection, message)
+        elif kind == "presence":
+            connection.presence = {
+                "type": "presence",
+                "user": connection.user,
+                "conn": connection.id,
+                "name": connection.name,
+                "colour": connection.colour,
+                "cursor": _cursor(message.get("cursor")),
+                "selected_layer": message.get("selected_layer") if isinstance(message.get("selected_layer"), str)
+                and len(message["selected_layer"]) <= 128 else None,
+            }  # fmt: skip
+            self._broadcast(room, encode(connection.presence), exclude=connection, lossy=True)
+        elif kind == "cancel":
+            await self._cancel(connection, message)
+        elif kind == "ping":
+            connection.send(encode({"type": "pong", "t": message.get("t")}))
+        else:
+            connection.send(
+                encode({"type": "error", "code": "unknown_type", "message": f"unknown message type {kind!r}"})
+            )
+
+    async def _command(self, connection: Connection, message: dict[str, Any]) -> None:
+        body = {key: value for key, value in message.items() if key != "type"}
+        command_id = body.get("command_id") if isinstance(body.get("command_id"), str) else None
+
+        def reject(code: str, text: str, field: str | None = None) -> None:
+            connection.send(encode({"type": "reject", "command_id": command_id, "code": code, "message": text,
+                                    "field": field}))  # fmt: skip
+
+        if not connection.can_edit:
+            reject("forbidden", f"a {connection.grant.role} cannot change the canvas")
+            return
+        try:
+            envelope = parse_envelope(body)
+        except MalformedCommand as exc:
+            reject("malformed_command", str(exc), exc.field)
+            return
+        try:
+            result = await self.service.execute(
+                connection.canvas_id, envelope.command, connection.user, envelope.command_id, envelope.expected_version
+            )
+        except CommandRejected as exc:
+            reject(exc.code, exc.message, exc.field)
+            return
+        except CanvasNotFound as exc:
+            reject("canvas_not_found", str(exc))
+            return
+        connection.send(
+            encode(
+                {
+                    "type": "ack",
+                    "command_id": envelope.command_id,
+                    "seqs": result.seqs,
+                    "version": result.version,
+                    "duplicate": result.duplicate,
+                }
+            )
+        )
+
+    async def _cancel(self, connection: Connection, message: dict[str, Any]) -> None:
+        layer_id = message.get("layer_id")
+        if not connection.can_edit or self.renders is None or not isinstance(layer_id, str):
+            why = "a viewer cannot cancel renders" if not connection.can_edit else "nothing to cancel"
+            connection.send(encode({"type": "error", "code": "cannot_cancel", "message": why}))
+            return
+        if not await self.renders.cancel(connection.canvas_id, layer_id, connection.user):
+            connection.send(
+                encode({"type": "error", "code": "not_rendering", "message": f"layer {layer_id!r} is not rendering"})
+            )
+
+
+def _parse(raw: dict[str, Any], limit: int) -> tuple[dict[str, Any], str | None]:
+    text = raw.get("text")
+    if text is None:
+        return {}, "binary frames are not part of the protocol; send JSON text"
+    if len(text) > limit:
+        return {}, f"message is {len(text)} bytes; the limit is {limit}"
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return {}, f"not valid JSON: {exc}"
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return {}, 'a message is a JSON object with a string "type"'
+    return message, None
+
+
+def _cursor(value: Any) -> dict[str, float] | None:
+    if not isinstance(value, dict):
+        return None
+    x, y = value.get("x"), value.get("y")
+    if isinstance(x, int | float) and isinstance(y, int | float) and abs(x) < 1e7 and abs(y) < 1e7:
+        return {"x": float(x), "y": float(y)}
+    return None
+
+
+async def _refuse(websocket: WebSocket, code: int, error: str, message: str) -> None:
+    with contextlib.suppress(Exception):
+        await websocket.send_text(encode({"type": "error", "code": error, "message": message}))
+        await websocket.close(code, message[:120])
