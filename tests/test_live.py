@@ -259,7 +259,7 @@ async def test_bad_messages_get_an_error_and_the_connection_stays(server, canvas
 
 
 async def test_the_first_message_must_be_a_hello(server, canvas):
-    canvas_id, owner = canvas
+    canvas_id, _ = canvas
     ws = await connect(f"ws://127.0.0.1:{server.port}/ws/canvases/{canvas_id}")
     await ws.send(json.dumps({"type": "command", "command_id": "x", "command": {}}))
     assert json.loads(await ws.recv())["code"] == "bad_hello"
