@@ -1,0 +1,140 @@
+"""Collaboration benchmark: a real server process, real sockets, 1, 10 and 50 clients on one canvas.
+
+    .venv/bin/python bench/fanout.py [--commands 300] [--clients 1,10,50]
+
+For each client count:
+- latency: one client sends commands one at a time; for each, the time from sending it to its event having
+  reached every connected client (p50, p99). Appends are durable (SQLite, fsync per commit).
+- throughput: every client sends commands as fast as its acks come back; commands/s over all of them.
+Ends with one JSON line: {"p50_ms_50_clients": ..., "p99_ms_50_clients": ..., ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.server_process import ServerProcess
+
+
+class Client:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.arrivals: dict[int, float] = {}  # event seq -> when it arrived
+        self.acks: dict[str, dict[str, Any]] = {}
+        self.ack_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.seq_waiters: dict[int, asyncio.Future[None]] = {}
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for raw in self.ws:
+            now = time.perf_counter()
+            message = json.loads(raw)
+            if message["type"] == "event":
+                self.arrivals[message["seq"]] = now
+                waiter = self.seq_waiters.pop(message["seq"], None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+            elif message["type"] in ("ack", "reject"):
+                waiter = self.ack_waiters.pop(message["command_id"], None)
+                if waiter is not None:
+                    waiter.set_result(message)
+
+    async def seen(self, seq: int) -> None:
+        if seq in self.arrivals:
+            return
+        future = self.seq_waiters.setdefault(seq, asyncio.get_running_loop().create_future())
+        await future
+
+    async def command(self, command_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        future = asyncio.get_running_loop().create_future()
+        self.ack_waiters[command_id] = future
+        await self.ws.send(json.dumps({"type": "command", "command_id": command_id, "command": command}))
+        return await future
+
+
+async def open_clients(server: ServerProcess, canvas_id: str, token: str, count: int) -> list[Client]:
+    clients = []
+    for index in range(count):
+        ws = await connect(f"ws://127.0.0.1:{server.port}/ws/canvases/{canvas_id}", max_size=2**24)
+        await ws.send(json.dumps({"type": "hello", "token": token, "user": f"bench{index}"}))
+        welcome = json.loads(await ws.recv())
+        assert welcome["type"] == "welcome", welcome
+        clients.append(Client(ws))
+    return clients
+
+
+async def measure(server: ServerProcess, count: int, commands: int) -> dict[str, float]:
+    with server.client() as http:
+        created = http.post("/api/canvases", json={"name": f"fanout-{count}"}).json()
+        http.post(
+            f"/api/canvases/{created['id']}/commands",
+            json={"command_id": "setup", "command": {"type": "add_layer", "layer_id": "a", "operation": "txt2img",
+                                                     "params": {"prompt": "x", "width": 64, "height": 64, "steps": 1}}},
+        )  # fmt: skip
+    clients = await open_clients(server, created["id"], created["owner_token"], count)
+    sender = clients[0]
+    await asyncio.sleep(1.0)  # let the setup layer's render events pass
+
+    latencies = []
+    for index in range(commands):
+        started = time.perf_counter()
+        ack = await sender.command(
+            f"lat-{index}", {"type": "set_opacity", "layer_id": "a", "opacity": (index % 100) / 100 + 0.001}
+        )
+        seq = ack["seqs"][0]
+        await asyncio.gather(*(client.seen(seq) for client in clients))
+        latencies.append(max(client.arrivals[seq] for client in clients) - started)
+
+    per_client = max(1, commands // count)
+    started = time.perf_counter()
+
+    async def flood(client: Client, n: int) -> None:
+        for index in range(per_client):
+            await client.command(f"tp-{n}-{index}", {"type": "rename_layer", "layer_id": "a", "name": f"{n}-{index}"})
+
+    await asyncio.gather(*(flood(client, n) for n, client in enumerate(clients)))
+    throughput = per_client * count / (time.perf_counter() - started)
+    for client in clients:
+        await client.ws.close()
+        client.reader.cancel()
+    latencies.sort()
+    return {
+        "p50_ms": round(statistics.median(latencies) * 1000, 3),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 3),
+        "commands_per_s": round(throughput, 1),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--commands", type=int, default=300)
+    parser.add_argument("--clients", default="1,10,50")
+    args = parser.parse_args()
+    figures: dict[str, float] = {}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ServerProcess(Path(tmp) / "data", None, "--log-level", "warning") as server,
+    ):
+        for count in (int(n) for n in args.clients.split(",")):
+            result = await measure(server, count, args.commands)
+            print(f"{count:>3} clients: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+                  f"{result['commands_per_s']} commands/s (all clients sending)")  # fmt: skip
+            for key, value in result.items():
+                figures[f"{key}_{count}_clients"] = value
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
