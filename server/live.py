@@ -113,9 +113,8 @@ class Connection:
     def send_event(self, seq: int, message: str) -> None:
         if self.catching_up:
             self.held.append((seq, message))
-        elif seq > self.last_seq:
+        elif seq > self.last_seq and self.send(message):
             self.last_seq = seq
-            self.send(message)
 
     def finish(self) -> None:
         """Have the sender close the socket after what is queued (dropping the oldest if there is no room)."""
@@ -281,9 +280,7 @@ class LiveHub:
         connection.send(encode(welcome))
         connection.catching_up = False
         for seq, message in connection.held:
-            if seq > connection.last_seq:
-                connection.last_seq = seq
-                connection.send(message)
+            connection.send_event(seq, message)
         connection.held.clear()
 
     async def _send_loop(self, connection: Connection) -> None:
