@@ -1,4 +1,5 @@
-"""What an operation's `run` gets besides its inputs and params: the model, the seed, progress, cancellation."""
+"""What an operation's `run` gets besides its inputs and params: the model, the seed, progress, cancellation,
+and uploaded blobs."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from engine.blobs import DEFAULT_LIMITS, BlobReader, ImageLimits, decode_image, read_blob
 from engine.errors import RenderCancelled
 
 if TYPE_CHECKING:
+    from PIL.Image import Image
+
     from engine.models.loader import ModelHandle, PipelineKind
 
 ProgressCallback = Callable[[int, int], None]
@@ -23,6 +27,8 @@ class RunContext:
     seed: int | None = None
     progress_callback: ProgressCallback | None = None
     cancelled: CancelCheck | None = None
+    # sha256 -> bytes, e.g. the server's blob store's `get`; None when the render may read no uploads
+    blob_reader: BlobReader | None = None
 
     @property
     def device(self) -> torch.device:
@@ -45,6 +51,14 @@ class RunContext:
         if self.seed is None:
             raise ValueError("this render has no seed; operations that draw noise must set uses_seed = True")
         return torch.Generator("cpu").manual_seed(self.seed + offset)
+
+    def read_blob(self, sha256: str) -> bytes:
+        """The bytes of an uploaded blob; MissingBlob without a reader or when absent, InvalidBlob if corrupt."""
+        return read_blob(self.blob_reader, sha256)
+
+    def read_image(self, sha256: str, limits: ImageLimits = DEFAULT_LIMITS) -> Image:
+        """An uploaded blob decoded as an image under explicit limits (see engine.blobs)."""
+        return decode_image(self.read_blob(sha256), limits)
 
     def progress(self, step: int, total: int) -> None:
         if self.progress_callback is not None:

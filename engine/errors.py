@@ -17,3 +17,11 @@ class CapabilityMissing(EngineError):
 
 class MissingInput(EngineError):
     """An operation's layer input was not handed to the renderer."""
+
+
+class MissingBlob(EngineError):
+    """An operation asked for an uploaded blob the render cannot read (no reader configured, or not stored)."""
+
+
+class InvalidBlob(EngineError):
+    """A blob's bytes are not an acceptable image (format, size, damage) or do not match its sha256."""

@@ -1,4 +1,4 @@
-"""Image plumbing the operations share: grid fitting, masks, Canny edges. PIL and numpy only."""
+"""Image plumbing the operations share: grid fitting, masks, modes, Canny edges, regions. PIL and numpy only."""
 
 from __future__ import annotations
 
@@ -32,6 +32,55 @@ def mask_from_layer(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     else:
         mask = image.convert("L")
     return mask if mask.size == size else mask.resize(size, Image.Resampling.BILINEAR)
+
+
+def has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
+
+
+def normalise_mode(image: Image.Image) -> Image.Image:
+    """`image` as RGBA when it has transparency, L when it is grey, else RGB (what the editing ops work in)."""
+    mode = "RGBA" if has_alpha(image) else "L" if image.mode in ("1", "L") else "RGB"
+    return image if image.mode == mode else image.convert(mode)
+
+
+def connected_region(selected: np.ndarray, x: int, y: int) -> np.ndarray:
+    """The 4-connected part of boolean array `selected` that holds pixel (x, y); all False if it is not selected.
+
+    Works on horizontal runs rather than pixels: each row's runs come from one numpy diff, and the search
+    visits runs, so a Python loop runs once per run (a few per row in real pictures), not once per pixel.
+    """
+    height, width = selected.shape
+    region = np.zeros((height, width), dtype=bool)
+    if not selected[y, x]:
+        return region
+    padded = np.zeros((height, width + 2), dtype=np.int8)
+    padded[:, 1:-1] = selected
+    edges = np.diff(padded, axis=1)
+    run_rows, run_starts = np.nonzero(edges == 1)  # row-major order, so both lists pair up run by run
+    _, run_ends = np.nonzero(edges == -1)  # exclusive
+    first_run = np.searchsorted(run_rows, np.arange(height + 1))  # runs of row r: first_run[r]:first_run[r+1]
+    row_start = first_run[y]
+    seed = row_start + int(np.searchsorted(run_starts[row_start : first_run[y + 1]], x, side="right")) - 1
+    visited = np.zeros(len(run_rows), dtype=bool)
+    visited[seed] = True
+    stack = [seed]
+    while stack:
+        run = stack.pop()
+        row, start, end = int(run_rows[run]), int(run_starts[run]), int(run_ends[run])
+        region[row, start:end] = True
+        for neighbour in (row - 1, row + 1):
+            if not 0 <= neighbour < height:
+                continue
+            a, b = first_run[neighbour], first_run[neighbour + 1]
+            # runs of that row overlapping [start, end): they end after `start` and begin before `end`
+            low = a + int(np.searchsorted(run_ends[a:b], start, side="right"))
+            high = a + int(np.searchsorted(run_starts[a:b], end, side="left"))
+            for other in range(low, high):
+                if not visited[other]:
+                    visited[other] = True
+                    stack.append(other)
+    return region
 
 
 def _gaussian_kernel(sigma: float) -> np.ndarray:

@@ -3,16 +3,19 @@
 An operation is a plain class: a name, human-facing metadata, a pydantic model of its parameters (which gives
 the JSON Schema the browser renders forms from), and `run(ctx, inputs, params)`. Parameters that name other
 layers are declared with `LayerInput` / `MaskInput`; those layers become the new layer's parents in the DAG and
-their images are handed to `run` as `inputs`.
+their images are handed to `run` as `inputs`, keyed by the parameter's path. A reference may sit at the top
+level ("source") or inside nested models and lists of them ("layers.0.layer"). Parameters that name an uploaded
+image are declared with `BlobInput` (a sha256); `run` reads them through `ctx.read_blob` / `ctx.read_image`.
 
 This module must stay cheap to import: no torch, no diffusers (the server validates commands with it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -26,6 +29,8 @@ InputKind = Literal["image", "mask"]
 # JSON Schema extension keys the client reads to pick a widget.
 INPUT_KEY = "x-opendream-input"
 WIDGET_KEY = "x-opendream-widget"
+BLOB_KEY = "x-opendream-blob"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 
 def LayerInput(description: str = "", kind: InputKind = "image", default: Any = ...) -> Any:
@@ -35,6 +40,20 @@ def LayerInput(description: str = "", kind: InputKind = "image", default: Any = 
 
 def MaskInput(description: str = "", default: Any = ...) -> Any:
     return LayerInput(description, kind="mask", default=default)
+
+
+def BlobInput(description: str = "", default: Any = ...) -> Any:
+    """A parameter holding the sha256 of an uploaded image blob (optional with default=None).
+
+    Blobs are not layers: they add no DAG parent. The value is content-addressed, so the params (and with them
+    the render's cache key) change whenever the uploaded bytes do.
+    """
+    return Field(
+        default,
+        description=description,
+        pattern=SHA256_PATTERN,
+        json_schema_extra={BLOB_KEY: True, WIDGET_KEY: "upload"},
+    )
 
 
 def Prompt(description: str = "", default: str = "", max_length: int = 2000) -> Any:
@@ -61,21 +80,50 @@ class Operation:
     needs_model: ClassVar[bool] = False
     # True when run() may return several images (each becomes its own layer).
     multiple_outputs: ClassVar[bool] = False
+    # Bump when the same params and inputs start giving other pixels: operations without the diffusion model
+    # are cached under a fingerprint made of this, Pillow's and numpy's versions and `fingerprint_extra()`.
+    version: ClassVar[int] = 1
 
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: Any) -> Image | list[Image]:
         raise NotImplementedError(f"operation {self.name!r} does not implement run()")
+
+    # --- hooks an operation may override ----------------------------------------------------------------
+
+    @classmethod
+    def fingerprint_extra(cls) -> dict[str, Any]:
+        """For operations without the diffusion model: whatever else decides the pixels (e.g. a checkpoint)."""
+        return {}
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this operation cannot run in this process (e.g. no checkpoint configured), or None."""
+        return None
 
     # --- derived from the class attributes above ---------------------------------------------------------
 
     @classmethod
     def input_fields(cls) -> dict[str, InputKind]:
-        """Parameter name -> kind, for every parameter that references a layer."""
+        """Parameter name -> kind, for every top-level parameter that references a layer.
+
+        Nested references (inside sub-models and lists) are not here: see `input_paths()` for the declared
+        shape and `input_refs(operation, params)` for the references one set of params makes.
+        """
         found: dict[str, InputKind] = {}
         for field_name, info in cls.Params.model_fields.items():
             extra = info.json_schema_extra
             if isinstance(extra, dict) and INPUT_KEY in extra:
                 found[field_name] = extra[INPUT_KEY]  # type: ignore[assignment]
         return found
+
+    @classmethod
+    def input_paths(cls) -> dict[str, InputKind]:
+        """Path template -> kind for every layer reference, nested ones included ("layers.*.layer")."""
+        return _declared(cls.Params, INPUT_KEY, "", set())
+
+    @classmethod
+    def blob_paths(cls) -> list[str]:
+        """Path templates of every blob parameter ("blob", "items.*.image")."""
+        return list(_declared(cls.Params, BLOB_KEY, "", set()))
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -88,6 +136,8 @@ class Operation:
             "needs_model": cls.needs_model,
             "multiple_outputs": cls.multiple_outputs,
             "inputs": cls.input_fields(),
+            "input_paths": cls.input_paths(),
+            "blobs": cls.blob_paths(),
             "params_schema": cls.Params.model_json_schema(),
         }
 
@@ -97,7 +147,8 @@ class ValidatedParams:
     """Parameters checked by an operation's model, in canonical JSON form, with the layers they read."""
 
     params: dict[str, Any]
-    inputs: dict[str, str]  # parameter name -> layer id
+    inputs: dict[str, str]  # parameter path ("source", "layers.0.layer") -> layer id
+    blobs: dict[str, str] = field(default_factory=dict)  # parameter path -> sha256
 
 
 class InvalidParams(ValueError):
@@ -109,16 +160,96 @@ class InvalidParams(ValueError):
 
 
 def validate_params(operation: type[Operation], params: Mapping[str, Any]) -> ValidatedParams:
+    model = _parse(operation, params)
+    return ValidatedParams(
+        params=model.model_dump(mode="json"),
+        inputs=dict(_references(model, INPUT_KEY, "")),
+        blobs=dict(_references(model, BLOB_KEY, "")),
+    )
+
+
+def input_refs(operation: type[Operation], params: Mapping[str, Any] | Params) -> dict[str, str]:
+    """Path -> layer id for every non-null layer reference in `params`, in declaration order.
+
+    Top-level references keep their plain name ("source"); nested ones are dotted paths through sub-models and
+    list indices ("layers.0.layer"). Raises InvalidParams when `params` do not validate.
+    """
+    return dict(_references(_parse(operation, params), INPUT_KEY, ""))
+
+
+def blob_refs(operation: type[Operation], params: Mapping[str, Any] | Params) -> dict[str, str]:
+    """Path -> sha256 for every non-null blob parameter in `params` (paths as in `input_refs`)."""
+    return dict(_references(_parse(operation, params), BLOB_KEY, ""))
+
+
+def _parse(operation: type[Operation], params: Mapping[str, Any] | Params) -> Params:
+    if isinstance(params, operation.Params):
+        return params
     try:
-        model = operation.Params.model_validate(dict(params))
+        return operation.Params.model_validate(dict(params))  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        where = f"{field}: " if field else ""
-        raise InvalidParams(f"invalid params for {operation.name!r}: {where}{first['msg']}", field) from None
-    canonical = model.model_dump(mode="json")
-    inputs = {name: canonical[name] for name in operation.input_fields() if canonical.get(name) is not None}
-    return ValidatedParams(params=canonical, inputs=inputs)
+        field_path = ".".join(str(part) for part in first["loc"]) or None
+        where = f"{field_path}: " if field_path else ""
+        raise InvalidParams(f"invalid params for {operation.name!r}: {where}{first['msg']}", field_path) from None
+
+
+def _marker(info: Any, key: str) -> Any:
+    extra = info.json_schema_extra
+    return extra.get(key) if isinstance(extra, dict) else None
+
+
+def _references(model: BaseModel, key: str, prefix: str) -> Iterator[tuple[str, str]]:
+    """(path, value) for every field marked with `key`, walking sub-models, lists and tuples."""
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if _marker(info, key) is not None:
+            if value is not None:
+                yield f"{prefix}{name}", value
+        else:
+            yield from _nested_references(value, key, f"{prefix}{name}")
+
+
+def _nested_references(value: Any, key: str, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, BaseModel):
+        yield from _references(value, key, f"{path}.")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _nested_references(item, key, f"{path}.{index}")
+
+
+def _declared(model: type[BaseModel], key: str, prefix: str, seen: set[type[BaseModel]]) -> dict[str, Any]:
+    """Path template -> marker value for every field marked with `key`, "*" standing for a list index."""
+    found: dict[str, Any] = {}
+    seen = seen | {model}  # a self-referencing model would otherwise recurse forever
+    for name, info in model.model_fields.items():
+        marker = _marker(info, key)
+        if marker is not None:
+            found[f"{prefix}{name}"] = marker
+            continue
+        for suffix, nested in _nested_models(info.annotation):
+            if nested not in seen:
+                found.update(_declared(nested, key, f"{prefix}{name}{suffix}.", seen))
+    return found
+
+
+def _nested_models(annotation: Any) -> Iterator[tuple[str, type[BaseModel]]]:
+    """The pydantic models an annotation can hold, each with the path suffix that reaches it."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield "", annotation
+        return
+    origin = get_origin(annotation)
+    args = get_args(annotation)
+    if origin is Annotated:
+        yield from _nested_models(args[0])
+    elif origin in (Union, types.UnionType):
+        for arg in args:
+            yield from _nested_models(arg)
+    elif isinstance(origin, type) and issubclass(origin, Sequence) and not issubclass(origin, str | bytes):
+        for arg in args:
+            if arg is not Ellipsis:
+                for suffix, nested in _nested_models(arg):
+                    yield f".*{suffix}", nested
 
 
 class OperationRegistry:

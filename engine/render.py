@@ -9,20 +9,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy
+import PIL
 import torch
 from PIL import Image
 
+from engine.blobs import BlobReader
 from engine.builtins import default_registry
 from engine.context import CancelCheck, ProgressCallback, RunContext
 from engine.errors import MissingInput
 from engine.models.loader import ModelManager
 from engine.models.spec import ModelSpec
-from engine.operation import OperationRegistry, validate_params
+from engine.operation import Operation, OperationRegistry, validate_params
 from engine.png import encode_png
 
 __all__ = ["RenderResult", "Renderer", "ReproducibleMode", "encode_png"]
 
 MAX_SEED = 2**63 - 1
+EDIT_ENGINE = "opendream-edit"  # the fingerprint's "engine" for operations that do not use the diffusion model
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,12 @@ class Renderer:
         registry: OperationRegistry | None = None,
         *,
         reproducible: ReproducibleMode | bool | None = None,
+        blob_reader: BlobReader | None = None,
     ) -> None:
         self.models = models
         self.registry = registry or default_registry()
         self.reproducible = ReproducibleMode() if reproducible is True else (reproducible or None)
+        self.blob_reader = blob_reader  # the default for render(); e.g. the server's BlobStore.get
         if self.reproducible is not None:
             self.reproducible.apply()
 
@@ -98,11 +104,14 @@ class Renderer:
         cancelled: CancelCheck | None = None,
         *,
         model: str | ModelSpec | None = None,
+        blob_reader: BlobReader | None = None,
     ) -> RenderResult:
-        """Run one operation. `inputs` maps each layer parameter's name (or the layer id it names) to its image.
+        """Run one operation. `inputs` maps each layer reference's path ("source", "layers.0.layer") — or the
+        layer id it names — to its image; `blob_reader` (sha256 -> bytes) overrides the renderer's default.
 
         A generating operation given no seed gets a random one, returned in the result so it can be recorded.
-        Raises InvalidParams, MissingInput, CapabilityMissing, RenderCancelled.
+        Only operations with `needs_model` load the diffusion model. Raises InvalidParams, MissingInput,
+        MissingBlob, InvalidBlob, CapabilityMissing, RenderCancelled.
         """
         operation = self.registry.get(operation_name)
         if operation is None:
@@ -117,37 +126,71 @@ class Renderer:
         else:
             seed = None
 
+        # Building a handle loads nothing; only `needs_model` operations load (and lock) the diffusion model.
         handle = self.models.get(model)
-        ctx = RunContext(model=handle, seed=seed, progress_callback=progress, cancelled=cancelled)
-        ctx.check_cancelled()
-        with handle.lock:
-            if operation.needs_model:
-                handle.load()  # loading is not part of the render's duration
-            if self.reproducible is not None:
-                self.reproducible.apply()
-            started = time.perf_counter()
-            with torch.inference_mode():
-                output = operation().run(ctx, images, typed)
-            duration_ms = (time.perf_counter() - started) * 1000.0
-            fingerprint = self.fingerprint(model)
-        return RenderResult(
-            images=output if isinstance(output, list) else [output],
-            fingerprint=fingerprint,
-            duration_ms=duration_ms,
+        ctx = RunContext(
+            model=handle,
             seed=seed,
+            progress_callback=progress,
+            cancelled=cancelled,
+            blob_reader=blob_reader or self.blob_reader,
         )
+        ctx.check_cancelled()
+        if operation.needs_model:
+            with handle.lock:
+                handle.load()  # loading is not part of the render's duration
+                output, duration_ms = self._run(operation, ctx, images, typed)
+                fingerprint = self.fingerprint(model)
+        else:
+            output, duration_ms = self._run(operation, ctx, images, typed)
+            fingerprint = self.fingerprint_for(operation_name, model)
+        outputs = output if isinstance(output, list) else [output]
+        if not outputs or not all(isinstance(image, Image.Image) for image in outputs):
+            raise TypeError(f"operation {operation_name!r} must return a PIL image or a non-empty list of them")
+        return RenderResult(images=outputs, fingerprint=fingerprint, duration_ms=duration_ms, seed=seed)
+
+    def _run(
+        self, operation: type[Operation], ctx: RunContext, images: dict[str, Image.Image], params: Any
+    ) -> tuple[Image.Image | list[Image.Image], float]:
+        if self.reproducible is not None:
+            self.reproducible.apply()
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = operation().run(ctx, images, params)
+        return output, (time.perf_counter() - started) * 1000.0
 
     def fingerprint(self, model: str | ModelSpec | None = None) -> dict[str, Any]:
+        """The diffusion model's fingerprint (what `needs_model` operations are cached under)."""
         fingerprint = self.models.get(model).fingerprint()
         fingerprint["reproducible"] = self.reproducible.describe() if self.reproducible else None
         return fingerprint
+
+    def fingerprint_for(self, operation_name: str, model: str | ModelSpec | None = None) -> dict[str, Any]:
+        """What decides the pixels of `operation_name` besides its params, inputs and seed.
+
+        The model fingerprint for operations that need the diffusion model; for the rest only the libraries
+        and the operation's version, so that an upload or a crop keeps its cache key when the model changes
+        (and computing it never builds or hashes the model).
+        """
+        operation = self.registry.get(operation_name)
+        if operation is None:
+            raise KeyError(f"unknown operation {operation_name!r}")
+        if operation.needs_model:
+            return self.fingerprint(model)
+        return {
+            "engine": EDIT_ENGINE,
+            "pillow": PIL.__version__,
+            "numpy": numpy.__version__,
+            "operation_version": operation.version,
+            **operation.fingerprint_extra(),
+        }
 
 
 def _inputs_by_param(
     operation_name: str, wanted: Mapping[str, str], given: Mapping[str, Image.Image]
 ) -> dict[str, Image.Image]:
     found: dict[str, Image.Image] = {}
-    for param, layer_id in wanted.items():
+    for param, layer_id in wanted.items():  # param: a reference's path, "source" or "layers.0.layer"
         image = given.get(param, given.get(layer_id))
         if image is None:
             raise MissingInput(f"{operation_name}: no image for input {param!r} (layer {layer_id!r})")

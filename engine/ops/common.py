@@ -1,4 +1,4 @@
-"""Parameter types shared by the generating operations. Pure pydantic: importing this costs no torch."""
+"""Parameter types shared by the operations. Pure pydantic: importing this costs no torch."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ from pydantic import Field
 
 from engine.schedulers import SchedulerName
 
-__all__ = ["Guidance", "SchedulerName", "Side", "Steps", "Strength"]
+__all__ = ["Dimension", "Guidance", "Offset", "SchedulerName", "Side", "Steps", "Strength"]
 
 # Multiples of 8: the VAE maps 8x8 pixels to one latent cell.
 Side = Annotated[int, Field(ge=64, le=2048, multiple_of=8)]
 Steps = Annotated[int, Field(ge=1, le=150, description="Denoising steps.")]
 Guidance = Annotated[float, Field(ge=0.0, le=30.0, description="How closely to follow the prompt (CFG scale).")]
 Strength = Annotated[float, Field(gt=0.0, le=1.0, description="How much to change: 0 keeps the source, 1 repaints.")]
+
+# The editing operations work on any size, not just multiples of 8; 4096 bounds memory (64 MiB as RGBA).
+Dimension = Annotated[int, Field(ge=1, le=4096, description="Pixels.")]
+Offset = Annotated[int, Field(ge=-8192, le=8192, description="Pixels from the left or top edge.")]
