@@ -11,6 +11,7 @@ from engine.ops.crop import Crop
 from engine.ops.img2img import Img2Img
 from engine.ops.inpaint import Inpaint
 from engine.ops.instruct_pix2pix import InstructPix2Pix
+from engine.ops.layer_output import LayerOutput
 from engine.ops.magic_wand import MagicWand
 from engine.ops.mask import Mask
 from engine.ops.resize import Resize
@@ -22,7 +23,7 @@ from engine.ops.upload import Upload
 def builtin_operations() -> list[type[Operation]]:
     generating: list[type[Operation]] = [Txt2Img, Img2Img, Inpaint, InstructPix2Pix, ControlNetCanny]
     editing: list[type[Operation]] = [Upload, Blank, Crop, Resize, Adjust, Composite, Mask, MagicWand, Segment]
-    return generating + editing
+    return [*generating, *editing, LayerOutput]
 
 
 def default_registry() -> OperationRegistry:

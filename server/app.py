@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket
 from engine.operation import OperationRegistry
 from server import api
 from server.auth import TokenStore
-from server.blobs import LocalBlobStore
+from server.blobs import BlobStore, LocalBlobStore
 from server.config import Settings
 from server.core.decide import Decider
 from server.http import ApiError, JSONResponse
@@ -47,13 +47,19 @@ class Services:
     admin_token: str
 
 
-def default_operations() -> OperationRegistry:
-    from engine.builtins import default_registry
+def load_operations(settings: Settings) -> OperationRegistry:
+    """Built-ins, installed extensions (entry points) and the configured extensions directory."""
+    from engine.discovery import load_registry
 
-    return default_registry()
+    registry = load_registry(settings.extensions_dir)
+    for name, reason in sorted(registry.unavailable().items()):
+        log.warning("operation %s is unavailable: %s", name, reason)
+    return registry
 
 
-def renderer_factory(settings: Settings, operations: OperationRegistry) -> Callable[[], Renderer]:
+def renderer_factory(
+    settings: Settings, operations: OperationRegistry, blobs: BlobStore | None = None
+) -> Callable[[], Renderer]:
     def build() -> Renderer:
         # Imported here: torch and diffusers take seconds to import, and only the render thread needs them.
         from engine.models.loader import ModelManager, ModelOptions
@@ -66,7 +72,12 @@ def renderer_factory(settings: Settings, operations: OperationRegistry) -> Calla
             models_dir=settings.models_dir,
             hash_cache=settings.models_dir / "weight-hashes.json",
         )
-        return Renderer(ModelManager(settings.model, options), operations, reproducible=settings.reproducible or None)
+        return Renderer(
+            ModelManager(settings.model, options),
+            operations,
+            reproducible=settings.reproducible or None,
+            blob_reader=None if blobs is None else blobs.get,
+        )
 
     return build
 
@@ -80,13 +91,15 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
         configure_pillow(settings.image_limits)
         store = SQLEventStore(settings.database_url)
         store.migrate()
-        registry = operations if operations is not None else default_operations()
-        service = CanvasService(store, Decider(registry), snapshot_every=settings.snapshot_every)
-        await service.start()
+        registry = operations if operations is not None else load_operations(settings)
         blobs = LocalBlobStore(settings.blob_dir)
+        service = CanvasService(
+            store, Decider(registry, blob_exists=blobs.exists), snapshot_every=settings.snapshot_every
+        )
+        await service.start()
         renders = None
         if settings.render:
-            renders = RenderQueue(service, store, blobs, registry, renderer_factory(settings, registry))
+            renders = RenderQueue(service, store, blobs, registry, renderer_factory(settings, registry, blobs))
             await renders.start()
         tokens = TokenStore(store.writer_engine, store.reader_engine)
         admin_token = await asyncio.to_thread(tokens.admin_token, settings.admin_token_path)

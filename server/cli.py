@@ -41,6 +41,7 @@ def serve(args: argparse.Namespace) -> int:
         attention_slicing=args.attention_slicing or None,
         vae_tiling=args.vae_tiling or None,
         render=False if args.no_render else None,
+        extensions_dir=args.extensions,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"opendream: serving on http://{settings.host}:{settings.port}  (data: {settings.data_dir})", flush=True)
@@ -68,8 +69,7 @@ def replay(args: argparse.Namespace) -> int:
     """Render a stored canvas again from scratch and compare every layer with what was recorded."""
     import orjson
 
-    from engine.builtins import default_registry
-    from server.app import renderer_factory
+    from server.app import load_operations, renderer_factory
     from server.blobs import LocalBlobStore
     from server.core.decide import Decider
     from server.replay import replay_state
@@ -86,10 +86,10 @@ def replay(args: argparse.Namespace) -> int:
     if not 0 <= version <= head:
         print(f"opendream: version {version} is out of range 0..{head}", file=sys.stderr)
         return 2
-    operations = default_registry()
+    operations = load_operations(settings)
     state = CanvasService(store, Decider(operations)).project_at(args.canvas, version)
-    renderer = renderer_factory(settings, operations)()
     blobs = LocalBlobStore(settings.blob_dir)
+    renderer = renderer_factory(settings, operations, blobs)()
     total = len(state.layers)
     done = 0
 
@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--attention-slicing", action="store_true", help="less GPU memory, a little slower")
     serve_parser.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles (less memory)")
     serve_parser.add_argument("--no-render", action="store_true", help="run no render worker in this process")
+    serve_parser.add_argument(
+        "--extensions", type=Path, help="a directory of extension modules (*.py); env OPENDREAM_EXTENSIONS_DIR"
+    )
     serve_parser.add_argument(
         "--reproducible",
         action="store_true",

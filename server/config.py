@@ -19,6 +19,11 @@ class Settings:
     model: str = field(default_factory=lambda: os.environ.get("OPENDREAM_MODEL", "builtin:tiny"))
     device: str | None = field(default_factory=lambda: os.environ.get("OPENDREAM_DEVICE") or None)
     render: bool = True  # run the render worker in this process
+    extensions_dir: Path | None = field(
+        default_factory=lambda: (
+            Path(os.environ["OPENDREAM_EXTENSIONS_DIR"]) if os.environ.get("OPENDREAM_EXTENSIONS_DIR") else None
+        )
+    )
     local_admin: bool = True  # hand the admin token to a browser on this machine (only if listening on loopback)
     attention_slicing: bool = False  # less GPU memory, a little slower
     vae_tiling: bool = False  # decode large images in tiles

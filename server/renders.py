@@ -18,15 +18,15 @@ import logging
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.cache_key import cache_key
-from engine.operation import OperationRegistry
+from engine.operation import Operation, OperationRegistry, input_refs
 from server.blobs import BlobStore
-from server.core.commands import RecordFailure, RecordRender
+from server.core.commands import AddLayer, RecordFailure, RecordRender
 from server.core.decide import CommandRejected
 from server.core.events import Event
 from server.core.scheduling import NEEDS_RENDER, ready_layers, waiting_layers
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from engine.render import Renderer
 
 log = logging.getLogger("opendream.renders")
+T = TypeVar("T")
 
 ENGINE_ACTOR = "engine"
 WAKING_EVENTS = {"layer.added", "layer.params_changed", "layer.render_requested", "layer.rendered"}
@@ -52,6 +53,38 @@ class _Running:
     layer_id: str
     revision: int
     cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class InputUnavailable(LookupError):
+    pass
+
+
+def output_layer_id(layer_id: str, index: int) -> str:
+    return f"{layer_id}.{index}"
+
+
+def rendered_images(state: CanvasState) -> dict[str, tuple[str, ...]]:
+    """Layer id -> the images its current render made (first is its own), for rendered layers."""
+    return {
+        layer.id: layer.output.images
+        for layer in state.layers.values()
+        if layer.status == "rendered" and layer.output is not None
+    }
+
+
+def resolve_inputs(operation: type[Operation], layer: Layer, images_of: Mapping[str, Sequence[T]]) -> dict[str, T]:
+    """Input path -> the image it reads: the referenced layer's own image, or, for a `layer_output` layer,
+    image `index` of its source. Raises InputUnavailable when an input has not rendered."""
+    images: dict[str, T] = {}
+    for path, parent in input_refs(operation, layer.params).items():
+        made = images_of.get(parent)
+        if made is None:
+            raise InputUnavailable(f"input layer {parent!r} has no image yet")
+        index = layer.params.get("index", 0) if layer.operation == "layer_output" else 0
+        if index >= len(made):
+            raise InputUnavailable(f"layer {parent!r} made {len(made)} images; there is no image {index}")
+        images[path] = made[index]
+    return images
 
 
 class RenderQueue:
@@ -180,41 +213,36 @@ class RenderQueue:
     def _cached_renders(self, state: CanvasState) -> list[tuple[Layer, RenderRecord]]:
         """Every layer needing a render whose output the cache already has — including layers whose inputs
         are only now found in the cache — so that a canvas made of known renders is recorded in one commit."""
-        fingerprint = self.renderer().fingerprint()
-        outputs = {layer.id: layer.output.sha256 for layer in state.layers.values()
-                   if layer.status == "rendered" and layer.output is not None}  # fmt: skip
+        renderer = self.renderer()
+        images_of = rendered_images(state)
         hits: list[tuple[Layer, RenderRecord]] = []
         for layer in state.topological_order():
-            if layer.status not in NEEDS_RENDER or not all(parent in outputs for parent in layer.parents):
+            operation = self.operations.get(layer.operation)
+            if layer.status not in NEEDS_RENDER or operation is None:
                 continue
-            input_images = self._input_images(layer, outputs)
-            if input_images is None:
+            try:
+                input_images = resolve_inputs(operation, layer, images_of)
+            except InputUnavailable:
                 continue
+            fingerprint = renderer.fingerprint_for(layer.operation)
             record = self.store.find_render(
                 cache_key(layer.operation, layer.params, layer.seed, input_images, fingerprint)
             )
-            if record is not None and self.blobs.exists(record.output):
-                outputs[layer.id] = record.output
+            if record is not None and all(self.blobs.exists(sha) for sha in (record.output, *record.extra)):
+                images_of[layer.id] = (record.output, *record.extra)
                 hits.append((layer, record))
         return hits
 
-    def _input_images(self, layer: Layer, outputs: dict[str, str]) -> dict[str, str] | None:
-        """Parameter name -> sha256 of the image it reads; None when the operation is unknown."""
-        operation = self.operations.get(layer.operation)
-        if operation is None:
-            return None
-        return {
-            param: outputs[layer.params[param]]
-            for param in operation.input_fields()
-            if layer.params.get(param) is not None and layer.params[param] in outputs
-        }
-
     async def _render(self, state: CanvasState, layer: Layer) -> None:
         canvas_id = state.canvas_id
-        outputs = {lid: item.output.sha256 for lid, item in state.layers.items() if item.output is not None}
-        input_images = self._input_images(layer, outputs)
-        if input_images is None:
+        operation = self.operations.get(layer.operation)
+        if operation is None:
             await self._record_failure(canvas_id, layer, f"operation {layer.operation!r} is not available")
+            return
+        try:
+            input_images = resolve_inputs(operation, layer, rendered_images(state))
+        except InputUnavailable as exc:
+            await self._record_failure(canvas_id, layer, str(exc))
             return
         running = _Running(canvas_id, layer.id, layer.revision)
         self._running = running
@@ -254,6 +282,7 @@ class RenderQueue:
             duration_ms=record.duration_ms,
             cache_key=record.cache_key,
             cached=cached,
+            extra_outputs=record.extra,
         )
         try:
             await self.service.execute(canvas_id, command, ENGINE_ACTOR)
@@ -263,6 +292,27 @@ class RenderQueue:
             return
         notice = {"type": "render_finished", "layer_id": layer.id, "output": record.output, "cached": cached}
         self._notify(canvas_id, notice)
+        if record.extra:
+            await self._add_output_layers(canvas_id, layer, len(record.extra))
+
+    async def _add_output_layers(self, canvas_id: str, layer: Layer, extra: int) -> None:
+        """Several images make several layers: one `layer_output` layer per further image, made once (a layer
+        the user deleted stays deleted; re-rendering the source updates the others)."""
+        state = await self.service.state(canvas_id)
+        for index in range(1, extra + 1):
+            layer_id = output_layer_id(layer.id, index)
+            if layer_id in state.layers or layer_id in state.deleted or layer.id not in state.layers:
+                continue
+            command = AddLayer(
+                layer_id=layer_id,
+                operation="layer_output",
+                params={"source": layer.id, "index": index},
+                name=f"{state.layers[layer.id].name} · {index + 1}",
+            )
+            try:
+                await self.service.execute(canvas_id, command, ENGINE_ACTOR)
+            except (CommandRejected, CanvasNotFound) as exc:
+                log.info("output layer %s not added: %s", layer_id, exc)
 
     def _materialise(
         self,
@@ -271,25 +321,26 @@ class RenderQueue:
         progress: Callable[[int, int], None],
         cancelled: Callable[[], bool],
     ) -> RenderRecord:
-        """In the render thread: render, store the PNG in the blob store, remember it in the render cache."""
+        """In the render thread: render, store the PNGs in the blob store, remember them in the render cache."""
         from PIL import Image
 
         from engine.png import encode_png
 
         renderer = self.renderer()
-        key = cache_key(layer.operation, layer.params, layer.seed, input_images, renderer.fingerprint())
-        images = {param: Image.open(io.BytesIO(self.blobs.get(sha))) for param, sha in input_images.items()}
+        fingerprint = renderer.fingerprint_for(layer.operation)
+        key = cache_key(layer.operation, layer.params, layer.seed, input_images, fingerprint)
+        images = {path: Image.open(io.BytesIO(self.blobs.get(sha))) for path, sha in input_images.items()}
         started = time.perf_counter()
         result = renderer.render(layer.operation, layer.params, layer.seed, images, progress, cancelled)
-        image = result.images[0]
-        output = self.blobs.put(encode_png(image))
+        shas = [self.blobs.put(encode_png(image)) for image in result.images]
         record = RenderRecord(
             cache_key=key,
-            output=output,
-            width=image.width,
-            height=image.height,
+            output=shas[0],
+            width=result.images[0].width,
+            height=result.images[0].height,
             fingerprint=result.fingerprint,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            extra=tuple(shas[1:]),
         )
         self.store.save_render(record)
         return record

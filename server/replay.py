@@ -63,7 +63,7 @@ def replay_state(
     on_layer: Callable[[LayerVerdict], None] | None = None,
 ) -> list[LayerVerdict]:
     """Render every layer of `state` again, without the cache, and judge each against its recorded output."""
-    replayed: dict[str, Image] = {}
+    replayed: dict[str, list[Image]] = {}
     verdicts: dict[str, LayerVerdict] = {}
     for layer in state.topological_order():
         verdict = _replay_layer(layer, blobs, renderer, replayed, tolerance)
@@ -74,11 +74,12 @@ def replay_state(
 
 
 def _replay_layer(
-    layer: Layer, blobs: BlobStore, renderer: Renderer, replayed: dict[str, Image], tolerance: int
+    layer: Layer, blobs: BlobStore, renderer: Renderer, replayed: dict[str, list[Image]], tolerance: int
 ) -> LayerVerdict:
     from PIL import Image
 
     from engine.png import encode_png
+    from server.renders import InputUnavailable, resolve_inputs
 
     recorded = layer.output.sha256 if layer.output is not None and layer.status == "rendered" else None
 
@@ -88,19 +89,16 @@ def _replay_layer(
     operation = renderer.registry.get(layer.operation)
     if operation is None:
         return verdict("failed", error=f"operation {layer.operation!r} is not available")
-    inputs = {}
-    for param in operation.input_fields():
-        parent = layer.params.get(param)
-        if parent is not None:
-            if parent not in replayed:
-                return verdict("failed", error=f"input layer {parent!r} could not be rendered")
-            inputs[param] = replayed[parent]
     try:
-        result = renderer.render(layer.operation, layer.params, layer.seed, inputs)
+        inputs = resolve_inputs(operation, layer, replayed)
+    except InputUnavailable as exc:
+        return verdict("failed", error=str(exc))
+    try:
+        result = renderer.render(layer.operation, layer.params, layer.seed, inputs, blob_reader=blobs.get)
     except Exception as exc:
         return verdict("failed", error=f"{type(exc).__name__}: {exc}")
+    replayed[layer.id] = result.images
     image = result.images[0]
-    replayed[layer.id] = image
     sha = blobs.put(encode_png(image))
     if recorded is None:
         return verdict("not_rendered", sha)

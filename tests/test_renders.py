@@ -17,7 +17,7 @@ from engine.models.loader import ModelManager, ModelOptions
 from engine.operation import Operation, OperationRegistry, Params
 from engine.render import Renderer
 from server.blobs import LocalBlobStore
-from server.core.commands import AddLayer, ChangeParams, RetryRender
+from server.core.commands import AddLayer, ChangeParams, DeleteLayer, RetryRender
 from server.core.decide import Decider
 from server.renders import RenderQueue
 from server.service import CanvasService
@@ -40,9 +40,24 @@ class Explode(Operation):
         raise RuntimeError("the operation blew up")
 
 
+class Split(Operation):
+    """Stands in for a segmenter: several images from one render."""
+
+    name = "split"
+    title = "Split"
+    multiple_outputs = True
+
+    class Params(Params):
+        count: int = 3
+
+    def run(self, ctx, inputs, params):
+        return [Image.new("L", (8, 8), 40 * index) for index in range(params.count)]
+
+
 def operations() -> OperationRegistry:
     registry = default_registry()
     registry.register(Explode)
+    registry.register(Split)
     return registry
 
 
@@ -65,6 +80,7 @@ async def engine(tmp_path, renderer):
     await service.start()
     blobs = LocalBlobStore(tmp_path / "blobs")
     queue = RenderQueue(service, store, blobs, operations(), lambda: renderer)
+    renderer.blob_reader = blobs.get
     notices: list[tuple[str, dict]] = []
     queue.subscribe(lambda canvas_id, notice: notices.append((canvas_id, notice)))
     await queue.start()
@@ -227,3 +243,72 @@ async def test_replay_in_another_process_is_bit_identical(engine, tmp_path, mode
     ]
     recorded = await service.state(canvas_id)
     assert [layer["replayed"] for layer in report["layers"]] == [recorded.layers[i].output.sha256 for i in "abc"]
+
+
+def pixel_of(blobs: LocalBlobStore, sha: str) -> object:
+    return Image.open(io.BytesIO(blobs.get(sha))).getpixel((0, 0))
+
+
+async def test_an_operation_making_several_images_makes_several_layers(engine):
+    service, queue, blobs, _, _ = engine
+    canvas_id = await canvas_with(service, AddLayer(layer_id="s", operation="split", params={"count": 3}))
+    await queue.wait_idle()
+    state = await service.state(canvas_id)
+    assert state.order == ("s", "s.1", "s.2")
+    assert [state.layers[i].operation for i in state.order] == ["split", "layer_output", "layer_output"]
+    assert state.layers["s.2"].parents == ("s",) and state.layers["s.2"].name == "Split 1 · 3"
+    assert [pixel_of(blobs, state.layers[i].output.sha256) for i in state.order] == [0, 40, 80]
+    assert state.layers["s"].output.extra == (state.layers["s.1"].output.sha256, state.layers["s.2"].output.sha256)
+
+    # A deleted output stays deleted; re-rendering the source updates the others; fewer images fail the rest.
+    await service.execute(canvas_id, DeleteLayer(layer_id="s.1"), "alice")
+    await service.execute(canvas_id, ChangeParams(layer_id="s", params={"count": 2}), "alice")
+    await queue.wait_idle()
+    state = await service.state(canvas_id)
+    assert state.order == ("s", "s.2")
+    assert state.layers["s.2"].status == "failed" and "made 2 images" in state.layers["s.2"].error
+    await service.execute(canvas_id, ChangeParams(layer_id="s", params={"count": 4}), "alice")
+    await queue.wait_idle()
+    state = await service.state(canvas_id)
+    assert state.order == ("s", "s.2", "s.3")
+    assert pixel_of(blobs, state.layers["s.2"].output.sha256) == 80 and state.layers["s.3"].status == "rendered"
+
+
+async def test_uploads_and_composites_render_through_the_queue(engine):
+    service, queue, blobs, _, _ = engine
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 0, 0)).save(buffer, "PNG")
+    sha = blobs.put(buffer.getvalue())
+    canvas_id = await canvas_with(
+        service,
+        AddLayer(layer_id="up", operation="upload", params={"blob": sha}),
+        AddLayer(layer_id="bg", operation="blank", params={"width": 4, "height": 4, "colour": "#0000ff"}),
+        AddLayer(
+            layer_id="mix", operation="composite", params={"layers": [{"layer": "bg"}, {"layer": "up", "opacity": 0.5}]}
+        ),
+    )
+    await queue.wait_idle()
+    state = await service.state(canvas_id)
+    assert {i: state.layers[i].status for i in state.order} == {"up": "rendered", "bg": "rendered", "mix": "rendered"}
+    assert state.layers["mix"].parents == ("bg", "up")
+    assert pixel_of(blobs, state.layers["up"].output.sha256) == (200, 0, 0)
+    red, _, blue, _ = pixel_of(blobs, state.layers["mix"].output.sha256)
+    assert abs(red - 100) <= 1 and abs(blue - 128) <= 1
+    # Editing operations do not depend on the diffusion model: their fingerprint does not name it.
+    assert "model_hash" not in state.layers["bg"].output.fingerprint
+
+
+async def test_an_upload_of_an_unknown_blob_is_rejected(tmp_path, ops):
+    from server.core.decide import CommandRejected
+
+    store = SQLEventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    service = CanvasService(store, Decider(operations(), blob_exists=blobs.exists))
+    await service.start()
+    canvas_id = (await service.create_canvas("t", "a")).canvas_id
+    with pytest.raises(CommandRejected) as info:
+        await service.execute(canvas_id, AddLayer(operation="upload", params={"blob": "0" * 64}), "a")
+    assert info.value.code == "unknown_blob" and info.value.field == "params.blob"
+    await service.stop()
+    store.close()

@@ -98,6 +98,7 @@ class RecordRender(_Command):
     duration_ms: float
     cache_key: str = ""
     cached: bool = False
+    extra_outputs: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()
 
 
 class RecordFailure(_Command):

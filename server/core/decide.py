@@ -68,6 +68,8 @@ class Decider:
     operations: OperationRegistry
     new_seed: Callable[[], int] = field(default=_random_seed)
     new_layer_id: Callable[[], str] = field(default=_random_layer_id)
+    # Whether an uploaded image exists; None skips the check (the decider is also used without a blob store).
+    blob_exists: Callable[[str], bool] | None = None
 
     def decide(self, state: CanvasState, command: Command) -> list[EventData]:
         if not state.created:
@@ -120,6 +122,7 @@ class Decider:
                         duration_ms=command.duration_ms,
                         cache_key=command.cache_key,
                         cached=command.cached,
+                        extra_outputs=tuple(command.extra_outputs),
                     )
                 ]
             case RecordFailure():
@@ -137,8 +140,14 @@ class Decider:
             raise CommandRejected(
                 "unknown_operation", f"unknown operation {command.operation!r}; known: {known}", "operation"
             )
+        unavailable = self.operations.unavailable().get(operation.name)
+        if unavailable is not None:
+            raise CommandRejected(
+                "operation_unavailable", f"operation {operation.name!r} is unavailable: {unavailable}", "operation"
+            )
         validated = _validate(operation.name, self.operations, command.params)
         parents = _parents(state, validated, layer_id)
+        self._check_blobs(validated)
         seed = command.seed if command.seed is not None or not operation.uses_seed else self.new_seed()
         return LayerAdded(
             layer_id=layer_id,
@@ -158,6 +167,7 @@ class Decider:
             )
         validated = _validate(operation.name, self.operations, command.params)
         parents = _parents(state, validated, layer.id)
+        self._check_blobs(validated)
         descendants = set(state.descendants(layer.id))
         for parent in parents:
             if parent in descendants:
@@ -170,6 +180,17 @@ class Decider:
         if validated.params == dict(layer.params) and seed == layer.seed:
             return []
         return [LayerParamsChanged(layer_id=layer.id, params=validated.params, seed=seed, parents=parents)]
+
+    def _check_blobs(self, validated: ValidatedParams) -> None:
+        if self.blob_exists is None:
+            return
+        for path, sha256 in validated.blobs.items():
+            if not self.blob_exists(sha256):
+                raise CommandRejected(
+                    "unknown_blob",
+                    f"params.{path}: no uploaded image {sha256} (POST /api/blobs first)",
+                    f"params.{path}",
+                )
 
     @staticmethod
     def _check_revision(state: CanvasState, layer_id: str, revision: int) -> None:

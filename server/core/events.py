@@ -107,6 +107,7 @@ class LayerRendered(EventData):
     duration_ms: float
     cache_key: str = ""
     cached: bool = False  # the output was found in the render cache; nothing was computed
+    extra_outputs: tuple[str, ...] = ()  # the further images of an operation that made several
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +232,7 @@ def decode_payload(event_type: str, schema_version: int, raw: bytes | str | dict
             raise UnknownEventType(f"no upcaster for {event_type!r} from schema version {version}")
         payload = upcast(payload)
         version += 1
-    for name in ("parents", "layers", "positions"):
+    for name in ("parents", "layers", "positions", "extra_outputs"):
         if name in payload and isinstance(payload[name], list):
             payload[name] = tuple(payload[name])
     return cls(**payload)

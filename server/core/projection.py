@@ -210,6 +210,7 @@ def _layer_rendered(draft: _Draft, data: LayerRendered, seq: int) -> None:
         duration_ms=data.duration_ms,
         cache_key=data.cache_key,
         cached=data.cached,
+        extra=tuple(data.extra_outputs),
     )
     _update(draft, layer.id, seq, status="rendered", output=output, error=None)
 

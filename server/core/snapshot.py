@@ -9,7 +9,7 @@ import orjson
 
 from server.core.state import CanvasState, HistoryEntry, Layer, RenderOutput, UserHistory
 
-SNAPSHOT_SCHEMA_VERSION = 2
+SNAPSHOT_SCHEMA_VERSION = 3
 
 
 def encode_state(state: CanvasState) -> bytes:
@@ -57,6 +57,7 @@ def _layer_json(layer: Layer) -> list[Any]:
             output.duration_ms,
             output.cache_key,
             output.cached,
+            output.extra,
         ],
         layer.error,
         layer.created_seq,
@@ -82,7 +83,7 @@ def decode_state(raw: bytes) -> CanvasState:
             opacity=opacity,
             revision=revision,
             status=status,
-            output=None if output is None else RenderOutput(*output),
+            output=None if output is None else RenderOutput(*output[:7], tuple(output[7])),
             error=error,
             created_seq=created_seq,
             updated_seq=updated_seq,

@@ -20,6 +20,11 @@ class RenderOutput:
     duration_ms: float
     cache_key: str = ""
     cached: bool = False
+    extra: tuple[str, ...] = ()  # further images, when the operation made several (layer_output layers show them)
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        return (self.sha256, *self.extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,7 @@ class Layer:
                 "duration_ms": output.duration_ms,
                 "cache_key": output.cache_key,
                 "cached": output.cached,
+                "extra": list(output.extra),
             },
             "error": self.error,
             "created_seq": self.created_seq,
@@ -99,7 +105,7 @@ def layer_from_json(data: Mapping[str, Any]) -> Layer:
         opacity=data["opacity"],
         revision=data["revision"],
         status=data["status"],
-        output=None if output is None else RenderOutput(**output),
+        output=None if output is None else RenderOutput(**{**output, "extra": tuple(output.get("extra", ()))}),
         error=data["error"],
         created_seq=data["created_seq"],
         updated_seq=data["updated_seq"],

@@ -57,6 +57,7 @@ class RenderRecord:
     height: int
     fingerprint: dict[str, Any]
     duration_ms: float
+    extra: tuple[str, ...] = ()  # further images of an operation that made several
 
 
 class ConcurrencyError(Exception):

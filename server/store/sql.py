@@ -164,7 +164,13 @@ class SQLEventStore:
         if row is None:
             return None
         return RenderRecord(
-            row.cache_key, row.output, row.width, row.height, orjson.loads(row.fingerprint), row.duration_ms
+            row.cache_key,
+            row.output,
+            row.width,
+            row.height,
+            orjson.loads(row.fingerprint),
+            row.duration_ms,
+            tuple(orjson.loads(row.extra)),
         )
 
     def save_render(self, record: RenderRecord) -> None:
@@ -179,6 +185,7 @@ class SQLEventStore:
                     height=record.height,
                     fingerprint=orjson.dumps(record.fingerprint).decode(),
                     duration_ms=record.duration_ms,
+                    extra=orjson.dumps(list(record.extra)).decode(),
                     created_at=time.time(),
                 )
             )

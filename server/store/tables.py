@@ -69,6 +69,7 @@ class RenderRow(SQLModel, table=True):
     height: int
     fingerprint: str = Field(sa_column=Column(Text, nullable=False))
     duration_ms: float
+    extra: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
     created_at: float
 
 

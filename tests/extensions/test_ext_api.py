@@ -277,7 +277,8 @@ EDITING = ["upload", "blank", "crop", "resize", "adjust", "composite", "mask", "
 def test_editing_builtins_are_registered() -> None:
     registry = default_registry()
     assert set(EDITING) <= set(registry.names())
-    assert {op.name for op in builtin_operations() if not op.needs_model} == set(EDITING)
+    # plus layer_output, which the server adds for the further images of a multi-output render
+    assert {op.name for op in builtin_operations() if not op.needs_model} == {*EDITING, "layer_output"}
     for name in EDITING:
         operation = registry.get(name)
         assert operation is not None and not operation.uses_seed
@@ -317,6 +318,7 @@ def _minimal(operation: type[Operation]) -> dict[str, Any]:
         "mask": {"layer": "a"},
         "magic_wand": {"source": "a", "x": 0, "y": 0},
         "segment": {"source": "a"},
+        "layer_output": {"source": "a"},
     }
     return required.get(operation.name, {})
 
