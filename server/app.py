@@ -7,12 +7,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from engine.operation import OperationRegistry
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from engine.render import Renderer
 
 log = logging.getLogger("opendream")
+CLIENT_DIR = Path(__file__).resolve().parents[1] / "client"
 
 
 @dataclass
@@ -155,6 +158,8 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             Route("/api/blobs", api.upload_blob, methods=["POST"]),
             Route("/api/blobs/{sha256}", api.get_blob),
             WebSocketRoute("/ws/canvases/{canvas_id}", websocket_endpoint),
+            # The browser client: static files, no build step.
+            Mount("/", StaticFiles(directory=CLIENT_DIR, html=True, check_dir=False), name="client"),
         ],
         exception_handlers={ApiError: api_error, 404: not_found, 405: method_not_allowed, 500: server_error},
         lifespan=lifespan,
