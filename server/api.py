@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -32,6 +33,7 @@ REJECTION_STATUS = {
     "storage_error": 503,
     "busy": 503,
     "history_conflict": 409,
+    "bad_version": 400,
 }
 MAX_EVENTS_PAGE = 10_000
 
@@ -285,6 +287,58 @@ async def upload_blob(request: Request) -> Response:
         },
         status_code=201,
     )
+
+
+async def fork_canvas(request: Request) -> Response:
+    """A new canvas from this one's first `version` events; the caller owns it."""
+    svc = services(request)
+    canvas_id = request.path_params["canvas_id"]
+    grant = await grant_for(request, canvas_id, "viewer")  # whoever can see a version may branch from it
+    body = await read_json(request, svc.settings.max_request_bytes)
+    version = body.get("version") if isinstance(body, dict) else None
+    if version is None:
+        version = int_query(request, "version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ApiError(400, "bad_request", "version must be an integer (the last event to keep)", "version")
+    try:
+        result = await svc.canvases.fork(canvas_id, version, actor_of(request, grant))
+    except CanvasNotFound as exc:
+        raise not_found(exc) from None
+    except CommandRejected as exc:
+        raise ApiError(400, exc.code, exc.message, exc.field) from None
+    token, _ = await asyncio.to_thread(svc.tokens.issue, result.canvas_id, "owner", "owner")
+    return JSONResponse(
+        {
+            "id": result.canvas_id,
+            "version": result.version,
+            "owner_token": token,
+            "forked_from": {"canvas_id": canvas_id, "version": version},
+        },
+        status_code=201,
+    )
+
+
+async def restore_version(request: Request) -> Response:
+    """Bring a past version back by appending the events that lead there (the same as a `restore` command)."""
+    svc = services(request)
+    canvas_id = request.path_params["canvas_id"]
+    grant = await grant_for(request, canvas_id, "editor")
+    body = await read_json(request, svc.settings.max_request_bytes)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "request body must be a JSON object")
+    envelope = {"command_id": body.get("command_id") or f"restore-{secrets.token_hex(8)}",
+                "command": {"type": "restore", "version": body.get("version")}}  # fmt: skip
+    try:
+        parsed = parse_envelope(envelope)
+    except MalformedCommand as exc:
+        raise ApiError(400, "malformed_command", str(exc), "version") from None
+    try:
+        result = await svc.canvases.execute(canvas_id, parsed.command, actor_of(request, grant), parsed.command_id)
+    except CanvasNotFound as exc:
+        raise not_found(exc) from None
+    except CommandRejected as exc:
+        raise rejected(exc) from None
+    return JSONResponse(result.to_json())
 
 
 async def create_share(request: Request) -> Response:

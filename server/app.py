@@ -152,6 +152,8 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             Route("/api/canvases/{canvas_id}/commands", api.post_command, methods=["POST"]),
             Route("/api/canvases/{canvas_id}/renders", api.get_renders),
             Route("/api/canvases/{canvas_id}/layers/{layer_id}/cancel", api.cancel_render, methods=["POST"]),
+            Route("/api/canvases/{canvas_id}/fork", api.fork_canvas, methods=["POST"]),
+            Route("/api/canvases/{canvas_id}/restore", api.restore_version, methods=["POST"]),
             Route("/api/canvases/{canvas_id}/shares", api.create_share, methods=["POST"]),
             Route("/api/canvases/{canvas_id}/shares", api.list_shares, methods=["GET"]),
             Route("/api/canvases/{canvas_id}/shares/{share_id}", api.revoke_share, methods=["DELETE"]),

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from server.core.commands import Command, Redo, Undo
+from server.core.commands import Command, Redo, Restore, Undo
 from server.core.decide import CommandRejected, Decider
 from server.core.events import CanvasCreated, Event, EventData, HistoryRedone, HistoryUndone
 from server.core.history import invert
 from server.core.projection import empty_state, project
+from server.core.restore import events_to_reach
 from server.core.snapshot import SNAPSHOT_SCHEMA_VERSION, decode_state, encode_state
 from server.core.state import CanvasState
 from server.store.base import AppendRequest, CommandRecord, ConcurrencyError, EventStore, Snapshot, WriteTransaction
@@ -66,10 +67,27 @@ class CanvasNotFound(LookupError):
         self.canvas_id = canvas_id
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event to copy into a new canvas (a fork, an imported workflow) with its original attribution."""
+
+    data: EventData
+    actor: str
+    command_id: str | None
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class ImportLog:
+    """Start a new canvas from recorded events; the first must be canvas.created."""
+
+    events: tuple[RecordedEvent, ...]
+
+
 @dataclass(slots=True)
 class _Submission:
     canvas_id: str
-    command: Command | CanvasCreated
+    command: Command | CanvasCreated | ImportLog
     actor: str
     command_id: str | None
     expected_version: int | None
@@ -85,10 +103,11 @@ class _Staged:
     state: CanvasState
     events: list[Event] = field(default_factory=list)
     commands: list[CommandRecord] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
     name_changed: bool = False
 
 
-def command_hash(command: Command | CanvasCreated, expected_version: int | None) -> str:
+def command_hash(command: Command | CanvasCreated | ImportLog, expected_version: int | None) -> str:
     body = command.model_dump(mode="json") if hasattr(command, "model_dump") else {"create": command.name}
     raw = orjson.dumps({"command": body, "expected_version": expected_version}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(raw).hexdigest()
@@ -143,6 +162,27 @@ class CanvasService:
         return await self._submit(
             canvas_id or "c" + secrets.token_hex(8), CanvasCreated(name=name), actor, command_id, 0
         )
+
+    async def import_log(self, events: list[RecordedEvent], canvas_id: str | None = None) -> CommandResult:
+        """A new canvas whose log starts with `events` (a fork, an imported workflow)."""
+        if not events or not isinstance(events[0].data, CanvasCreated):
+            raise ValueError("an imported log starts with canvas.created")
+        return await self._submit(canvas_id or "c" + secrets.token_hex(8), ImportLog(tuple(events)), "import", None, 0)
+
+    async def fork(self, canvas_id: str, version: int, actor: str) -> CommandResult:
+        """A new canvas whose log is this one's first `version` events, recording where it came from."""
+        head = await asyncio.to_thread(self.store.head, canvas_id)
+        if head is None:
+            raise CanvasNotFound(canvas_id)
+        if not 1 <= version <= head:
+            raise CommandRejected("bad_version", f"version {version} is out of range 1..{head}", "version")
+        log = await asyncio.to_thread(self.store.read, canvas_id, 0, version)
+        created = log[0].data
+        assert isinstance(created, CanvasCreated)
+        origin = {"kind": "fork", "canvas_id": canvas_id, "version": version}
+        first = RecordedEvent(CanvasCreated(f"{created.name} (fork)", origin), actor, None, time.time())
+        copied = [RecordedEvent(event.data, event.actor, event.command_id, event.timestamp) for event in log[1:]]
+        return await self.import_log([first, *copied])
 
     async def execute(
         self,
@@ -237,16 +277,17 @@ class CanvasService:
         if not stage.events and not stage.commands:
             return None
         state = stage.state
-        snapshot = None
-        if stage.events and state.version // self.snapshot_every > stage.base_version // self.snapshot_every:
-            snapshot = Snapshot(state.canvas_id, state.version, SNAPSHOT_SCHEMA_VERSION, encode_state(state))
+        snapshots = list(stage.snapshots)
+        crossed = state.version // self.snapshot_every > stage.base_version // self.snapshot_every
+        if stage.events and crossed and not any(snapshot.version == state.version for snapshot in snapshots):
+            snapshots.append(Snapshot(state.canvas_id, state.version, SNAPSHOT_SCHEMA_VERSION, encode_state(state)))
         return AppendRequest(
             canvas_id=state.canvas_id,
             expected_version=stage.base_version,
             events=stage.events,
             commands=tuple(stage.commands),
             canvas_name=state.name if stage.name_changed else None,
-            snapshot=snapshot,
+            snapshots=tuple(snapshots),
         )
 
     def _stage(
@@ -279,6 +320,8 @@ class CanvasService:
                     canvas_id, submission.command_id, original.events, original.version, duplicate=True
                 )
 
+        if isinstance(submission.command, ImportLog):
+            return self._stage_import(stage, submission.command, canvas_id)
         if isinstance(submission.command, CanvasCreated):
             if state.created:
                 raise CommandRejected("canvas_exists", f"canvas {canvas_id!r} already exists")
@@ -294,9 +337,14 @@ class CanvasService:
                 )
             if isinstance(submission.command, Undo | Redo):
                 new_data = self._history_events(stage, submission.command, submission.actor)
+            elif isinstance(submission.command, Restore):
+                new_data = self._restore_events(stage, submission.command.version)
             else:
                 new_data = self.decider.decide(state, submission.command)
 
+        # Events of one command share its id: undo takes them back together. A command sent without an id
+        # gets one here (no idempotency record is kept for it: nobody can retry it by id).
+        events_command_id = submission.command_id or f"~{uuid.uuid4().hex}"
         new_events = [
             Event(
                 canvas_id=canvas_id,
@@ -304,7 +352,7 @@ class CanvasService:
                 event_id=str(uuid.uuid4()),
                 data=data,
                 actor=submission.actor,
-                command_id=submission.command_id,
+                command_id=events_command_id,
                 timestamp=now,
                 schema_version=data.schema_version,
             )
@@ -327,6 +375,31 @@ class CanvasService:
             )
             seen_commands[(canvas_id, submission.command_id)] = (submission.command_hash, result)
         return result
+
+    def _stage_import(self, stage: _Staged, log: ImportLog, canvas_id: str) -> CommandResult:
+        if stage.state.created or stage.events:
+            raise CommandRejected("canvas_exists", f"canvas {canvas_id!r} already exists")
+        new_events = [
+            Event(canvas_id, seq, str(uuid.uuid4()), recorded.data, recorded.actor, recorded.command_id,
+                  recorded.timestamp, recorded.data.schema_version)
+            for seq, recorded in enumerate(log.events, start=1)
+        ]  # fmt: skip
+        state = stage.state
+        # Fold in steps, keeping a snapshot at every boundary, as if the events had been appended one by one.
+        for start in range(0, len(new_events), self.snapshot_every):
+            state = project(state, new_events[start : start + self.snapshot_every])
+            if state.version % self.snapshot_every == 0:
+                stage.snapshots.append(Snapshot(canvas_id, state.version, SNAPSHOT_SCHEMA_VERSION, encode_state(state)))
+        stage.state = state
+        stage.events.extend(new_events)
+        stage.name_changed = True
+        return CommandResult(canvas_id, None, tuple(new_events), state.version)
+
+    def _restore_events(self, stage: _Staged, version: int) -> list[EventData]:
+        state = stage.state
+        if version > state.version:
+            raise CommandRejected("bad_version", f"version {version} is out of range 1..{state.version}", "version")
+        return events_to_reach(state, self._state_at(stage, version))
 
     def _history_events(self, stage: _Staged, command: Undo | Redo, user: str) -> list[EventData]:
         state = stage.state

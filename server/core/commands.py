@@ -86,6 +86,13 @@ class Redo(_Command):
     type: Literal["redo"] = "redo"
 
 
+class Restore(_Command):
+    """Make a past version the current state again, by appending the events that lead there (undoable)."""
+
+    type: Literal["restore"] = "restore"
+    version: Annotated[int, Field(ge=1)]
+
+
 # Issued by the engine, never accepted from clients.
 class RecordRender(_Command):
     type: Literal["record_render"] = "record_render"
@@ -119,7 +126,8 @@ ClientCommand = Annotated[
     | MoveLayer
     | RetryRender
     | Undo
-    | Redo,
+    | Redo
+    | Restore,
     Field(discriminator="type"),
 ]
 Command = (
@@ -134,6 +142,7 @@ Command = (
     | RetryRender
     | Undo
     | Redo
+    | Restore
     | RecordRender
     | RecordFailure
 )

@@ -25,6 +25,9 @@ class EventData:
 class CanvasCreated(EventData):
     type: ClassVar[str] = "canvas.created"
     name: str
+    # Where the canvas came from when it did not start empty: {"kind": "fork", "canvas_id", "version"} or
+    # {"kind": "workflow", ...} for an imported file.
+    origin: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,7 @@ class _Draft:
         "layers",
         "name",
         "order",
+        "origin",
         "version",
     )
 
@@ -82,6 +83,7 @@ class _Draft:
         self.deleted: frozenset[str] = state.deleted  # replaced, not mutated: most events delete nothing
         self.history: dict[str, UserHistory] = state.history.copy()  # type: ignore[attr-defined]
         self.compensating_until = state.compensating_until
+        self.origin = state.origin
 
     def freeze(self) -> CanvasState:
         return CanvasState(
@@ -94,12 +96,14 @@ class _Draft:
             deleted=self.deleted,
             history=MappingProxyType(self.history),
             compensating_until=self.compensating_until,
+            origin=self.origin,
         )
 
 
 def _canvas_created(draft: _Draft, data: CanvasCreated, seq: int) -> None:
     draft.created = True
     draft.name = data.name
+    draft.origin = data.origin
 
 
 def _canvas_renamed(draft: _Draft, data: CanvasRenamed, seq: int) -> None:

@@ -9,7 +9,7 @@ import orjson
 
 from server.core.state import CanvasState, HistoryEntry, Layer, RenderOutput, UserHistory
 
-SNAPSHOT_SCHEMA_VERSION = 3
+SNAPSHOT_SCHEMA_VERSION = 4
 
 
 def encode_state(state: CanvasState) -> bytes:
@@ -25,6 +25,7 @@ def encode_state(state: CanvasState) -> bytes:
                 user: [[_entry(e) for e in h.undo], [_entry(e) for e in h.redo]] for user, h in state.history.items()
             },
             "compensating_until": state.compensating_until,
+            "origin": state.origin,
         }
     )
 
@@ -104,4 +105,5 @@ def decode_state(raw: bytes) -> CanvasState:
             }
         ),
         compensating_until=data["compensating_until"],
+        origin=data["origin"],
     )

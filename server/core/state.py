@@ -123,6 +123,7 @@ class CanvasState:
     deleted: frozenset[str] = frozenset()  # ids that once existed; never reused (only restored)
     history: Mapping[str, UserHistory] = field(default_factory=lambda: MappingProxyType({}))  # by user
     compensating_until: int = 0  # events up to this seq belong to an undo/redo, not to a user's edit
+    origin: Mapping[str, Any] | None = None  # fork or import this canvas started from
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +133,7 @@ class CanvasState:
             "order": list(self.order),
             "layers": [self.layers[layer_id].to_json() for layer_id in self.order],
             "history": {user: {"undo": len(h.undo), "redo": len(h.redo)} for user, h in self.history.items()},
+            "origin": self.origin,
         }
 
     def layer(self, layer_id: str) -> Layer | None:

@@ -37,7 +37,7 @@ class AppendRequest:
     events: Sequence[Event]
     commands: Sequence[CommandRecord] = ()  # idempotency records of the commands that caused the events
     canvas_name: str | None = None  # kept on the canvas row for listings
-    snapshot: Snapshot | None = None  # projected state to store with the events
+    snapshots: Sequence[Snapshot] = ()  # projected states to store with the events
 
 
 @dataclass(frozen=True, slots=True)

@@ -333,19 +333,19 @@ class WriteTransaction:
                 }
                 for record in request.commands
             )
-            if request.snapshot is not None:
-                snapshot_rows.append(
-                    {
-                        "canvas_id": request.snapshot.canvas_id,
-                        "version": request.snapshot.version,
-                        "schema_version": request.snapshot.schema_version,
-                        "state": request.snapshot.state,
-                        "created_at": now,
-                    }
-                )
+            snapshot_rows.extend(
+                {
+                    "canvas_id": snapshot.canvas_id,
+                    "version": snapshot.version,
+                    "schema_version": snapshot.schema_version,
+                    "state": snapshot.state,
+                    "created_at": now,
+                }
+                for snapshot in request.snapshots
+            )
         if event_rows:
-            conn.execute(insert(events), event_rows)
+            _insert_many(conn, events, event_rows)
         if command_rows:
-            conn.execute(insert(commands), command_rows)
+            _insert_many(conn, commands, command_rows)
         if snapshot_rows:
             conn.execute(insert(snapshots), snapshot_rows)
