@@ -8,6 +8,7 @@ import ipaddress
 import secrets
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
@@ -19,7 +20,18 @@ from server.core.decide import CommandRejected
 from server.http import ApiError, JSONResponse, int_query, read_body, read_json
 from server.images import InvalidImage, inspect_image
 from server.live import USER_PATTERN
-from server.service import CanvasNotFound
+from server.pictures import composite_png
+from server.service import CanvasNotFound, CommandResult
+from server.workflow import (
+    InvalidWorkflow,
+    Workflow,
+    embed_in_png,
+    events_to_import,
+    export_workflow,
+    load_document,
+    parse_workflow,
+    referenced_blobs,
+)
 
 if TYPE_CHECKING:
     from server.app import Services
@@ -339,6 +351,108 @@ async def restore_version(request: Request) -> Response:
     except CommandRejected as exc:
         raise rejected(exc) from None
     return JSONResponse(result.to_json())
+
+
+async def export_workflow_route(request: Request) -> Response:
+    """The canvas's log up to `version` as a workflow file (`renders=0` leaves the rendered images out)."""
+    canvas_id = request.path_params["canvas_id"]
+    await grant_for(request, canvas_id, "viewer")
+    document = await _workflow(request, canvas_id, include_renders=request.query_params.get("renders") != "0")
+    filename = f"{_slug(document['canvas']['name'])}-v{document['canvas']['version']}.opendream.json"
+    return Response(
+        orjson.dumps(document),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def _workflow(request: Request, canvas_id: str, include_renders: bool) -> dict[str, Any]:
+    svc = services(request)
+    version = int_query(request, "version")
+    try:
+        state = await svc.canvases.state(canvas_id, version)
+        events = await svc.canvases.events(canvas_id, 0, None)
+    except CanvasNotFound as exc:
+        raise not_found(exc) from None
+    except ValueError as exc:
+        raise ApiError(400, "bad_version", str(exc), "version") from None
+    events = [event for event in events if event.seq <= state.version]
+    return await asyncio.to_thread(
+        export_workflow, state.name, canvas_id, events, svc.blobs, svc.operations, include_renders
+    )
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in name).strip("-")[:60] or "canvas"
+
+
+async def import_workflow_route(request: Request) -> Response:
+    """A new canvas from a workflow file (JSON, a PNG carrying one, or an original Opendream file)."""
+    svc = services(request)
+    limits = svc.settings.workflow_limits
+    raw = await read_body(request, limits.max_bytes)
+    if not raw:
+        raise ApiError(400, "invalid_workflow", "the request body is empty: send a workflow file")
+    try:
+        document = await asyncio.to_thread(load_document, raw, limits)
+        workflow = await asyncio.to_thread(parse_workflow, document, svc.operations, limits, svc.blobs.exists)
+    except InvalidWorkflow as exc:
+        raise ApiError(422, "invalid_workflow", str(exc), exc.where) from None
+    result = await import_into(svc, workflow)
+    token, _ = await asyncio.to_thread(svc.tokens.issue, result.canvas_id, "owner", "owner")
+    return JSONResponse(
+        {"id": result.canvas_id, "version": result.version, "owner_token": token, "name": workflow.name},
+        status_code=201,
+    )
+
+
+async def import_into(svc: Services, workflow: Workflow) -> CommandResult:
+    """Store the blobs the log uses (only after everything was validated), then create the canvas."""
+    used = set(workflow.blobs) & referenced_blobs(workflow, svc.operations)
+    for sha in used:
+        await asyncio.to_thread(svc.blobs.put, workflow.blobs[sha])
+    return await svc.canvases.import_log(events_to_import(workflow, svc.blobs.exists))
+
+
+async def layer_png(request: Request) -> Response:
+    """A layer's image as a PNG with the canvas's workflow inside (without rendered images: they regenerate)."""
+    svc = services(request)
+    canvas_id, layer_id = request.path_params["canvas_id"], request.path_params["layer_id"]
+    await grant_for(request, canvas_id, "viewer")
+    try:
+        state = await svc.canvases.state(canvas_id)
+    except CanvasNotFound as exc:
+        raise not_found(exc) from None
+    layer = state.layers.get(layer_id)
+    if layer is None or layer.output is None:
+        raise ApiError(404, "no_image", f"layer {layer_id!r} has no image (yet)")
+    png = await asyncio.to_thread(svc.blobs.get, layer.output.sha256)
+    document = await _workflow(request, canvas_id, include_renders=False)
+    body = await asyncio.to_thread(embed_in_png, png, document)
+    return Response(body, media_type="image/png", headers=_download(f"{_slug(layer.name)}.png"))
+
+
+async def composite_png_route(request: Request) -> Response:
+    svc = services(request)
+    canvas_id = request.path_params["canvas_id"]
+    await grant_for(request, canvas_id, "viewer")
+    version = int_query(request, "version")
+    try:
+        state = await svc.canvases.state(canvas_id, version)
+    except CanvasNotFound as exc:
+        raise not_found(exc) from None
+    except ValueError as exc:
+        raise ApiError(400, "bad_version", str(exc), "version") from None
+    png = await asyncio.to_thread(composite_png, state, svc.blobs, svc.operations)
+    if png is None:
+        raise ApiError(404, "no_image", "no visible layer has an image at this version")
+    document = await _workflow(request, canvas_id, include_renders=False)
+    body = await asyncio.to_thread(embed_in_png, png, document)
+    return Response(body, media_type="image/png", headers=_download(f"{_slug(state.name)}-v{state.version}.png"))
+
+
+def _download(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "no-store"}
 
 
 async def create_share(request: Request) -> Response:

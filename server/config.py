@@ -10,6 +10,16 @@ from server.images import ImageLimits
 
 
 @dataclass(frozen=True)
+class WorkflowLimits:
+    """What an imported workflow file may hold."""
+
+    max_bytes: int = 256 * 1024 * 1024
+    max_events: int = 500_000
+    max_blobs: int = 10_000
+    images: ImageLimits = field(default_factory=ImageLimits)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("OPENDREAM_DATA", "data")))
     db_url: str | None = field(default_factory=lambda: os.environ.get("OPENDREAM_DB"))
@@ -31,6 +41,7 @@ class Settings:
     reproducible: bool = field(default_factory=lambda: os.environ.get("OPENDREAM_REPRODUCIBLE", "") == "1")
     max_request_bytes: int = 1024 * 1024  # JSON bodies
     image_limits: ImageLimits = field(default_factory=ImageLimits)
+    workflow_limits: WorkflowLimits = field(default_factory=WorkflowLimits)
 
     @property
     def database_url(self) -> str:

@@ -1,0 +1,373 @@
+"""Workflow files: a canvas's log as a portable JSON document (docs/workflow-format.md).
+
+Export writes the events up to a version, the images that cannot be regenerated (uploads, painted masks) and,
+unless asked not to, the rendered images, plus the models the renders used. Import validates everything
+first — format, version, every event, operation and parameter, the DAG, every blob's hash and image — and
+only then creates a canvas; a bad file is rejected whole with a message naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+import server
+from engine.operation import InvalidParams, OperationRegistry, blob_refs, input_refs, validate_params
+from server.blobs import BlobStore
+from server.config import WorkflowLimits
+from server.core.events import (
+    EVENT_TYPES,
+    CanvasCreated,
+    Event,
+    EventData,
+    HistoryRedone,
+    HistoryUndone,
+    LayerAdded,
+    LayerParamsChanged,
+    LayerRendered,
+    UnknownEventType,
+    decode_payload,
+)
+from server.core.projection import apply, empty_state
+from server.images import InvalidImage, inspect_image
+from server.service import RecordedEvent
+
+FORMAT = "opendream.workflow"
+FORMAT_VERSION = 1
+PNG_KEY = "opendream-workflow"
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class InvalidWorkflow(ValueError):
+    """A workflow file that cannot be imported; `where` points into the file (e.g. "events[12].payload")."""
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        super().__init__(f"{where}: {message}" if where else message)
+        self.where = where
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A validated workflow: its events as recorded and its embedded blobs (sha256 -> bytes)."""
+
+    name: str
+    events: list[Event]
+    blobs: dict[str, bytes]
+    source: dict[str, Any]
+
+
+# --- export ----------------------------------------------------------------------------------------------
+
+
+def export_workflow(
+    name: str,
+    canvas_id: str,
+    events: list[Event],
+    blobs: BlobStore,
+    operations: OperationRegistry,
+    include_renders: bool = True,
+) -> dict[str, Any]:
+    wanted: list[str] = []
+    models: dict[tuple[str, str], dict[str, str]] = {}
+    for event in events:
+        data = event.data
+        if isinstance(data, LayerAdded | LayerParamsChanged):
+            operation = operations.get(data.operation if isinstance(data, LayerAdded) else _operation_of(events, data))
+            if operation is not None:
+                wanted.extend(blob_refs(operation, data.params).values())
+        elif isinstance(data, LayerRendered):
+            if include_renders:
+                wanted.extend([data.output, *data.extra_outputs])
+            if "model" in data.fingerprint:
+                model = {"name": str(data.fingerprint["model"]), "hash": str(data.fingerprint.get("model_hash", ""))}
+                models[(model["name"], model["hash"])] = model
+    embedded = {}
+    for sha in dict.fromkeys(wanted):
+        if blobs.exists(sha):
+            embedded[sha] = base64.b64encode(blobs.get(sha)).decode()
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "generator": f"opendream {server.__version__}",
+        "exported_at": time.time(),
+        "canvas": {"id": canvas_id, "name": name, "version": events[-1].seq if events else 0},
+        "models": list(models.values()),
+        "events": [_event_json(event) for event in events],
+        "blobs": embedded,
+    }
+
+
+def _operation_of(events: list[Event], changed: LayerParamsChanged) -> str:
+    for event in events:
+        if isinstance(event.data, LayerAdded) and event.data.layer_id == changed.layer_id:
+            return event.data.operation
+    return ""
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    data = event.to_json()
+    del data["canvas_id"], data["event_id"]
+    return data
+
+
+# --- parsing and validation ------------------------------------------------------------------------------
+
+
+def load_document(raw: bytes | Mapping[str, Any], limits: WorkflowLimits) -> dict[str, Any]:
+    """Bytes of a JSON workflow or of a PNG carrying one, parsed; the original Opendream's files converted."""
+    if isinstance(raw, Mapping):
+        document: Any = dict(raw)
+    else:
+        if len(raw) > limits.max_bytes:
+            raise InvalidWorkflow(f"the file is {len(raw)} bytes; the limit is {limits.max_bytes}")
+        if raw.startswith(b"\x89PNG\r\n\x1a\n"):
+            return extract_from_png(raw, limits)
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidWorkflow(f"not JSON (is the file truncated?): {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidWorkflow("a workflow is a JSON object")
+    if "format" not in document:
+        from server.workflow_opendream import convert_opendream_2023, looks_like_opendream_2023
+
+        if looks_like_opendream_2023(document):
+            return convert_opendream_2023(document)
+        raise InvalidWorkflow(f'no "format": expected "{FORMAT}" (or a workflow saved by the original Opendream)')
+    return document
+
+
+def parse_workflow(
+    document: Mapping[str, Any],
+    operations: OperationRegistry,
+    limits: WorkflowLimits,
+    blob_on_server: Callable[[str], bool] = lambda sha: False,
+) -> Workflow:
+    if document.get("format") != FORMAT:
+        raise InvalidWorkflow(f"format is {document.get('format')!r}, not {FORMAT!r}", "format")
+    version = document.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InvalidWorkflow(f"version must be a positive integer, not {version!r}", "version")
+    if version > FORMAT_VERSION:
+        raise InvalidWorkflow(
+            f"format version {version} is newer than this server reads (up to {FORMAT_VERSION}); upgrade Opendream",
+            "version",
+        )
+    blobs = _parse_blobs(document.get("blobs", {}), limits)
+    raw_events = document.get("events")
+    if not isinstance(raw_events, list) or not raw_events:
+        raise InvalidWorkflow("events must be a non-empty list", "events")
+    if len(raw_events) > limits.max_events:
+        raise InvalidWorkflow(f"{len(raw_events)} events; the limit is {limits.max_events}", "events")
+    events = [_parse_event(index, raw) for index, raw in enumerate(raw_events)]
+    if not isinstance(events[0].data, CanvasCreated):
+        raise InvalidWorkflow("the first event must be canvas.created", "events[0].type")
+    _check_log(events, operations, lambda sha: sha in blobs or blob_on_server(sha))
+    canvas = document.get("canvas") if isinstance(document.get("canvas"), dict) else {}
+    created = events[0].data
+    assert isinstance(created, CanvasCreated)
+    name = canvas.get("name") if isinstance(canvas.get("name"), str) else created.name
+    source = {"canvas_id": canvas.get("id"), "version": events[-1].seq, "generator": document.get("generator")}
+    return Workflow(name=name[:200] or "Imported canvas", events=events, blobs=blobs, source=source)
+
+
+def _parse_blobs(raw: Any, limits: WorkflowLimits) -> dict[str, bytes]:
+    if not isinstance(raw, dict):
+        raise InvalidWorkflow("blobs must be an object of sha256 -> base64 data", "blobs")
+    if len(raw) > limits.max_blobs:
+        raise InvalidWorkflow(f"{len(raw)} blobs; the limit is {limits.max_blobs}", "blobs")
+    blobs: dict[str, bytes] = {}
+    for sha, encoded in raw.items():
+        where = f"blobs[{sha[:16]}…]" if isinstance(sha, str) else "blobs"
+        if not isinstance(sha, str) or not SHA256.match(sha):
+            raise InvalidWorkflow("a blob's name must be its sha256 (64 lowercase hex digits)", where)
+        if not isinstance(encoded, str):
+            raise InvalidWorkflow("a blob's data must be a base64 string", where)
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidWorkflow("not valid base64", where) from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha:
+            raise InvalidWorkflow(f"the data's sha256 is {actual}, not its name: the file is damaged", where)
+        try:
+            inspect_image(data, limits.images)
+        except InvalidImage as exc:
+            raise InvalidWorkflow(f"not an acceptable image: {exc}", where) from None
+        blobs[sha] = data
+    return blobs
+
+
+def _parse_event(index: int, raw: Any) -> Event:
+    where = f"events[{index}]"
+    if not isinstance(raw, dict):
+        raise InvalidWorkflow("an event is an object", where)
+    if raw.get("seq") != index + 1:
+        raise InvalidWorkflow(f"seq is {raw.get('seq')!r}, expected {index + 1}: the log must be gapless", where)
+    event_type = raw.get("type")
+    if event_type not in EVENT_TYPES:
+        raise InvalidWorkflow(f"unknown event type {event_type!r}", f"{where}.type")
+    schema_version = raw.get("schema_version", 1)
+    if not isinstance(schema_version, int) or schema_version > EVENT_TYPES[event_type].schema_version:
+        raise InvalidWorkflow(f"schema version {schema_version!r} of {event_type} is not one this server reads", where)
+    payload = raw.get("payload")
+    if not isinstance(payload, dict):
+        raise InvalidWorkflow("payload must be an object", f"{where}.payload")
+    try:
+        data = decode_payload(event_type, schema_version, dict(payload))
+    except (TypeError, UnknownEventType) as exc:
+        raise InvalidWorkflow(f"payload does not fit {event_type}: {exc}", f"{where}.payload") from None
+    actor = raw.get("actor", "import")
+    command_id = raw.get("command_id")
+    timestamp = raw.get("timestamp", 0.0)
+    if not isinstance(actor, str) or len(actor) > 128:
+        raise InvalidWorkflow("actor must be a string of at most 128 characters", f"{where}.actor")
+    if command_id is not None and (not isinstance(command_id, str) or len(command_id) > 128):
+        raise InvalidWorkflow("command_id must be a string of at most 128 characters", f"{where}.command_id")
+    if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
+        raise InvalidWorkflow("timestamp must be a number", f"{where}.timestamp")
+    return Event("import", index + 1, "", data, actor, command_id, float(timestamp), schema_version)
+
+
+def _check_log(events: list[Event], operations: OperationRegistry, blob_known: Callable[[str], bool]) -> None:
+    """What the decider would have refused, had the events come as commands: replay the fold and check."""
+    state = empty_state("import")
+    for index, event in enumerate(events):
+        where = f"events[{index}]"
+        data = event.data
+        if index and isinstance(data, CanvasCreated):
+            raise InvalidWorkflow("canvas.created may only be the first event", where)
+        if isinstance(data, LayerAdded | LayerParamsChanged):
+            if isinstance(data, LayerAdded):
+                if data.layer_id in state.layers or data.layer_id in state.deleted:
+                    raise InvalidWorkflow(f"layer {data.layer_id!r} is added twice", where)
+                operation_name = data.operation
+            else:
+                layer = state.layers.get(data.layer_id)
+                if layer is None:
+                    raise InvalidWorkflow(f"layer {data.layer_id!r} does not exist at this point", where)
+                operation_name = layer.operation
+            operation = operations.get(operation_name)
+            if operation is None:
+                raise InvalidWorkflow(f"unknown operation {operation_name!r} (is an extension missing?)", where)
+            try:
+                validate_params(operation, data.params)
+            except InvalidParams as exc:
+                raise InvalidWorkflow(str(exc), f"{where}.payload.params") from None
+            parents = tuple(dict.fromkeys(input_refs(operation, data.params).values()))
+            if parents != tuple(data.parents):
+                raise InvalidWorkflow(f"parents {list(data.parents)} do not match the layers the params read", where)
+            for parent in parents:
+                if parent not in state.layers:
+                    raise InvalidWorkflow(f"layer {parent!r} it reads does not exist at this point", where)
+                if isinstance(data, LayerParamsChanged) and (
+                    parent == data.layer_id or parent in state.descendants(data.layer_id)
+                ):
+                    raise InvalidWorkflow(f"cycle: layer {data.layer_id!r} would read {parent!r}, made from it", where)
+            if isinstance(data, LayerAdded) and data.layer_id in parents:
+                raise InvalidWorkflow(f"cycle: layer {data.layer_id!r} reads itself", where)
+            for path, sha in blob_refs(operation, data.params).items():
+                if not blob_known(sha):
+                    raise InvalidWorkflow(
+                        f"params.{path} refers to image {sha}, which is neither in the file nor on this server", where
+                    )
+        state = apply(state, event)
+
+
+def referenced_blobs(workflow: Workflow, operations: OperationRegistry) -> set[str]:
+    """Every image the log names: blob params of its layers and the outputs of its renders."""
+    names: set[str] = set()
+    operation_of: dict[str, str] = {}
+    for event in workflow.events:
+        data = event.data
+        if isinstance(data, LayerAdded):
+            operation_of[data.layer_id] = data.operation
+        if isinstance(data, LayerAdded | LayerParamsChanged):
+            operation = operations.get(operation_of.get(data.layer_id, ""))
+            if operation is not None:
+                names.update(blob_refs(operation, data.params).values())
+        elif isinstance(data, LayerRendered):
+            names.update((data.output, *data.extra_outputs))
+    return names
+
+
+# --- import ----------------------------------------------------------------------------------------------
+
+
+def events_to_import(workflow: Workflow, output_available: Callable[[str], bool]) -> list[RecordedEvent]:
+    """The workflow's events for a new canvas. Renders whose images are not at hand are left out (the engine
+    renders those layers again); undo markers are renumbered to match."""
+    kept: list[Event] = []
+    new_seq: dict[int, int] = {}
+    for event in workflow.events:
+        data = event.data
+        if isinstance(data, LayerRendered) and not all(map(output_available, (data.output, *data.extra_outputs))):
+            continue
+        new_seq[event.seq] = len(kept) + 1
+        kept.append(event)
+    recorded = []
+    for event in kept:
+        data: EventData = event.data
+        if isinstance(data, CanvasCreated):
+            data = CanvasCreated(data.name, {"kind": "workflow", **workflow.source})
+        elif isinstance(data, HistoryUndone | HistoryRedone):
+            data = type(data)(new_seq.get(data.first_seq, data.first_seq), new_seq.get(data.last_seq, data.last_seq),
+                              data.count)  # fmt: skip
+        recorded.append(RecordedEvent(data, event.actor, event.command_id, event.timestamp))
+    return recorded
+
+
+# --- PNG ---------------------------------------------------------------------------------------------------
+
+
+def embed_in_png(png: bytes, workflow: Mapping[str, Any]) -> bytes:
+    """The same picture with the workflow in a compressed iTXt chunk (as ComfyUI and A1111 carry theirs)."""
+    from PIL import Image, PngImagePlugin
+
+    image = Image.open(io.BytesIO(png))
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(PNG_KEY, orjson.dumps(workflow).decode(), zip=True)
+    out = io.BytesIO()
+    image.save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def extract_from_png(data: bytes, limits: WorkflowLimits) -> dict[str, Any]:
+    from PIL import Image, PngImagePlugin, UnidentifiedImageError
+
+    from engine.png import encode_png
+
+    try:
+        inspect_image(data, limits.images)
+    except InvalidImage as exc:
+        raise InvalidWorkflow(f"not a usable PNG: {exc}") from None
+    previous = PngImagePlugin.MAX_TEXT_CHUNK
+    PngImagePlugin.MAX_TEXT_CHUNK = limits.max_bytes  # our chunk can be larger than Pillow's 1 MB default
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InvalidWorkflow(f"not a usable PNG: {exc}") from None
+    finally:
+        PngImagePlugin.MAX_TEXT_CHUNK = previous
+    text = getattr(image, "text", {}).get(PNG_KEY)
+    if text is None:
+        raise InvalidWorkflow(f"this PNG carries no Opendream workflow (no {PNG_KEY!r} text chunk)")
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidWorkflow(f"the PNG's workflow is not JSON: {exc}") from None
+    if isinstance(document, dict) and isinstance(document.get("blobs"), dict):
+        # The picture itself is a render the workflow names: give it back its image.
+        pixels = encode_png(image)
+        document["blobs"].setdefault(hashlib.sha256(pixels).hexdigest(), base64.b64encode(pixels).decode())
+    return document
