@@ -21,16 +21,14 @@ from server.http import ApiError, JSONResponse, int_query, read_body, read_json
 from server.images import InvalidImage, inspect_image
 from server.live import USER_PATTERN
 from server.pictures import composite_png
-from server.service import CanvasNotFound, CommandResult
+from server.service import CanvasNotFound
 from server.workflow import (
     InvalidWorkflow,
-    Workflow,
     embed_in_png,
-    events_to_import,
     export_workflow,
+    import_workflow,
     load_document,
     parse_workflow,
-    referenced_blobs,
 )
 
 if TYPE_CHECKING:
@@ -398,20 +396,12 @@ async def import_workflow_route(request: Request) -> Response:
         workflow = await asyncio.to_thread(parse_workflow, document, svc.operations, limits, svc.blobs.exists)
     except InvalidWorkflow as exc:
         raise ApiError(422, "invalid_workflow", str(exc), exc.where) from None
-    result = await import_into(svc, workflow)
+    result = await import_workflow(workflow, svc.canvases, svc.blobs, svc.operations)
     token, _ = await asyncio.to_thread(svc.tokens.issue, result.canvas_id, "owner", "owner")
     return JSONResponse(
         {"id": result.canvas_id, "version": result.version, "owner_token": token, "name": workflow.name},
         status_code=201,
     )
-
-
-async def import_into(svc: Services, workflow: Workflow) -> CommandResult:
-    """Store the blobs the log uses (only after everything was validated), then create the canvas."""
-    used = set(workflow.blobs) & referenced_blobs(workflow, svc.operations)
-    for sha in used:
-        await asyncio.to_thread(svc.blobs.put, workflow.blobs[sha])
-    return await svc.canvases.import_log(events_to_import(workflow, svc.blobs.exists))
 
 
 async def layer_png(request: Request) -> Response:

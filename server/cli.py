@@ -66,52 +66,169 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
-    """Render a stored canvas again from scratch and compare every layer with what was recorded."""
+    """Render a canvas (stored, or a workflow file in a throwaway store) again from scratch; with --verify,
+    compare every layer with what was recorded and exit non-zero on a difference."""
+    import tempfile
+
     import orjson
 
     from server.app import load_operations, renderer_factory
     from server.blobs import LocalBlobStore
-    from server.core.decide import Decider
     from server.replay import replay_state
+
+    settings = _settings(args, model=args.model, device=args.device, reproducible=args.reproducible)
+    operations = load_operations(settings)
+    with tempfile.TemporaryDirectory(prefix="opendream-replay-") as scratch:
+        if args.file is not None:
+            loaded = _load_workflow_file(args.file, settings, operations)
+            if loaded is None:
+                return 2
+            state, blobs, label = loaded[0], LocalBlobStore(Path(scratch) / "blobs"), str(args.file)
+            for data in loaded[1].values():
+                blobs.put(data)
+        elif args.canvas is not None:
+            found = _stored_state(args, settings, operations)
+            if found is None:
+                return 2
+            state, blobs, label = found, LocalBlobStore(settings.blob_dir), f"canvas {args.canvas}"
+        else:
+            print("opendream: name a workflow FILE or --canvas ID", file=sys.stderr)
+            return 2
+        renderer = renderer_factory(settings, operations, blobs)()
+        total = len(state.layers)
+        if not args.json:
+            print(f"opendream: replaying {label} at version {state.version}: {total} layers")
+        done = 0
+
+        def report(verdict) -> None:
+            nonlocal done
+            done += 1
+            if not args.json:
+                bar = "#" * (20 * done // max(total, 1))
+                detail = verdict.error or (
+                    f"max diff {verdict.max_diff}, {verdict.psnr:.1f} dB" if verdict.max_diff else ""
+                )
+                print(f"[{bar:<20}] {done}/{total}  {verdict.layer_id:<16} {verdict.operation:<16} "
+                      f"{verdict.outcome:<17} {detail}", flush=True)  # fmt: skip
+
+        verdicts = replay_state(state, blobs, renderer, tolerance=args.tolerance, on_layer=report)
+    counts = {outcome: sum(v.outcome == outcome for v in verdicts) for outcome in sorted({v.outcome for v in verdicts})}
+    if args.json:
+        print(orjson.dumps({"source": label, "version": state.version, "counts": counts,
+                            "layers": [v.to_json() for v in verdicts]}).decode())  # fmt: skip
+    else:
+        print("opendream: " + (", ".join(f"{n} {outcome}" for outcome, n in counts.items()) or "no layers"))
+    failed = any(v.outcome == "failed" for v in verdicts)
+    different = any(v.outcome == "different" for v in verdicts)
+    return 1 if failed or (args.verify and different) else 0
+
+
+def _stored_state(args: argparse.Namespace, settings: Settings, operations: object):
+    from server.core.decide import Decider
     from server.service import CanvasService
     from server.store.sql import SQLEventStore
 
-    settings = _settings(args, model=args.model, device=args.device, reproducible=args.reproducible)
     store = SQLEventStore(settings.database_url)
-    head = store.head(args.canvas)
-    if head is None:
-        print(f"opendream: canvas {args.canvas!r} does not exist in {settings.database_url}", file=sys.stderr)
-        return 2
-    version = head if args.version is None else args.version
-    if not 0 <= version <= head:
-        print(f"opendream: version {version} is out of range 0..{head}", file=sys.stderr)
-        return 2
+    try:
+        head = store.head(args.canvas)
+        if head is None:
+            print(f"opendream: canvas {args.canvas!r} does not exist in {settings.database_url}", file=sys.stderr)
+            return None
+        version = head if args.version is None else args.version
+        if not 0 <= version <= head:
+            print(f"opendream: version {version} is out of range 0..{head}", file=sys.stderr)
+            return None
+        return CanvasService(store, Decider(operations)).project_at(args.canvas, version)  # type: ignore[arg-type]
+    finally:
+        store.close()
+
+
+def _load_workflow_file(path: Path, settings: Settings, operations: object):
+    """(state, blobs) of a workflow file, validated; None (after saying why) when it is not importable."""
+    from server.core.projection import empty_state, project
+    from server.workflow import InvalidWorkflow, load_document, parse_workflow
+
+    try:
+        document = load_document(path.read_bytes(), settings.workflow_limits)
+        workflow = parse_workflow(document, operations, settings.workflow_limits)  # type: ignore[arg-type]
+    except OSError as exc:
+        print(f"opendream: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return None
+    except InvalidWorkflow as exc:
+        print(f"opendream: {path} is not a valid workflow: {exc}", file=sys.stderr)
+        return None
+    return project(empty_state("replay"), workflow.events), workflow.blobs
+
+
+def workflow_export(args: argparse.Namespace) -> int:
+    import orjson
+
+    from server.app import load_operations
+    from server.blobs import LocalBlobStore
+    from server.store.sql import SQLEventStore
+    from server.workflow import export_workflow
+
+    settings = _settings(args)
     operations = load_operations(settings)
-    state = CanvasService(store, Decider(operations)).project_at(args.canvas, version)
-    blobs = LocalBlobStore(settings.blob_dir)
-    renderer = renderer_factory(settings, operations, blobs)()
-    total = len(state.layers)
-    done = 0
-
-    def report(verdict) -> None:
-        nonlocal done
-        done += 1
-        if not args.json:
-            detail = verdict.error or (f"max diff {verdict.max_diff}" if verdict.max_diff else "")
-            print(f"[{done}/{total}] {verdict.layer_id:<16} {verdict.operation:<18} {verdict.outcome:<17} {detail}")
-
-    verdicts = replay_state(state, blobs, renderer, tolerance=args.tolerance, on_layer=report)
+    state = _stored_state(args, settings, operations)
+    if state is None:
+        return 2
+    store = SQLEventStore(settings.database_url)
+    events = store.read(args.canvas, until=state.version)
     store.close()
-    bad = [v for v in verdicts if v.outcome in ("different", "failed")]
-    if args.json:
-        print(orjson.dumps({"canvas_id": args.canvas, "version": version,
-                            "layers": [v.to_json() for v in verdicts]}).decode())  # fmt: skip
+    document = export_workflow(
+        state.name, args.canvas, events, LocalBlobStore(settings.blob_dir), operations, not args.lean
+    )
+    data = orjson.dumps(document)
+    if args.output is None or str(args.output) == "-":
+        sys.stdout.write(data.decode() + "\n")
     else:
-        counts = {
-            outcome: sum(v.outcome == outcome for v in verdicts) for outcome in sorted({v.outcome for v in verdicts})
-        }
-        print("opendream: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items()))
-    return 1 if bad else 0
+        args.output.write_bytes(data)
+        print(f"opendream: wrote {args.output} ({len(document['events'])} events, {len(document['blobs'])} images)")
+    return 0
+
+
+def workflow_import(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from server.app import load_operations
+    from server.auth import TokenStore
+    from server.blobs import LocalBlobStore
+    from server.core.decide import Decider
+    from server.service import CanvasService
+    from server.store.sql import SQLEventStore
+    from server.workflow import InvalidWorkflow, import_workflow, load_document, parse_workflow
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    operations = load_operations(settings)
+    store = SQLEventStore(settings.database_url)
+    store.migrate()
+    blobs = LocalBlobStore(settings.blob_dir)
+    try:
+        document = load_document(args.file.read_bytes(), settings.workflow_limits)
+        workflow = parse_workflow(document, operations, settings.workflow_limits, blobs.exists)
+    except OSError as exc:
+        print(f"opendream: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except InvalidWorkflow as exc:
+        print(f"opendream: {args.file} is not a valid workflow: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> str:
+        service = CanvasService(store, Decider(operations, blob_exists=blobs.exists))
+        await service.start()
+        try:
+            return (await import_workflow(workflow, service, blobs, operations)).canvas_id
+        finally:
+            await service.stop()
+
+    canvas_id = asyncio.run(run())
+    token, _ = TokenStore(store.writer_engine, store.reader_engine).issue(canvas_id, "owner", "owner")
+    store.close()
+    print(f"opendream: imported {args.file} as canvas {canvas_id} ({len(workflow.events)} events)")
+    print(f"owner token: {token}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,8 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     _add_storage_flags(migrate_parser)
     migrate_parser.set_defaults(run=migrate)
 
-    replay_parser = commands.add_parser("replay", help="render a canvas again from scratch and verify every layer")
-    replay_parser.add_argument("--canvas", required=True, help="canvas id")
+    replay_parser = commands.add_parser(
+        "replay", help="render a workflow file or a stored canvas again from scratch, and verify every layer"
+    )
+    replay_parser.add_argument("file", nargs="?", type=Path, help="a workflow file (.json, or a PNG carrying one)")
+    replay_parser.add_argument("--canvas", help="a stored canvas instead of a file")
+    replay_parser.add_argument("--verify", action="store_true", help="exit 1 when a layer differs from its record")
     replay_parser.add_argument("--version", type=int, help="replay the canvas as it was at this version")
     replay_parser.add_argument("--tolerance", type=int, default=2, help="max pixel difference counted as equal")
     replay_parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
@@ -158,6 +279,20 @@ def main(argv: list[str] | None = None) -> int:
     replay_parser.add_argument("--reproducible", action="store_true", default=None, help="as for serve")
     _add_storage_flags(replay_parser)
     replay_parser.set_defaults(run=replay)
+
+    workflow_parser = commands.add_parser("workflow", help="export or import workflow files")
+    workflow_commands = workflow_parser.add_subparsers(dest="workflow_command", required=True)
+    export_parser = workflow_commands.add_parser("export", help="write a canvas's log as a workflow file")
+    export_parser.add_argument("--canvas", required=True)
+    export_parser.add_argument("--version", type=int, help="export the canvas as it was at this version")
+    export_parser.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
+    export_parser.add_argument("--lean", action="store_true", help="leave rendered images out (they regenerate)")
+    _add_storage_flags(export_parser)
+    export_parser.set_defaults(run=workflow_export)
+    import_parser = workflow_commands.add_parser("import", help="create a canvas from a workflow file")
+    import_parser.add_argument("file", type=Path)
+    _add_storage_flags(import_parser)
+    import_parser.set_defaults(run=workflow_import)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -104,6 +104,8 @@ def _replay_layer(
         return verdict("not_rendered", sha)
     if recorded == sha:
         return verdict("identical", sha, max_diff=0, psnr=math.inf)
+    if not blobs.exists(recorded):
+        return verdict("different", sha, error="the recorded image is not at hand: only its hash could be compared")
     max_diff, psnr = compare(Image.open(io.BytesIO(blobs.get(recorded))), image)
     outcome: Outcome = "identical" if max_diff == 0 else "within_tolerance" if max_diff <= tolerance else "different"
     return verdict(outcome, sha, max_diff=max_diff, psnr=psnr)

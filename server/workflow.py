@@ -39,7 +39,7 @@ from server.core.events import (
 )
 from server.core.projection import apply, empty_state
 from server.images import InvalidImage, inspect_image
-from server.service import RecordedEvent
+from server.service import CanvasService, CommandResult, RecordedEvent
 
 FORMAT = "opendream.workflow"
 FORMAT_VERSION = 1
@@ -262,7 +262,8 @@ def _check_log(events: list[Event], operations: OperationRegistry, blob_known: C
             try:
                 validate_params(operation, data.params)
             except InvalidParams as exc:
-                raise InvalidWorkflow(str(exc), f"{where}.payload.params") from None
+                field = f".{exc.field}" if exc.field else ""
+                raise InvalidWorkflow(str(exc), f"{where}.payload.params{field}") from None
             parents = tuple(dict.fromkeys(input_refs(operation, data.params).values()))
             if parents != tuple(data.parents):
                 raise InvalidWorkflow(f"parents {list(data.parents)} do not match the layers the params read", where)
@@ -326,6 +327,17 @@ def events_to_import(workflow: Workflow, output_available: Callable[[str], bool]
     return recorded
 
 
+async def import_workflow(
+    workflow: Workflow, service: CanvasService, blobs: BlobStore, operations: OperationRegistry
+) -> CommandResult:
+    """Store the images the log uses (only now: everything was validated first), then create the canvas."""
+    import asyncio
+
+    for sha in set(workflow.blobs) & referenced_blobs(workflow, operations):
+        await asyncio.to_thread(blobs.put, workflow.blobs[sha])
+    return await service.import_log(events_to_import(workflow, blobs.exists))
+
+
 # --- PNG ---------------------------------------------------------------------------------------------------
 
 
@@ -363,7 +375,7 @@ def extract_from_png(data: bytes, limits: WorkflowLimits) -> dict[str, Any]:
     if text is None:
         raise InvalidWorkflow(f"this PNG carries no Opendream workflow (no {PNG_KEY!r} text chunk)")
     try:
-        document = orjson.loads(text)
+        document = orjson.loads(str(text))  # Pillow hands iTXt back as a str subclass
     except orjson.JSONDecodeError as exc:
         raise InvalidWorkflow(f"the PNG's workflow is not JSON: {exc}") from None
     if isinstance(document, dict) and isinstance(document.get("blobs"), dict):

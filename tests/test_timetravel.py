@@ -22,7 +22,7 @@ def without_identity(data: dict) -> dict:
 async def test_a_fork_at_every_version_starts_from_exactly_that_state(service, store):
     canvas_id = await new_canvas(service)
     seen = await scripted_history(service, canvas_id)
-    for version in sorted(seen)[::3] + [max(seen)]:
+    for version in [*sorted(seen)[::3], max(seen)]:
         result = await service.fork(canvas_id, version, "bob")
         fork = await service.state(result.canvas_id)
         assert fork.version == version
@@ -75,5 +75,7 @@ async def test_restoring_any_version_brings_it_back_and_can_be_undone(service):
 
 def seen_content(seen: dict[int, dict], version: int) -> dict:
     data = {key: value for key, value in seen[version].items() if key not in ("version", "history")}
-    data["layers"] = [{k: v for k, v in layer.items() if k not in ("updated_seq", "revision")} for layer in data["layers"]]
+    data["layers"] = [
+        {k: v for k, v in layer.items() if k not in ("updated_seq", "revision")} for layer in data["layers"]
+    ]
     return data
