@@ -264,6 +264,21 @@ async def get_renders(request: Request) -> Response:
     return JSONResponse({"canvas_id": canvas_id, "queue": queue.queue(state), "stats": dict(queue.stats)})
 
 
+async def get_images(request: Request) -> Response:
+    """The image of every layer at a version, rendered on demand where the past never had one."""
+    canvas_id = request.path_params["canvas_id"]
+    await grant_for(request, canvas_id, "viewer")
+    version = int_query(request, "version")
+    try:
+        state = await services(request).canvases.state(canvas_id, version)
+    except CanvasNotFound as exc:
+        raise not_found(exc) from None
+    except ValueError as exc:
+        raise ApiError(400, "bad_version", str(exc), "version") from None
+    images = await render_queue(request).images_at(state)
+    return JSONResponse({"canvas_id": canvas_id, "version": state.version, "images": images})
+
+
 async def cancel_render(request: Request) -> Response:
     canvas_id = request.path_params["canvas_id"]
     layer_id = request.path_params["layer_id"]

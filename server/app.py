@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             Route("/api/canvases/{canvas_id}/events", api.get_events),
             Route("/api/canvases/{canvas_id}/commands", api.post_command, methods=["POST"]),
             Route("/api/canvases/{canvas_id}/renders", api.get_renders),
+            Route("/api/canvases/{canvas_id}/images", api.get_images),
             Route("/api/canvases/{canvas_id}/layers/{layer_id}/cancel", api.cancel_render, methods=["POST"]),
             Route("/api/canvases/{canvas_id}/fork", api.fork_canvas, methods=["POST"]),
             Route("/api/canvases/{canvas_id}/workflow", api.export_workflow_route),

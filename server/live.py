@@ -337,6 +337,8 @@ class LiveHub:
             self._broadcast(room, encode(connection.presence), exclude=connection, lossy=True)
         elif kind == "cancel":
             await self._cancel(connection, message)
+        elif kind == "get_state":
+            await self._send_state(connection, message.get("version"))
         elif kind == "ping":
             connection.send(encode({"type": "pong", "t": message.get("t")}))
         else:
@@ -381,6 +383,18 @@ class LiveHub:
                 }
             )
         )
+
+    async def _send_state(self, connection: Connection, version: Any) -> None:
+        """A past (or the latest) state, for scrubbing through history."""
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            connection.send(encode({"type": "error", "code": "bad_version", "message": "version must be an integer"}))
+            return
+        try:
+            state = await self.service.state(connection.canvas_id, version)
+        except ValueError as exc:
+            connection.send(encode({"type": "error", "code": "bad_version", "message": str(exc)}))
+            return
+        connection.send(encode({"type": "state", "version": state.version, "state": state.to_json()}))
 
     async def _cancel(self, connection: Connection, message: dict[str, Any]) -> None:
         layer_id = message.get("layer_id")

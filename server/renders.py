@@ -169,6 +169,42 @@ class RenderQueue:
             for index, layer in enumerate(layers)
         ]
 
+    async def images_at(self, state: CanvasState) -> dict[str, dict[str, Any]]:
+        """The image of every layer of a (past) state, rendering on demand what was never rendered or whose
+        image is gone; nothing is appended to the log (the results land in the render cache)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._images_of_state, state)
+
+    def _images_of_state(self, state: CanvasState) -> dict[str, dict[str, Any]]:
+        images_of: dict[str, tuple[str, ...]] = {}
+        found: dict[str, dict[str, Any]] = {}
+        for layer in state.topological_order():
+            output = layer.output
+            if layer.status == "rendered" and output is not None and self.blobs.exists(output.sha256):
+                images_of[layer.id] = output.images
+                found[layer.id] = {"sha256": output.sha256, "source": "recorded"}
+                continue
+            operation = self.operations.get(layer.operation)
+            try:
+                if operation is None:
+                    raise InputUnavailable(f"operation {layer.operation!r} is not available")
+                inputs = resolve_inputs(operation, layer, images_of)
+                fingerprint = self.renderer().fingerprint_for(layer.operation)
+                record = self.store.find_render(
+                    cache_key(layer.operation, layer.params, layer.seed, inputs, fingerprint)
+                )
+                source = "cache"
+                if record is None or not self.blobs.exists(record.output):
+                    record, source = (
+                        self._materialise(layer, inputs, lambda step, total: None, lambda: False),
+                        "rendered",
+                    )
+                images_of[layer.id] = (record.output, *record.extra)
+                found[layer.id] = {"sha256": record.output, "source": source}
+            except Exception as exc:  # one layer that cannot be shown does not hide the others
+                found[layer.id] = {"sha256": None, "error": f"{type(exc).__name__}: {exc}"}
+        return found
+
     async def cancel(self, canvas_id: str, layer_id: str, actor: str) -> bool:
         """Stop a running render between steps, or keep a queued one from starting. False if neither."""
         running = self._running

@@ -294,3 +294,16 @@ async def test_undo_and_redo_across_two_users(server, canvas):
     assert state["order"] == ["a", "b"] and state["history"]["alice"] == {"undo": 1, "redo": 0}
     await alice.close()
     await bob.close()
+
+
+async def test_a_client_can_ask_for_any_past_state(server, canvas):
+    canvas_id, owner = canvas
+    peer = await join(server, canvas_id, owner, user="scrubber")
+    await peer.command({"type": "rename_canvas", "name": "second"})
+    await peer.command({"type": "rename_canvas", "name": "third"})
+    await peer.send({"type": "get_state", "version": 2})
+    past = await peer.until(lambda m: m["type"] == "state")
+    assert past["version"] == 2 and past["state"]["name"] == "second"
+    await peer.send({"type": "get_state", "version": 99})
+    assert (await peer.until(lambda m: m["type"] == "error"))["code"] == "bad_version"
+    await peer.close()

@@ -312,3 +312,18 @@ async def test_an_upload_of_an_unknown_blob_is_rejected(tmp_path, ops):
     assert info.value.code == "unknown_blob" and info.value.field == "params.blob"
     await service.stop()
     store.close()
+
+
+async def test_a_past_state_whose_images_were_never_rendered_is_rendered_on_demand(engine, renderer):
+    service, background, blobs, store, _ = engine
+    await background.stop()  # nothing renders in the background: versions 2 and 3 never get their images
+    queue = RenderQueue(service, store, blobs, operations(), lambda: renderer)  # not started: on demand only
+    canvas_id = await canvas_with(service, txt2img("a"), img2img("b", "a"))
+    past = await service.state(canvas_id, 3)
+    assert all(layer.output is None for layer in past.layers.values())
+    images = await queue.images_at(past)
+    assert {layer_id: image["source"] for layer_id, image in images.items()} == {"a": "rendered", "b": "rendered"}
+    assert all(blobs.exists(image["sha256"]) for image in images.values())
+    again = await queue.images_at(past)  # the second look costs nothing: the cache has them
+    assert {layer_id: image["source"] for layer_id, image in again.items()} == {"a": "cache", "b": "cache"}
+    assert len(store.read(canvas_id)) == 3  # and nothing was appended
