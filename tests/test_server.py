@@ -85,7 +85,15 @@ def test_create_list_and_read_a_canvas(client):
     canvas_id = created.json()["id"]
     assert canvas_id in [c["id"] for c in client.get("/api/canvases").json()["canvases"]]
     state = client.get(f"/api/canvases/{canvas_id}/state").json()
-    assert state == {"canvas_id": canvas_id, "version": 1, "name": "Garden", "order": [], "layers": [], "history": {}, "origin": None}
+    assert state == {
+        "canvas_id": canvas_id,
+        "version": 1,
+        "name": "Garden",
+        "order": [],
+        "layers": [],
+        "history": {},
+        "origin": None,
+    }
     [event] = client.get(f"/api/canvases/{canvas_id}/events").json()["events"]
     assert event["type"] == "canvas.created" and event["seq"] == 1 and event["actor"] == "tester"
 
