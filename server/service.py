@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import random
 import secrets
 import threading
 import time
@@ -22,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import orjson
+from sqlalchemy.exc import IntegrityError
 
 from server.core.commands import Command, Redo, Restore, Undo
 from server.core.decide import CommandRejected, Decider
@@ -246,13 +248,19 @@ class CanvasService:
                         log.exception("event listener failed")
 
     def _write_batch(self, batch: list[_Submission]) -> list[CommandResult | BaseException]:
-        for attempt in range(5):
+        for attempt in range(20):
             try:
                 return self._try_write_batch(batch)
             except ConcurrencyError as exc:
                 # Another process appended: forget what we believed and decide again from the store.
                 log.info("concurrent append to %s (attempt %d): reloading", exc.canvas_id, attempt + 1)
                 self._forget(exc.canvas_id)
+            except IntegrityError:
+                # Another replica recorded the same command id first: decide again, and find its record.
+                log.info("concurrent duplicate command (attempt %d): retrying", attempt + 1)
+                for submission in batch:
+                    self._forget(submission.canvas_id)
+            time.sleep(min(0.05, 0.002 * 2**attempt) * random.random())  # let the other writer finish
         return [CommandRejected("busy", "the canvas is too busy right now; try again") for _ in batch]
 
     def _try_write_batch(self, batch: list[_Submission]) -> list[CommandResult | BaseException]:

@@ -3,11 +3,14 @@ engine tests use the real built-in operations."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from pydantic import Field
+from sqlalchemy import create_engine
 
 from engine.operation import LayerInput, MaskInput, Operation, OperationRegistry, Params, Prompt
 from server.core.decide import Decider
@@ -68,9 +71,23 @@ def decider(ops: OperationRegistry) -> Decider:
     return Decider(ops, new_seed=lambda: 42, new_layer_id=lambda: f"auto{next(counter)}")
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return sqlite_url(tmp_path / "opendream.db")
+POSTGRES_URL = os.environ.get("OPENDREAM_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every store test runs on both backends. PostgreSQL must be running (CI starts it): no silent skip."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path / "opendream.db")
+        return
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    admin.dispose()
 
 
 @pytest.fixture

@@ -229,3 +229,33 @@ async def test_two_services_on_one_database_never_fork_the_log(store, ops):
         await first.stop()
         await second.stop()
     assert [event.seq for event in store.read(canvas_id)] == [1, 2, 3]
+
+
+async def test_writers_in_two_processes_racing_on_one_canvas_keep_one_gapless_log(store, ops):
+    # Two services on one database stand for two server replicas: their appends interleave at random.
+    replicas = [CanvasService(store.__class__(store.url), Decider(ops)) for _ in range(2)]
+    for replica in replicas:
+        replica.store.migrate()
+        await replica.start()
+    try:
+        canvas_id = await new_canvas(replicas[0])
+
+        async def writer(replica: CanvasService, name: str) -> list[int]:
+            seqs = []
+            for index in range(15):
+                command = AddLayer(layer_id=f"{name}-{index}", operation="generate")
+                seqs += (await replica.execute(canvas_id, command, name, command_id=f"{name}-{index}")).seqs
+                # and a retry of the same command through the other replica: answered, never applied twice
+                other = replicas[1] if replica is replicas[0] else replicas[0]
+                retry = await other.execute(canvas_id, command, name, command_id=f"{name}-{index}")
+                assert retry.duplicate and retry.seqs == seqs[-1:]
+            return seqs
+
+        acknowledged = await asyncio.gather(*(writer(replicas[n % 2], f"w{n}") for n in range(6)))
+    finally:
+        for replica in replicas:
+            await replica.stop()
+            replica.store.close()
+    log = store.read(canvas_id)
+    assert [event.seq for event in log] == list(range(1, 92))
+    assert sorted(seq for seqs in acknowledged for seq in seqs) == list(range(2, 92))

@@ -12,7 +12,7 @@ from sqlmodel import SQLModel
 from server.core.events import CanvasCreated, Event, LayerAdded
 from server.store.base import AppendRequest, CommandRecord, ConcurrencyError
 from server.store.migrate import alembic_config, current, upgrade
-from server.store.sql import SQLEventStore
+from server.store.sql import SQLEventStore, sqlite_url
 
 
 def test_migrations_build_the_schema_from_an_empty_database(db_url):
@@ -37,10 +37,13 @@ def test_migrations_build_the_schema_from_an_empty_database(db_url):
     engine.dispose()
 
 
-def test_sqlite_is_in_wal_mode_with_full_sync(store):
+def test_sqlite_is_in_wal_mode_with_full_sync(tmp_path):
+    store = SQLEventStore(sqlite_url(tmp_path / "wal.db"))
+    store.migrate()
     with store._writer.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    store.close()
 
 
 def event(canvas_id: str, seq: int, data) -> Event:
