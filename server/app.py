@@ -21,6 +21,7 @@ from engine.operation import OperationRegistry
 from server import api
 from server.auth import TokenStore
 from server.blobs import BlobStore, LocalBlobStore
+from server.bus import PostgresBus
 from server.config import Settings
 from server.core.decide import Decider
 from server.http import ApiError, JSONResponse
@@ -29,6 +30,7 @@ from server.live import LiveHub
 from server.renders import RenderQueue
 from server.service import CanvasService
 from server.store.sql import SQLEventStore
+from server.work import LocalWork, SharedWork
 
 if TYPE_CHECKING:
     from engine.render import Renderer
@@ -102,18 +104,27 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
         await service.start()
         renders = None
         if settings.render:
-            renders = RenderQueue(service, store, blobs, registry, renderer_factory(settings, registry, blobs))
+            work = SharedWork(store.writer_engine) if settings.shared else LocalWork()
+            factory = renderer_factory(settings, registry, blobs)
+            renders = RenderQueue(service, store, blobs, registry, factory, work)
             await renders.start()
         tokens = TokenStore(store.writer_engine, store.reader_engine)
         admin_token = await asyncio.to_thread(tokens.admin_token, settings.admin_token_path)
         live = LiveHub(service, tokens, renders)
         live.start()
+        bus = None
+        if settings.shared:  # other replicas and workers: hear of their appends, presence and progress
+            bus = PostgresBus(settings.database_url, service.on_remote_head, live.deliver_ephemeral)
+            await bus.start()
+            live.relay = bus.publish
         app.state.services = Services(settings, store, blobs, service, registry, renders, tokens, live, admin_token)
         log.info("opendream: data in %s, database %s", settings.data_dir, settings.database_url)
         log.info("opendream: admin token in %s", settings.admin_token_path)
         try:
             yield
         finally:
+            if bus is not None:
+                await bus.stop()
             await live.stop()
             if renders is not None:
                 await renders.stop()

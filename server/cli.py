@@ -55,6 +55,55 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def worker(args: argparse.Namespace) -> int:
+    """A render worker: claims canvases with work from PostgreSQL and renders them (one per GPU)."""
+    import asyncio
+    import signal
+
+    settings = _settings(args, model=args.model, device=args.device, reproducible=args.reproducible)
+    if not settings.shared:
+        print("opendream: a separate worker needs a shared PostgreSQL database (--db postgresql+psycopg://…)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def run() -> None:
+        from server.app import load_operations, renderer_factory
+        from server.blobs import LocalBlobStore
+        from server.bus import PostgresBus
+        from server.core.decide import Decider
+        from server.renders import RenderQueue
+        from server.service import CanvasService
+        from server.store.sql import SQLEventStore
+        from server.work import SharedWork
+
+        store = SQLEventStore(settings.database_url)
+        store.migrate()
+        operations = load_operations(settings)
+        blobs = LocalBlobStore(settings.blob_dir)
+        service = CanvasService(store, Decider(operations, blob_exists=blobs.exists))
+        await service.start()
+        work = SharedWork(store.writer_engine, lease_s=args.lease)
+        renders = RenderQueue(service, store, blobs, operations, renderer_factory(settings, operations, blobs), work)
+        bus = PostgresBus(settings.database_url, service.on_remote_head)
+        await bus.start()
+        loop = asyncio.get_running_loop()
+        renders.subscribe(lambda canvas_id, notice: loop.create_task(bus.publish(canvas_id, notice)))
+        await renders.start(scan_existing=False)
+        print(f"opendream: worker {work.worker_id} rendering from {settings.database_url}", flush=True)
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await renders.stop()
+        await bus.stop()
+        await service.stop()
+        store.close()
+
+    asyncio.run(run())
+    return 0
+
+
 def migrate(args: argparse.Namespace) -> int:
     from server.store.migrate import current, upgrade
 
@@ -248,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     serve_parser.add_argument("--attention-slicing", action="store_true", help="less GPU memory, a little slower")
     serve_parser.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles (less memory)")
-    serve_parser.add_argument("--no-render", action="store_true", help="run no render worker in this process")
+    serve_parser.add_argument(
+        "--no-render", "--no-worker", action="store_true", help="run no render worker in this process (a web replica)"
+    )
     serve_parser.add_argument(
         "--extensions", type=Path, help="a directory of extension modules (*.py); env OPENDREAM_EXTENSIONS_DIR"
     )
@@ -260,6 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     _add_storage_flags(serve_parser)
     serve_parser.set_defaults(run=serve)
+
+    worker_parser = commands.add_parser("worker", help="a render worker for a PostgreSQL deployment (one per GPU)")
+    worker_parser.add_argument("--model", help="model spec (default: builtin:tiny)")
+    worker_parser.add_argument("--device", help="cuda, cuda:1, mps or cpu")
+    worker_parser.add_argument("--reproducible", action="store_true", default=None)
+    worker_parser.add_argument("--lease", type=float, default=30.0, help="seconds a claim lasts without renewal")
+    _add_storage_flags(worker_parser)
+    worker_parser.set_defaults(run=worker)
 
     migrate_parser = commands.add_parser("migrate", help="bring the database schema up to date")
     _add_storage_flags(migrate_parser)

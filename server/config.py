@@ -48,6 +48,11 @@ class Settings:
         return self.db_url or f"sqlite:///{(self.data_dir / 'opendream.db').resolve()}"
 
     @property
+    def shared(self) -> bool:
+        """PostgreSQL: several replicas and workers may share the database."""
+        return self.database_url.startswith("postgresql")
+
+    @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
 

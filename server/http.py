@@ -61,7 +61,12 @@ async def read_json(request: Request, limit: int) -> Any:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
 
 
-def int_query(request: Request, name: str, default: int | None = None, minimum: int = 0) -> int | None:
+MAX_QUERY_INT = 2**63 - 1  # what the database's integers hold: larger values are refused, not a 500
+
+
+def int_query(
+    request: Request, name: str, default: int | None = None, minimum: int = 0, maximum: int = MAX_QUERY_INT
+) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -71,4 +76,6 @@ def int_query(request: Request, name: str, default: int | None = None, minimum: 
         raise ApiError(400, "bad_query", f"query parameter {name!r} must be an integer, got {raw!r}", name) from None
     if value < minimum:
         raise ApiError(400, "bad_query", f"query parameter {name!r} must be at least {minimum}", name)
+    if value > maximum:
+        raise ApiError(400, "bad_query", f"query parameter {name!r} must be at most {maximum}", name)
     return value

@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +147,8 @@ class LiveHub:
         self.limits = limits or LiveLimits()
         self.rooms: dict[str, Room] = {}
         self._unsubscribe: list[Any] = []
+        # Set when other replicas exist: ephemeral messages are sent to them too.
+        self.relay: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
 
     def start(self) -> None:
         self._unsubscribe.append(self.service.subscribe(self._on_events))
@@ -175,13 +177,24 @@ class LiveHub:
                 connection.send_event(seq, message)
 
     def _on_render_notice(self, canvas_id: str, notice: dict[str, Any]) -> None:
+        self._relay(canvas_id, notice)
+        self.deliver_ephemeral(canvas_id, notice)
+
+    def _relay(self, canvas_id: str, message: dict[str, Any]) -> None:
+        if self.relay is not None:
+            asyncio.get_running_loop().create_task(self.relay(canvas_id, message))
+
+    def deliver_ephemeral(self, canvas_id: str, notice: dict[str, Any]) -> None:
+        """Presence and render news, from this process or relayed from another replica."""
         room = self.rooms.get(canvas_id)
         if room is None:
             return
         message = encode(notice)
         for connection in list(room.connections):
-            if notice["type"] == "progress" and connection.busy():
-                continue  # progress is lossy: the next one says more
+            if notice["type"] in ("progress", "presence") and connection.busy():
+                continue  # lossy: the next one says more
+            if notice.get("conn") is not None and notice["conn"] == connection.id:
+                continue  # nobody needs their own cursor back
             connection.send(message)
 
     def _broadcast(self, room: Room, message: str, exclude: Connection | None = None, lossy: bool = False) -> None:
@@ -198,7 +211,11 @@ class LiveHub:
         hello = await self._receive_hello(websocket)
         if hello is None:
             return
-        grant = await asyncio.to_thread(self.tokens.resolve, hello.get("token") or websocket.query_params.get("token"))
+        token = hello.get("token") or websocket.query_params.get("token")
+        if token is not None and not isinstance(token, str):
+            await _refuse(websocket, CLOSE_BAD_HELLO, "bad_hello", "token must be a string")
+            return
+        grant = await asyncio.to_thread(self.tokens.resolve, token)
         if grant is None:
             await _refuse(websocket, CLOSE_UNAUTHORIZED, "unauthorized", "missing, unknown or revoked token")
             return
@@ -231,7 +248,9 @@ class LiveHub:
         finally:
             room.connections.discard(connection)
             if connection.presence is not None:
-                self._broadcast(room, encode({"type": "presence_left", "user": connection.user, "conn": connection.id}))
+                left = {"type": "presence_left", "user": connection.user, "conn": connection.id}
+                self._broadcast(room, encode(left))
+                self._relay(canvas_id, left)
             if not room.connections:
                 self.rooms.pop(canvas_id, None)
             if not sender.done():
@@ -277,6 +296,7 @@ class LiveHub:
         if self.renders is not None:
             welcome["queue"] = self.renders.queue(state)
         connection.last_seq = welcome["version"]
+        self.service.watch(canvas_id, welcome["version"])
         connection.send(encode(welcome))
         connection.catching_up = False
         for seq, message in connection.held:
@@ -335,6 +355,7 @@ class LiveHub:
                 and len(message["selected_layer"]) <= 128 else None,
             }  # fmt: skip
             self._broadcast(room, encode(connection.presence), exclude=connection, lossy=True)
+            self._relay(connection.canvas_id, connection.presence)
         elif kind == "cancel":
             await self._cancel(connection, message)
         elif kind == "get_state":

@@ -17,7 +17,7 @@ import io
 import logging
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,8 +31,9 @@ from server.core.decide import CommandRejected
 from server.core.events import Event
 from server.core.scheduling import NEEDS_RENDER, ready_layers, waiting_layers
 from server.core.state import CanvasState, Layer
-from server.service import CanvasNotFound, CanvasService
+from server.service import WAKING_EVENTS, CanvasNotFound, CanvasService
 from server.store.base import EventStore, RenderRecord
+from server.work import LocalWork, SharedWork
 
 if TYPE_CHECKING:
     from engine.render import Renderer
@@ -41,7 +42,6 @@ log = logging.getLogger("opendream.renders")
 T = TypeVar("T")
 
 ENGINE_ACTOR = "engine"
-WAKING_EVENTS = {"layer.added", "layer.params_changed", "layer.render_requested", "layer.rendered"}
 
 RenderNotice = dict[str, Any]
 """Ephemeral news for live clients: {"type": "render_started" | "progress" | "render_finished" | ...}."""
@@ -57,6 +57,10 @@ class _Running:
 
 class InputUnavailable(LookupError):
     pass
+
+
+class OperationAborted(RuntimeError):
+    """An operation raised SystemExit, KeyboardInterrupt or another BaseException: a failed render, no more."""
 
 
 def output_layer_id(layer_id: str, index: int) -> str:
@@ -95,15 +99,15 @@ class RenderQueue:
         blobs: BlobStore,
         operations: OperationRegistry,
         renderer_factory: Callable[[], Renderer],
+        work: LocalWork | SharedWork | None = None,
     ) -> None:
         self.service = service
+        self.work = work or LocalWork()
         self.store = store
         self.blobs = blobs
         self.operations = operations
         self._renderer_factory = renderer_factory
         self._renderer: Renderer | None = None
-        self._dirty: OrderedDict[str, None] = OrderedDict()
-        self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._running: _Running | None = None
         self._task: asyncio.Task[None] | None = None
@@ -118,8 +122,7 @@ class RenderQueue:
     async def start(self, scan_existing: bool = True) -> None:
         self._unsubscribe = self.service.subscribe(self._on_events)
         if scan_existing:  # renders that were queued or in flight when the server stopped
-            for info in await asyncio.to_thread(self.store.canvases):
-                self._mark(info.id)
+            await self.work.scan([info.id for info in await asyncio.to_thread(self.store.canvases)])
         self._task = asyncio.create_task(self._run(), name="opendream-renders")
 
     async def stop(self) -> None:
@@ -134,6 +137,7 @@ class RenderQueue:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.work.close()
         self._executor.shutdown(wait=True)
 
     def subscribe(self, listener: Callable[[str, RenderNotice], None]) -> Callable[[], None]:
@@ -144,19 +148,16 @@ class RenderQueue:
     async def wait_idle(self, timeout: float = 120.0) -> None:
         """Until no canvas has a render that can run now (for tests and scripts)."""
         async with asyncio.timeout(timeout):
-            while self._dirty or self._running is not None:
+            while self.work.pending() or self._running is not None:
                 self._idle.clear()
                 await self._idle.wait()
 
     # --- what to render --------------------------------------------------------------------------------
 
     def _on_events(self, canvas_id: str, events: list[Event] | Any) -> None:
-        if any(event.type in WAKING_EVENTS for event in events):
-            self._mark(canvas_id)
-
-    def _mark(self, canvas_id: str) -> None:
-        self._dirty[canvas_id] = None
-        self._wake.set()
+        # Shared work is marked by the append itself, in its transaction.
+        if isinstance(self.work, LocalWork) and any(event.type in WAKING_EVENTS for event in events):
+            self.work.mark(canvas_id)
 
     def queue(self, state: CanvasState) -> list[dict[str, Any]]:
         """The layers of a canvas still to render, in order, with the one rendering now first."""
@@ -223,20 +224,20 @@ class RenderQueue:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self._dirty:
+            if isinstance(self.work, LocalWork) and not self.work.pending():
                 self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            canvas_id, _ = self._dirty.popitem(last=False)
+            canvas_id = await self.work.take()
             try:
+                if isinstance(self.work, SharedWork):
+                    self.service.refresh(canvas_id)  # other processes append too
                 state = await self.service.state(canvas_id)
             except CanvasNotFound:
+                await self.work.done(canvas_id)
                 continue
             ready = ready_layers(state)
             if not ready:
+                await self.work.done(canvas_id)
                 continue
-            self._dirty[canvas_id] = None  # back of the line: other canvases take their turn first
             try:
                 hits = await loop.run_in_executor(self._executor, self._cached_renders, state)
                 if hits:
@@ -245,6 +246,7 @@ class RenderQueue:
                     await self._render(state, ready[0])
             except Exception:  # never let one render take the worker down
                 log.exception("rendering canvas %s failed unexpectedly", canvas_id)
+            await self.work.again(canvas_id)
 
     def _cached_renders(self, state: CanvasState) -> list[tuple[Layer, RenderRecord]]:
         """Every layer needing a render whose output the cache already has — including layers whose inputs
@@ -367,7 +369,14 @@ class RenderQueue:
         key = cache_key(layer.operation, layer.params, layer.seed, input_images, fingerprint)
         images = {path: Image.open(io.BytesIO(self.blobs.get(sha))) for path, sha in input_images.items()}
         started = time.perf_counter()
-        result = renderer.render(layer.operation, layer.params, layer.seed, images, progress, cancelled)
+        try:
+            result = renderer.render(layer.operation, layer.params, layer.seed, images, progress, cancelled)
+        except Exception:
+            raise
+        except BaseException as exc:
+            # An operation calling sys.exit() or raising KeyboardInterrupt: in the event loop that would stop the
+            # whole server (and, the layer still pending, again on every restart). It is a failed render.
+            raise OperationAborted(f"the operation raised {type(exc).__name__}: {exc}") from None
         shas = [self.blobs.put(encode_png(image)) for image in result.images]
         record = RenderRecord(
             cache_key=key,

@@ -38,6 +38,10 @@ from server.store.base import AppendRequest, CommandRecord, ConcurrencyError, Ev
 log = logging.getLogger("opendream.service")
 
 EventListener = Callable[[str, Sequence[Event]], None]
+# Events after which a render worker may find work on the canvas.
+WAKING_EVENTS = frozenset(
+    {"layer.added", "layer.params_changed", "layer.render_requested", "layer.rendered", "layer.restored"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,8 @@ class CanvasService:
         # One thread owns all writes: SQLite has one writer anyway, and the state cache stays single-writer.
         self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opendream-writer")
         self._listeners: list[EventListener] = []
+        self._published: dict[str, int] = {}  # canvas -> last seq delivered to the listeners
+        self._filling: dict[str, list[tuple[int, list[Event]]]] = {}  # canvas -> deliveries waiting for a read
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -241,11 +247,63 @@ class CanvasService:
                     if not submission.future.done():
                         submission.future.set_result(outcome)
             for canvas_id, new_events in published.items():
-                for listener in list(self._listeners):
-                    try:
-                        listener(canvas_id, new_events)
-                    except Exception:
-                        log.exception("event listener failed")
+                self._publish(canvas_id, new_events)
+
+    # --- publication: every subscriber sees each canvas's events once, in order, without gaps --------------
+
+    def watch(self, canvas_id: str, version: int) -> None:
+        """A subscriber has seen `canvas_id` up to `version`: deliver from there on (events appended by other
+        processes included, which `on_remote_head` learns of)."""
+        if canvas_id not in self._published:
+            self._published[canvas_id] = version
+
+    def _publish(self, canvas_id: str, events: Sequence[Event]) -> None:
+        last = self._published.get(canvas_id)
+        if (last is not None and events[0].seq > last + 1) or canvas_id in self._filling:
+            # Another process appended in between and we have not delivered it yet: fetch it first.
+            self._schedule_fill(canvas_id, events[-1].seq, list(events))
+            return
+        self._deliver(canvas_id, events)
+
+    def _deliver(self, canvas_id: str, events: Sequence[Event]) -> None:
+        last = self._published.get(canvas_id, 0)
+        fresh = [event for event in events if event.seq > last]
+        if not fresh:
+            return
+        self._published[canvas_id] = fresh[-1].seq
+        for listener in list(self._listeners):
+            try:
+                listener(canvas_id, fresh)
+            except Exception:
+                log.exception("event listener failed")
+
+    def on_remote_head(self, canvas_id: str, head: int) -> None:
+        """Another process committed `canvas_id` up to `head` (PostgreSQL NOTIFY)."""
+        cached = self._cached(canvas_id)
+        if cached is not None and cached.version < head:
+            self._forget(canvas_id)
+        last = self._published.get(canvas_id)
+        if last is not None and head > last:
+            self._schedule_fill(canvas_id, head, [])
+
+    def _schedule_fill(self, canvas_id: str, head: int, events: list[Event]) -> None:
+        self._filling.setdefault(canvas_id, []).append((head, events))
+        if len(self._filling[canvas_id]) == 1:
+            asyncio.get_running_loop().create_task(self._fill(canvas_id))
+
+    async def _fill(self, canvas_id: str) -> None:
+        while self._filling.get(canvas_id):
+            head, events = self._filling[canvas_id][0]
+            last = self._published.get(canvas_id, 0)
+            try:
+                if head > last:
+                    missing = await asyncio.to_thread(self.store.read, canvas_id, last, head)
+                    known = {event.seq for event in missing}
+                    self._deliver(canvas_id, missing + [event for event in events if event.seq not in known])
+            except Exception:
+                log.exception("catching up with canvas %s failed", canvas_id)
+            self._filling[canvas_id].pop(0)
+        self._filling.pop(canvas_id, None)
 
     def _write_batch(self, batch: list[_Submission]) -> list[CommandResult | BaseException]:
         for attempt in range(20):
@@ -296,6 +354,7 @@ class CanvasService:
             commands=tuple(stage.commands),
             canvas_name=state.name if stage.name_changed else None,
             snapshots=tuple(snapshots),
+            wake_renders=any(event.type in WAKING_EVENTS for event in stage.events),
         )
 
     def _stage(
@@ -466,6 +525,10 @@ class CanvasService:
             self._latest.move_to_end(state.canvas_id)
             while len(self._latest) > self._cache_size:
                 self._latest.popitem(last=False)
+
+    def refresh(self, canvas_id: str) -> None:
+        """Forget the cached latest state of a canvas, which another process has appended to."""
+        self._forget(canvas_id)
 
     def _forget(self, canvas_id: str) -> None:
         with self._cache_lock:

@@ -38,6 +38,7 @@ class AppendRequest:
     commands: Sequence[CommandRecord] = ()  # idempotency records of the commands that caused the events
     canvas_name: str | None = None  # kept on the canvas row for listings
     snapshots: Sequence[Snapshot] = ()  # projected states to store with the events
+    wake_renders: bool = False  # the events give render workers something to do (shared deployments)
 
 
 @dataclass(frozen=True, slots=True)

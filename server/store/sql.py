@@ -258,6 +258,23 @@ def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> No
     conn.exec_driver_sql(sql, [tuple(row[column] for column in columns) for row in rows])
 
 
+def _announce(conn: Connection, requests: Sequence[AppendRequest], now: float) -> None:
+    """Tell other processes, as part of the same transaction (PostgreSQL delivers NOTIFY only on commit):
+    replicas that a canvas moved on, workers that it has renders to do."""
+    for request in requests:
+        if not request.events:
+            continue
+        head = request.expected_version + len(request.events)
+        conn.exec_driver_sql("SELECT pg_notify('opendream_events', %s)", (f"{request.canvas_id}:{head}",))
+        if request.wake_renders:
+            conn.exec_driver_sql(
+                "INSERT INTO render_jobs (canvas_id, requested_at) VALUES (%s, %s) "
+                "ON CONFLICT (canvas_id) DO UPDATE SET requested_at = excluded.requested_at",
+                (request.canvas_id, now),
+            )
+            conn.exec_driver_sql("SELECT pg_notify('opendream_jobs', %s)", (request.canvas_id,))
+
+
 class WriteTransaction:
     """A unit of work: read idempotency records and append, committed (and fsynced) once on exit."""
 
@@ -345,6 +362,8 @@ class WriteTransaction:
             )
         if event_rows:
             _insert_many(conn, events, event_rows)
+        if conn.dialect.name == "postgresql":
+            _announce(conn, requests, now)
         if command_rows:
             _insert_many(conn, commands, command_rows)
         if snapshot_rows:

@@ -85,3 +85,14 @@ class TokenRow(SQLModel, table=True):
     label: str = Field(default="", max_length=200)
     created_at: float
     revoked_at: float | None = None
+
+
+class RenderJobRow(SQLModel, table=True):
+    """A canvas with renders to do, for workers in other processes to claim (PostgreSQL deployments)."""
+
+    __tablename__ = "render_jobs"
+
+    canvas_id: str = Field(primary_key=True, max_length=64)
+    requested_at: float
+    claimed_by: str | None = Field(default=None, max_length=64)
+    lease_until: float | None = None
