@@ -14,7 +14,7 @@ from starlette.responses import FileResponse, Response
 
 import server
 from server.auth import RANK, SHARE_ROLES, Grant, Role, Share
-from server.blobs import InvalidBlobName, check_name
+from server.blobs import BlobNotFound, InvalidBlobName, check_name
 from server.core.commands import MalformedCommand, parse_envelope
 from server.core.decide import CommandRejected
 from server.http import ApiError, JSONResponse, int_query, read_body, read_json
@@ -500,16 +500,18 @@ async def get_blob(request: Request) -> Response:
         sha256 = check_name(request.path_params["sha256"])
     except InvalidBlobName as exc:
         raise ApiError(400, "bad_blob_name", str(exc)) from None
-    path = services(request).blobs.path(sha256)
-    if path is None:
-        raise ApiError(404, "blob_not_found", f"blob {sha256} does not exist")
-    with path.open("rb") as handle:
-        head = handle.read(16)
-    return FileResponse(
-        path,
-        media_type=_sniff(head),
-        headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{sha256}"'},
-    )
+    blobs = services(request).blobs
+    headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{sha256}"'}
+    path = blobs.path(sha256)
+    if path is not None:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+        return FileResponse(path, media_type=_sniff(head), headers=headers)
+    try:
+        data = await asyncio.to_thread(blobs.get, sha256)  # a store without local files (S3)
+    except BlobNotFound:
+        raise ApiError(404, "blob_not_found", f"blob {sha256} does not exist") from None
+    return Response(data, media_type=_sniff(data[:16]), headers=headers)
 
 
 def _sniff(head: bytes) -> str:

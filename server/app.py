@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket
 from engine.operation import OperationRegistry
 from server import api
 from server.auth import TokenStore
-from server.blobs import BlobStore, LocalBlobStore
+from server.blobs import BlobStore, open_blob_store
 from server.bus import PostgresBus
 from server.config import Settings
 from server.core.decide import Decider
@@ -43,7 +43,7 @@ CLIENT_DIR = Path(__file__).resolve().parents[1] / "client"
 class Services:
     settings: Settings
     store: SQLEventStore
-    blobs: LocalBlobStore
+    blobs: BlobStore
     canvases: CanvasService
     operations: OperationRegistry
     renders: RenderQueue | None
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
         store = SQLEventStore(settings.database_url)
         store.migrate()
         registry = operations if operations is not None else load_operations(settings)
-        blobs = LocalBlobStore(settings.blob_dir)
+        blobs = open_blob_store(settings.blobs, settings.blob_dir)
         service = CanvasService(
             store, Decider(registry, blob_exists=blobs.exists), snapshot_every=settings.snapshot_every
         )

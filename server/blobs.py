@@ -83,3 +83,12 @@ class LocalBlobStore:
     def path(self, sha256: str) -> Path | None:
         target = self._file(sha256)
         return target if target.is_file() else None
+
+
+def open_blob_store(location: str | None, default_dir: Path) -> BlobStore:
+    """`s3://bucket/prefix` for an S3-compatible store shared by several machines; else a local directory."""
+    if location and location.startswith("s3://"):
+        from server.blobs_s3 import S3BlobStore
+
+        return S3BlobStore.from_url(location)
+    return LocalBlobStore(Path(location) if location else default_dir)

@@ -15,6 +15,9 @@ def _add_storage_flags(parser: argparse.ArgumentParser) -> None:
         "--data", type=Path, help="data directory (blobs, SQLite file); env OPENDREAM_DATA; default ./data"
     )
     parser.add_argument("--db", help="database URL (default: SQLite in the data directory); env OPENDREAM_DB")
+    parser.add_argument(
+        "--blobs", help="image store: a directory (default DATA/blobs) or s3://bucket/prefix; env OPENDREAM_BLOBS"
+    )
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
@@ -23,6 +26,8 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
         overrides["data_dir"] = args.data
     if args.db is not None:
         overrides["db_url"] = args.db
+    if args.blobs is not None:
+        overrides["blobs"] = args.blobs
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
@@ -69,7 +74,7 @@ def worker(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         from server.app import load_operations, renderer_factory
-        from server.blobs import LocalBlobStore
+        from server.blobs import open_blob_store
         from server.bus import PostgresBus
         from server.core.decide import Decider
         from server.renders import RenderQueue
@@ -80,7 +85,7 @@ def worker(args: argparse.Namespace) -> int:
         store = SQLEventStore(settings.database_url)
         store.migrate()
         operations = load_operations(settings)
-        blobs = LocalBlobStore(settings.blob_dir)
+        blobs = open_blob_store(settings.blobs, settings.blob_dir)
         service = CanvasService(store, Decider(operations, blob_exists=blobs.exists))
         await service.start()
         work = SharedWork(store.writer_engine, lease_s=args.lease)
@@ -122,7 +127,7 @@ def replay(args: argparse.Namespace) -> int:
     import orjson
 
     from server.app import load_operations, renderer_factory
-    from server.blobs import LocalBlobStore
+    from server.blobs import LocalBlobStore, open_blob_store
     from server.replay import replay_state
 
     settings = _settings(args, model=args.model, device=args.device, reproducible=args.reproducible)
@@ -139,7 +144,7 @@ def replay(args: argparse.Namespace) -> int:
             found = _stored_state(args, settings, operations)
             if found is None:
                 return 2
-            state, blobs, label = found, LocalBlobStore(settings.blob_dir), f"canvas {args.canvas}"
+            state, blobs, label = found, open_blob_store(settings.blobs, settings.blob_dir), f"canvas {args.canvas}"
         else:
             print("opendream: name a workflow FILE or --canvas ID", file=sys.stderr)
             return 2
@@ -213,7 +218,7 @@ def workflow_export(args: argparse.Namespace) -> int:
     import orjson
 
     from server.app import load_operations
-    from server.blobs import LocalBlobStore
+    from server.blobs import open_blob_store
     from server.store.sql import SQLEventStore
     from server.workflow import export_workflow
 
@@ -226,7 +231,7 @@ def workflow_export(args: argparse.Namespace) -> int:
     events = store.read(args.canvas, until=state.version)
     store.close()
     document = export_workflow(
-        state.name, args.canvas, events, LocalBlobStore(settings.blob_dir), operations, not args.lean
+        state.name, args.canvas, events, open_blob_store(settings.blobs, settings.blob_dir), operations, not args.lean
     )
     data = orjson.dumps(document)
     if args.output is None or str(args.output) == "-":
@@ -242,7 +247,7 @@ def workflow_import(args: argparse.Namespace) -> int:
 
     from server.app import load_operations
     from server.auth import TokenStore
-    from server.blobs import LocalBlobStore
+    from server.blobs import open_blob_store
     from server.core.decide import Decider
     from server.service import CanvasService
     from server.store.sql import SQLEventStore
@@ -253,7 +258,7 @@ def workflow_import(args: argparse.Namespace) -> int:
     operations = load_operations(settings)
     store = SQLEventStore(settings.database_url)
     store.migrate()
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = open_blob_store(settings.blobs, settings.blob_dir)
     try:
         document = load_document(args.file.read_bytes(), settings.workflow_limits)
         workflow = parse_workflow(document, operations, settings.workflow_limits, blobs.exists)

@@ -29,6 +29,7 @@ class Settings:
     model: str = field(default_factory=lambda: os.environ.get("OPENDREAM_MODEL", "builtin:tiny"))
     device: str | None = field(default_factory=lambda: os.environ.get("OPENDREAM_DEVICE") or None)
     render: bool = True  # run the render worker in this process
+    blobs: str | None = field(default_factory=lambda: os.environ.get("OPENDREAM_BLOBS"))  # dir or s3://bucket/prefix
     extensions_dir: Path | None = field(
         default_factory=lambda: (
             Path(os.environ["OPENDREAM_EXTENSIONS_DIR"]) if os.environ.get("OPENDREAM_EXTENSIONS_DIR") else None
