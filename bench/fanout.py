@@ -64,9 +64,10 @@ class Client:
         return await future
 
 
-async def open_clients(server: ServerProcess, canvas_id: str, token: str, count: int) -> list[Client]:
+async def open_clients(servers: list[ServerProcess], canvas_id: str, token: str, count: int) -> list[Client]:
     clients = []
     for index in range(count):
+        server = servers[index % len(servers)]  # spread over the replicas
         ws = await connect(f"ws://127.0.0.1:{server.port}/ws/canvases/{canvas_id}", max_size=2**24)
         await ws.send(json.dumps({"type": "hello", "token": token, "user": f"bench{index}"}))
         welcome = json.loads(await ws.recv())
@@ -75,8 +76,8 @@ async def open_clients(server: ServerProcess, canvas_id: str, token: str, count:
     return clients
 
 
-async def measure(server: ServerProcess, count: int, commands: int) -> dict[str, float]:
-    with server.client() as http:
+async def measure(servers: list[ServerProcess], count: int, commands: int) -> dict[str, float]:
+    with servers[0].client() as http:
         created = http.post("/api/canvases", json={"name": f"fanout-{count}"}).json()
         http.post(
             f"/api/canvases/{created['id']}/commands",
@@ -89,7 +90,7 @@ async def measure(server: ServerProcess, count: int, commands: int) -> dict[str,
             if state["layers"][0]["status"] == "rendered":
                 break
             time.sleep(0.1)
-    clients = await open_clients(server, created["id"], created["owner_token"], count)
+    clients = await open_clients(servers, created["id"], created["owner_token"], count)
     sender = clients[0]
 
     latencies = []
@@ -126,19 +127,56 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--commands", type=int, default=300)
     parser.add_argument("--clients", default="1,10,50")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="for the two-replica figure: two servers on one PostgreSQL, clients split between them ('' to skip)",
+    )
     args = parser.parse_args()
+    counts = [int(n) for n in args.clients.split(",")]
     figures: dict[str, float] = {}
     with (
         tempfile.TemporaryDirectory() as tmp,
         ServerProcess(Path(tmp) / "data", None, "--log-level", "warning") as server,
     ):
-        for count in (int(n) for n in args.clients.split(",")):
-            result = await measure(server, count, args.commands)
-            print(f"{count:>3} clients: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
-                  f"{result['commands_per_s']} commands/s (all clients sending)")  # fmt: skip
-            for key, value in result.items():
-                figures[f"{key}_{count}_clients"] = value
+        for count in counts:
+            report(figures, f"{count} clients", f"_{count}_clients", await measure([server], count, args.commands))
+    if args.postgres:
+        result = await two_replicas(args.postgres, max(counts), args.commands)
+        report(figures, f"{max(counts)} clients, 2 replicas", f"_{max(counts)}_clients_2_replicas", result)
     print(json.dumps(figures))
+
+
+def report(figures: dict[str, float], label: str, suffix: str, result: dict[str, float]) -> None:
+    print(f"{label}: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+          f"{result['commands_per_s']} commands/s (all clients sending)")  # fmt: skip
+    for key, value in result.items():
+        figures[key + suffix] = value
+
+
+async def two_replicas(postgres: str, count: int, commands: int) -> dict[str, float]:
+    """Half the clients on each of two replicas over one PostgreSQL: every event crosses NOTIFY to reach half."""
+    import secrets
+
+    from sqlalchemy import create_engine
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    db = f"{postgres}?options=-csearch_path%3D{schema}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "data"
+            with (
+                ServerProcess(data, None, "--db", db, "--log-level", "warning") as one,  # this one renders
+                ServerProcess(data, None, "--db", db, "--no-worker", "--log-level", "warning") as two,
+            ):
+                return await measure([one, two], count, commands)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
 
 
 if __name__ == "__main__":
