@@ -33,6 +33,7 @@ from server.workflow import (
 
 if TYPE_CHECKING:
     from server.app import Services
+    from server.core.state import CanvasState
 
 REJECTION_STATUS = {
     "canvas_not_found": 404,
@@ -202,14 +203,19 @@ async def get_canvas(request: Request) -> Response:
 async def get_state(request: Request) -> Response:
     canvas_id = request.path_params["canvas_id"]
     await grant_for(request, canvas_id, "viewer")
+    state = await state_at_query(request, canvas_id)
+    return JSONResponse(state.to_json())
+
+
+async def state_at_query(request: Request, canvas_id: str) -> CanvasState:
+    """The canvas at `?version=N` (latest without it), or the API error that says why not."""
     version = int_query(request, "version")
     try:
-        state = await services(request).canvases.state(canvas_id, version)
+        return await services(request).canvases.state(canvas_id, version)
     except CanvasNotFound as exc:
         raise not_found(exc) from None
     except ValueError as exc:
         raise ApiError(400, "bad_version", str(exc), "version") from None
-    return JSONResponse(state.to_json())
 
 
 async def get_events(request: Request) -> Response:
@@ -268,13 +274,7 @@ async def get_images(request: Request) -> Response:
     """The image of every layer at a version, rendered on demand where the past never had one."""
     canvas_id = request.path_params["canvas_id"]
     await grant_for(request, canvas_id, "viewer")
-    version = int_query(request, "version")
-    try:
-        state = await services(request).canvases.state(canvas_id, version)
-    except CanvasNotFound as exc:
-        raise not_found(exc) from None
-    except ValueError as exc:
-        raise ApiError(400, "bad_version", str(exc), "version") from None
+    state = await state_at_query(request, canvas_id)
     images = await render_queue(request).images_at(state)
     return JSONResponse({"canvas_id": canvas_id, "version": state.version, "images": images})
 
@@ -381,15 +381,8 @@ async def export_workflow_route(request: Request) -> Response:
 
 async def _workflow(request: Request, canvas_id: str, include_renders: bool) -> dict[str, Any]:
     svc = services(request)
-    version = int_query(request, "version")
-    try:
-        state = await svc.canvases.state(canvas_id, version)
-        events = await svc.canvases.events(canvas_id, 0, None)
-    except CanvasNotFound as exc:
-        raise not_found(exc) from None
-    except ValueError as exc:
-        raise ApiError(400, "bad_version", str(exc), "version") from None
-    events = [event for event in events if event.seq <= state.version]
+    state = await state_at_query(request, canvas_id)
+    events = await asyncio.to_thread(svc.store.read, canvas_id, 0, state.version)
     return await asyncio.to_thread(
         export_workflow, state.name, canvas_id, events, svc.blobs, svc.operations, include_renders
     )
@@ -441,13 +434,7 @@ async def composite_png_route(request: Request) -> Response:
     svc = services(request)
     canvas_id = request.path_params["canvas_id"]
     await grant_for(request, canvas_id, "viewer")
-    version = int_query(request, "version")
-    try:
-        state = await svc.canvases.state(canvas_id, version)
-    except CanvasNotFound as exc:
-        raise not_found(exc) from None
-    except ValueError as exc:
-        raise ApiError(400, "bad_version", str(exc), "version") from None
+    state = await state_at_query(request, canvas_id)
     png = await asyncio.to_thread(composite_png, state, svc.blobs, svc.operations)
     if png is None:
         raise ApiError(404, "no_image", "no visible layer has an image at this version")
