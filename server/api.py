@@ -474,6 +474,7 @@ async def revoke_share(request: Request) -> Response:
     await grant_for(request, canvas_id, "owner")
     if not await asyncio.to_thread(services(request).tokens.revoke, canvas_id, share_id):
         raise ApiError(404, "share_not_found", f"no active share {share_id!r} on canvas {canvas_id!r}")
+    services(request).live.revoke(share_id)  # sockets opened with it see nothing more
     return JSONResponse({"id": share_id, "revoked": True})
 
 

@@ -85,8 +85,13 @@ class TokenStore:
         return None if row is None else Grant(row.id, row.canvas_id, row.role, row.label)
 
     def shares(self, canvas_id: str) -> list[Share]:
+        """The share links of a canvas (the owner's own token is not one: it cannot be listed or revoked)."""
         with self._reader.connect() as conn:
-            rows = conn.execute(select(tokens).where(tokens.c.canvas_id == canvas_id).order_by(tokens.c.created_at))
+            rows = conn.execute(
+                select(tokens)
+                .where(tokens.c.canvas_id == canvas_id, tokens.c.role.in_(SHARE_ROLES))
+                .order_by(tokens.c.created_at)
+            )
             return [
                 Share(row.id, row.canvas_id, row.role, row.label, row.created_at, row.revoked_at is not None)
                 for row in rows
@@ -96,7 +101,12 @@ class TokenStore:
         with self._engine.begin() as conn:
             result = conn.execute(
                 update(tokens)
-                .where(tokens.c.id == share_id, tokens.c.canvas_id == canvas_id, tokens.c.revoked_at.is_(None))
+                .where(
+                    tokens.c.id == share_id,
+                    tokens.c.canvas_id == canvas_id,
+                    tokens.c.role.in_(SHARE_ROLES),
+                    tokens.c.revoked_at.is_(None),
+                )
                 .values(revoked_at=time.time())
             )
             return result.rowcount == 1

@@ -6,9 +6,11 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +42,13 @@ def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+            image = Image.open(io.BytesIO(_without_png_text(data)), formats=list(ALLOWED_FORMATS))
         except UnidentifiedImageError:
             raise InvalidImage(f"not an image in an accepted format ({', '.join(ALLOWED_FORMATS)})") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise InvalidImage(f"image has too many pixels: {exc}") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:  # a header Pillow cannot make sense of
+            raise InvalidImage(f"image header is damaged: {exc}") from None
         width, height = image.size
         # Checked from the header, before any pixel is decoded.
         if width > limits.max_side or height > limits.max_side:
@@ -63,6 +67,25 @@ def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
     return ImageInfo(image.format, ALLOWED_FORMATS[image.format], width, height, image.mode)
 
 
+def _without_png_text(data: bytes) -> bytes:
+    """A PNG without its text chunks; other formats unchanged. The pixels are what is inspected, and Pillow
+    decompresses text chunks as it opens a file: a zTXt chunk can be a zip bomb of its own (Pillow then raises
+    ValueError), and a PNG carrying a large workflow is over Pillow's 1 MB text limit although it is fine."""
+    if not data.startswith(PNG_SIGNATURE):
+        return data
+    kept = [PNG_SIGNATURE]
+    at = len(PNG_SIGNATURE)
+    while at + 8 <= len(data):
+        end = at + 12 + int.from_bytes(data[at : at + 4], "big")  # length, type, data, crc
+        if data[at + 4 : at + 8] not in PNG_TEXT_CHUNKS:
+            kept.append(data[at:end])
+        at = end
+    kept.append(data[at:])  # whatever is left of a truncated file: Pillow reports it
+    return b"".join(kept)
+
+
 def configure_pillow(limits: ImageLimits) -> None:
-    """Pillow's own bomb check, set explicitly rather than left at its default."""
+    """Pillow's own bomb check and truncation policy, set explicitly rather than left at their defaults (or at
+    whatever an imported library set them to)."""
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    ImageFile.LOAD_TRUNCATED_IMAGES = False

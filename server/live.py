@@ -87,17 +87,18 @@ class Connection:
     last_seq: int = 0  # the highest event seq queued to this client
     presence: dict[str, Any] | None = None
     cut_off: bool = False
+    revoked: bool = False  # its token was revoked while it was open: it gets nothing more, and is closed
 
     def __post_init__(self) -> None:
         self.outbox = asyncio.Queue(self.limits.outbound_queue)
 
     @property
     def can_edit(self) -> bool:
-        return self.grant.allows(self.canvas_id, "editor")
+        return not self.revoked and self.grant.allows(self.canvas_id, "editor")
 
     def send(self, message: str) -> bool:
         """Queue a message without waiting; a client that cannot keep up is cut off (and resyncs later)."""
-        if self.cut_off:
+        if self.cut_off or self.revoked:
             return False
         try:
             self.outbox.put_nowait(message)
@@ -125,6 +126,15 @@ class Connection:
 
     def busy(self) -> bool:
         return self.outbox.qsize() > self.limits.outbound_queue // 2
+
+    def revoke(self) -> None:
+        """Drop what is queued (it may postdate the revocation), say why, and close with CLOSE_UNAUTHORIZED."""
+        self.revoked = True
+        with contextlib.suppress(asyncio.QueueEmpty):
+            while True:
+                self.outbox.get_nowait()
+        self.outbox.put_nowait(encode({"type": "error", "code": "unauthorized", "message": "this token was revoked"}))
+        self.outbox.put_nowait(None)
 
 
 @dataclass
@@ -203,6 +213,14 @@ class LiveHub:
                 continue
             connection.send(message)
 
+    def revoke(self, token_id: str) -> int:
+        """Close the sockets of this process that were opened with a token that has just been revoked."""
+        doomed = [c for room in self.rooms.values() for c in room.connections if c.grant.token_id == token_id]
+        for connection in doomed:
+            if not connection.revoked:
+                connection.revoke()
+        return len(doomed)
+
     # --- one connection -------------------------------------------------------------------------------
 
     async def serve(self, websocket: WebSocket) -> None:
@@ -227,14 +245,17 @@ class LiveHub:
         except CanvasNotFound:
             await _refuse(websocket, CLOSE_NOT_FOUND, "canvas_not_found", f"canvas {canvas_id!r} does not exist")
             return
-        user = str(hello.get("user") or "")
+        # Only strings are taken: str() of a hostile value (a list nested 1,000 deep) would raise RecursionError.
+        user, name, colour = (
+            value if isinstance(value, str) else "" for value in map(hello.get, ("user", "name", "colour"))
+        )
         connection = Connection(
             websocket=websocket,
             canvas_id=canvas_id,
             grant=grant,
             user=user if USER_PATTERN.match(user) else f"anon-{secrets.token_hex(3)}",
-            name=str(hello.get("name") or user or "Anonymous")[:64],
-            colour=hello["colour"] if COLOUR_PATTERN.match(str(hello.get("colour", ""))) else "#888888",
+            name=(name or user or "Anonymous")[:64],
+            colour=colour if COLOUR_PATTERN.match(colour) else "#888888",
             limits=self.limits,
         )
         room = self.rooms.setdefault(canvas_id, Room(canvas_id))
@@ -309,9 +330,11 @@ class LiveHub:
             message = await connection.outbox.get()
             if message is None:
                 if websocket.application_state == WebSocketState.CONNECTED:
-                    code, reason = (CLOSE_TOO_SLOW, f"fell behind; reconnect with since={connection.last_seq}") if (
-                        connection.cut_off
-                    ) else (1001, "going away")  # fmt: skip
+                    code, reason = (1001, "going away")
+                    if connection.cut_off:
+                        code, reason = CLOSE_TOO_SLOW, f"fell behind; reconnect with since={connection.last_seq}"
+                    elif connection.revoked:
+                        code, reason = CLOSE_UNAUTHORIZED, "token revoked"
                     with contextlib.suppress(Exception):
                         await websocket.close(code, reason)
                 return
@@ -324,7 +347,7 @@ class LiveHub:
         bucket = TokenBucket(self.limits.rate_per_s, self.limits.rate_burst)
         while not connection.cut_off:
             raw = await connection.websocket.receive()
-            if raw.get("type") == "websocket.disconnect":
+            if raw.get("type") == "websocket.disconnect" or connection.revoked:
                 return
             message, error = _parse(raw, self.limits.max_message_bytes)
             if error is not None:
@@ -361,10 +384,14 @@ class LiveHub:
         elif kind == "get_state":
             await self._send_state(connection, message.get("version"))
         elif kind == "ping":
-            connection.send(encode({"type": "pong", "t": message.get("t")}))
+            try:
+                pong = encode({"type": "pong", "t": message.get("t")})
+            except TypeError:  # nested deeper than the encoder goes (the parser allows more)
+                pong = encode({"type": "error", "code": "malformed", "message": "ping: t is nested too deeply to echo"})
+            connection.send(pong)
         else:
             connection.send(
-                encode({"type": "error", "code": "unknown_type", "message": f"unknown message type {kind!r}"})
+                encode({"type": "error", "code": "unknown_type", "message": f"unknown message type {kind[:64]!r}"})
             )
 
     async def _command(self, connection: Connection, message: dict[str, Any]) -> None:

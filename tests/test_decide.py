@@ -161,3 +161,10 @@ def test_malformed_messages_are_refused_naming_the_field(message, field):
         parse_envelope(message)
     assert info.value.field == field
     assert str(info.value)
+
+
+def test_a_render_result_for_a_layer_no_longer_waiting_is_refused(decider, canvas):
+    # Cancelled while its render was starting: the late result must not resurrect it.
+    failed = run(decider, canvas, RecordFailure(layer_id="a", revision=1, reason="cancelled by ada"))
+    command = RecordRender(layer_id="a", revision=1, output="f" * 64, width=8, height=8, fingerprint={}, duration_ms=1)
+    assert rejection(decider, failed, command).code == "not_waiting"

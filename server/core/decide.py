@@ -199,6 +199,9 @@ class Decider:
             raise CommandRejected(
                 "stale_revision", f"layer {layer_id!r} is at revision {layer.revision}, not {revision}"
             )
+        if layer.status not in ("pending", "stale"):
+            # E.g. cancelled while its render was starting: it waits for a retry, not for this result.
+            raise CommandRejected("not_waiting", f"layer {layer_id!r} is {layer.status}, not waiting for a render")
 
 
 def _existing(state: CanvasState, layer_id: str) -> Layer:

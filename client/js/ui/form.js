@@ -1,0 +1,421 @@
+// Operation forms drawn from the form model (js/schema.js): sliders for bounded numbers, selects for enums,
+// text areas for prompts, thumbnail pickers for layer inputs (also nested in lists), uploads for blobs,
+// and a seed with a dice button for operations that use one.
+
+import { h, icon, iconButton, toast, fill, paintRange } from './dom.js';
+import { defaultItem, validate, toParams, randomSeed } from '../schema.js';
+import { blobUrl } from '../api.js';
+
+const MASK_OPS = new Set(['mask', 'magic_wand', 'segment']);
+
+function formatNumber(value, field) {
+  if (value === null || value === undefined || Number.isNaN(value)) return '';
+  if (field.integer) return String(Math.round(value));
+  return String(Math.round(value * 1000) / 1000);
+}
+
+export class OperationForm {
+  /**
+   * `context`: {layers(): layers bottom first, excluded: Set of ids a picker must not offer, uploadBlob(file),
+   *   operationOf(layer) → operation entry}. `onChange(values)` after every edit.
+   */
+  constructor({ model, values, seed = null, context, onChange = () => {}, readOnly = false }) {
+    this.model = model;
+    this.values = JSON.parse(JSON.stringify(values));
+    this.seed = seed;
+    this.context = context;
+    this.onChange = onChange;
+    this.readOnly = readOnly;
+    this.refreshers = [];
+    this.errorSlots = new Map();
+    this.el = h('div.op-form', { dataset: { operation: model.operation } });
+    this.build();
+  }
+
+  build() {
+    this.refreshers = [];
+    this.errorSlots = new Map();
+    fill(this.el, );
+    for (const field of this.model.fields) {
+      const row = this.fieldEl(field, this.values, field.key);
+      if (row) this.el.append(row);
+    }
+    if (this.model.usesSeed) this.el.append(this.seedEl());
+    if (this.readOnly) for (const control of this.el.querySelectorAll('input, textarea, select, button')) control.disabled = true;
+  }
+
+  changed() {
+    this.clearErrors();
+    this.onChange(this.values);
+  }
+
+  /** The layers changed: redraw the pickers (not the whole form, which may be mid-edit). */
+  refresh(context = this.context) {
+    this.context = context;
+    const layers = context.layers().map((l) => [l.id, l.name, l.output?.sha256, l.operation]);
+    const key = JSON.stringify([layers, [...(context.excluded || [])]]);
+    if (key === this.refreshKey) return;
+    this.refreshKey = key;
+    for (const refresh of this.refreshers) refresh();
+  }
+
+  params() {
+    return toParams(this.model, this.values);
+  }
+
+  problems() {
+    return validate(this.model, this.values);
+  }
+
+  /** Show problems next to their fields (also the server's `field`, e.g. "params.width"). */
+  showErrors(problems) {
+    this.clearErrors();
+    for (const { path, message } of problems) {
+      const slot = this.errorSlots.get(path.replace(/^params\./, ''));
+      if (slot) {
+        slot.textContent = message;
+        slot.closest('.field')?.classList.add('has-error');
+      }
+    }
+    return problems.length === 0;
+  }
+
+  clearErrors() {
+    for (const slot of this.errorSlots.values()) {
+      if (slot.textContent) {
+        slot.textContent = '';
+        slot.closest('.field')?.classList.remove('has-error');
+      }
+    }
+  }
+
+  fieldEl(field, holder, path) {
+    const set = (value) => {
+      holder[field.key] = value;
+      this.changed();
+    };
+    const get = () => holder[field.key];
+    const error = h('div.field-error');
+    this.errorSlots.set(path, error);
+    const label = h('label.field-label', { title: field.description || null }, field.label);
+    const wrap = (cls, ...content) => h(`div.field.field-${cls}`, { dataset: { field: path } }, ...content, error);
+    switch (field.kind) {
+      case 'const':
+        return null;
+      case 'textarea': {
+        const input = h('textarea.input.textarea', {
+          rows: field.key.includes('negative') ? 2 : 3,
+          placeholder: field.description || '',
+          maxLength: field.maxLength || undefined,
+          value: get() ?? '',
+          oninput: (e) => set(e.target.value),
+        });
+        return wrap('textarea', label, input);
+      }
+      case 'text': {
+        const input = h('input.input', { type: 'text', value: get() ?? '', placeholder: field.description || '', oninput: (e) => set(e.target.value) });
+        return wrap('text', label, input);
+      }
+      case 'colour': {
+        const value = get() || '#ffffff';
+        const text = h('input.input.input-mono', { type: 'text', value, oninput: (e) => { set(e.target.value); if (/^#[0-9a-f]{6}$/i.test(e.target.value)) swatch.value = e.target.value; } });
+        const swatch = h('input.swatch', { type: 'color', value: value.slice(0, 7), oninput: (e) => { const alpha = (text.value || '').slice(7); text.value = e.target.value + alpha; set(text.value); } });
+        return wrap('colour', label, h('div.row.gap-6', null, swatch, text));
+      }
+      case 'enum': {
+        const select = h(
+          'select.input.select',
+          { onchange: (e) => set(field.options[e.target.selectedIndex].value) },
+          field.options.map((o) => h('option', { value: String(o.value), selected: o.value === get() }, o.label)),
+        );
+        return wrap('enum', label, select);
+      }
+      case 'boolean': {
+        const input = h('input', { type: 'checkbox', checked: !!get(), onchange: (e) => set(e.target.checked) });
+        return wrap('boolean', h('label.switch-row', { title: field.description || null }, h('span.field-label', null, field.label), h('span.switch', null, input, h('span.switch-track'))));
+      }
+      case 'number':
+        return wrap('number', ...this.numberEl(field, get, set, label));
+      case 'layer':
+        return wrap('layer', label, this.layerPicker(field, get, set));
+      case 'blob':
+        return wrap('blob', label, this.blobEl(field, get, set));
+      case 'list':
+        return wrap('list', this.listEl(field, get(), path, label));
+      case 'object': {
+        const value = get() || {};
+        holder[field.key] = value;
+        return wrap('object', label, h('div.field-group', null, field.fields.map((f) => this.fieldEl(f, value, `${path}.${f.key}`))));
+      }
+      default: {
+        const current = get();
+        const summary = Array.isArray(current) ? `${current.length} item${current.length === 1 ? '' : 's'}` : current === null || current === undefined ? 'empty' : 'a value';
+        const input = h('textarea.input.textarea.input-mono', {
+          rows: 4,
+          value: JSON.stringify(current ?? null),
+          onchange: (e) => {
+            try {
+              set(JSON.parse(e.target.value || 'null'));
+            } catch {
+              error.textContent = 'Not valid JSON';
+            }
+          },
+        });
+        return wrap('json', h('details.json-field', null, h('summary', null, label, h('span.muted', null, ` · ${summary} (JSON)`)), input));
+      }
+    }
+  }
+
+  numberEl(field, get, set, label) {
+    const value = get();
+    const number = h('input.input.input-number', {
+      type: 'number',
+      step: field.step === 'any' ? 'any' : String(field.step),
+      min: field.min ?? undefined,
+      max: field.max ?? undefined,
+      placeholder: field.nullable ? 'Auto' : '',
+      value: formatNumber(value, field),
+      'aria-label': field.label,
+      oninput: (e) => {
+        const raw = e.target.value;
+        const parsed = raw === '' ? (field.nullable ? null : Number.NaN) : Number(raw);
+        if (slider && Number.isFinite(parsed)) {
+          slider.value = String(parsed);
+          paintRange(slider);
+        }
+        set(parsed);
+      },
+    });
+    let slider = null;
+    if (field.slider && !field.nullable) {
+      slider = h('input.slider', {
+        type: 'range',
+        min: String(field.exclusiveMin ? field.min + (field.integer ? 1 : field.step === 'any' ? 0.01 : field.step / 10) : field.min),
+        max: String(field.max),
+        step: String(field.step === 'any' ? 0.01 : field.integer ? field.step : Math.min(field.step, (field.max - field.min) / 100)),
+        value: String(value ?? field.min),
+        'aria-label': field.label,
+        oninput: (e) => {
+          const parsed = Number(e.target.value);
+          number.value = formatNumber(parsed, field);
+          set(field.integer ? Math.round(parsed) : parsed);
+        },
+      });
+    }
+    return [h('div.field-head', null, label, number), slider];
+  }
+
+  layerPicker(field, get, set) {
+    const strip = h('div.layer-picker', { role: 'listbox', 'aria-label': field.label });
+    const draw = () => {
+      const excluded = this.context.excluded || new Set();
+      let layers = this.context.layers().filter((l) => !excluded.has(l.id)).reverse(); // top of the stack first
+      const isMask = (l) => MASK_OPS.has(l.operation);
+      layers = field.input === 'mask' ? [...layers.filter(isMask), ...layers.filter((l) => !isMask(l))] : [...layers.filter((l) => !isMask(l)), ...layers.filter(isMask)];
+      const current = get();
+      const tiles = [];
+      if (field.nullable) {
+        tiles.push(h('button.pick-tile.pick-none', { type: 'button', role: 'option', 'aria-selected': String(!current), class: !current ? 'selected' : '', onclick: () => pick(null), title: 'None' }, h('span.pick-thumb', null, icon('x')), h('span.pick-name', null, 'None')));
+      }
+      for (const layer of layers) {
+        const selected = layer.id === current;
+        tiles.push(
+          h(
+            'button.pick-tile',
+            { type: 'button', role: 'option', 'aria-selected': String(selected), class: selected ? 'selected' : '', dataset: { layerId: layer.id }, title: layer.name, onclick: () => pick(layer.id) },
+            h('span.pick-thumb', null, layer.output ? h('img', { src: blobUrl(layer.output.sha256), alt: '', draggable: false }) : icon(isMask(layer) ? 'mask' : 'image')),
+            h('span.pick-name', null, layer.name),
+          ),
+        );
+      }
+      if (current && !layers.some((l) => l.id === current)) {
+        tiles.push(h('button.pick-tile.selected.missing', { type: 'button', title: `${current} (not on the canvas)` }, h('span.pick-thumb', null, icon('alert')), h('span.pick-name', null, 'Missing')));
+      }
+      if (!tiles.length) tiles.push(h('div.pick-empty', null, field.input === 'mask' ? 'No layers yet: paint a mask with the brush first.' : 'No layers yet: add one first.'));
+      fill(strip, ...tiles);
+      if (this.readOnly) for (const b of strip.querySelectorAll('button')) b.disabled = true;
+    };
+    const pick = (id) => {
+      set(id);
+      draw();
+    };
+    draw();
+    this.refreshers.push(draw);
+    return strip;
+  }
+
+  blobEl(field, get, set) {
+    const box = h('div.dropzone', { tabindex: 0, role: 'button', 'aria-label': `${field.label}: choose an image` });
+    const file = h('input', { type: 'file', accept: 'image/png,image/jpeg,image/webp', style: { display: 'none' } });
+    const draw = (busy = false) => {
+      const sha = get();
+      fill(box, 
+        sha ? h('img.dropzone-preview', { src: blobUrl(sha), alt: '' }) : icon('upload', { size: 22 }),
+        h('span.dropzone-text', null, busy ? 'Uploading…' : sha ? 'Replace image' : 'Drop an image or click to choose'),
+        sha && field.nullable ? h('button.link-btn', { type: 'button', onclick: (e) => { e.stopPropagation(); set(null); draw(); } }, 'Remove') : null,
+      );
+    };
+    const upload = async (f) => {
+      if (!f) return;
+      draw(true);
+      try {
+        const result = await this.context.uploadBlob(f);
+        set(result.sha256);
+      } catch (error) {
+        toast(`Upload failed: ${error.message}`, { kind: 'error' });
+      }
+      draw();
+    };
+    file.addEventListener('change', () => upload(file.files[0]));
+    box.addEventListener('click', () => !this.readOnly && file.click());
+    box.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && file.click());
+    box.addEventListener('dragover', (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      box.classList.add('over');
+    });
+    box.addEventListener('dragleave', () => box.classList.remove('over'));
+    box.addEventListener('drop', (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      box.classList.remove('over');
+      upload(e.dataTransfer.files[0]);
+    });
+    draw();
+    return h('div', null, box, file);
+  }
+
+  listEl(field, items, path, label) {
+    const list = h('div.list-items');
+    const addButton = h('button.btn.btn-small.btn-ghost', { type: 'button', onclick: () => { items.push(defaultItem(field)); this.changed(); draw(); } }, icon('plus'), 'Add');
+    const draw = () => {
+      fill(list, 
+        ...items.map((item, index) =>
+          h(
+            'div.list-item',
+            null,
+            h(
+              'div.list-item-head',
+              null,
+              h('span', null, `${field.item.fields.some((f) => f.kind === 'layer') ? 'Layer' : 'Item'} ${index + 1}`),
+              iconButton('x', 'Remove', () => {
+                items.splice(index, 1);
+                this.changed();
+                draw();
+              }),
+            ),
+            field.item.fields.map((f) => this.fieldEl(f, item, `${path}.${index}.${f.key}`)),
+          ),
+        ),
+      );
+      addButton.disabled = this.readOnly || items.length >= field.maxItems;
+    };
+    draw();
+    return h('div', null, h('div.field-head', null, label, addButton), list);
+  }
+
+  seedEl() {
+    const input = h('input.input.input-number.input-seed', {
+      type: 'number',
+      min: 0,
+      step: 1,
+      placeholder: 'Random',
+      value: this.seed ?? '',
+      'aria-label': 'Seed',
+      oninput: (e) => {
+        this.seed = e.target.value === '' ? null : Number(e.target.value);
+        this.changed();
+      },
+    });
+    const dice = iconButton('dice', 'New random seed', () => {
+      this.seed = randomSeed();
+      input.value = String(this.seed);
+      this.changed();
+    }, { testid: 'dice' });
+    return h('div.field.field-seed', { dataset: { field: 'seed' } }, h('div.field-head', null, h('label.field-label', { title: 'The same seed and settings give the same picture.' }, 'Seed'), h('div.row.gap-4', null, input, dice)));
+  }
+}
+
+/** The operation menu: a button showing the chosen operation; a popover listing all, grouped. */
+export class OperationPicker {
+  constructor({ groups, value, onPick }) {
+    this.groups = groups;
+    this.value = value;
+    this.onPick = onPick;
+    this.button = h('button.op-picker', { type: 'button', 'aria-haspopup': 'listbox', dataset: { testid: 'op-picker' }, onclick: () => this.toggle() });
+    this.popover = null;
+    this.el = h('div.op-picker-wrap', null, this.button);
+    this.draw();
+  }
+
+  find(name) {
+    for (const group of this.groups) for (const op of group.operations) if (op.name === name) return op;
+    return null;
+  }
+
+  draw() {
+    const op = this.find(this.value);
+    fill(this.button, 
+      h('span.op-icon', { dataset: { category: op?.category || '' } }, icon(categoryIcon(op?.category))),
+      h('span.op-picker-text', null, h('strong', null, op?.title || 'Choose an operation'), h('small', null, op?.description || '')),
+      icon('chevronDown'),
+    );
+  }
+
+  set(value) {
+    this.value = value;
+    this.draw();
+  }
+
+  toggle() {
+    if (this.popover) return this.close();
+    this.popover = h(
+      'div.op-menu',
+      { role: 'listbox', dataset: { testid: 'op-menu' } },
+      this.groups.map((group) =>
+        h(
+          'div.op-group',
+          null,
+          h('div.op-group-title', null, group.title),
+          group.operations.map((op) =>
+            h(
+              'button.op-item',
+              {
+                type: 'button',
+                role: 'option',
+                disabled: !!op.unavailable,
+                'aria-selected': String(op.name === this.value),
+                class: op.name === this.value ? 'selected' : '',
+                dataset: { op: op.name },
+                title: op.unavailable ? `Unavailable: ${op.unavailable}` : op.description,
+                onclick: () => {
+                  this.close();
+                  this.set(op.name);
+                  this.onPick(op.name);
+                },
+              },
+              h('span.op-icon', { dataset: { category: op.category } }, icon(categoryIcon(op.category))),
+              h('span.op-item-text', null, h('strong', null, op.title), h('small', null, op.unavailable ? `Unavailable — ${op.unavailable}` : op.description)),
+            ),
+          ),
+        ),
+      ),
+    );
+    this.el.append(this.popover);
+    setTimeout(() => document.addEventListener('mousedown', this.outside, true), 0);
+  }
+
+  outside = (event) => {
+    if (this.popover && !this.el.contains(event.target)) this.close();
+  };
+
+  close() {
+    document.removeEventListener('mousedown', this.outside, true);
+    this.popover?.remove();
+    this.popover = null;
+  }
+}
+
+export function categoryIcon(category) {
+  return { generate: 'sparkles', edit: 'wand', mask: 'mask', input: 'image' }[category] || 'layers';
+}

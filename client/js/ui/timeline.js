@@ -1,0 +1,121 @@
+// The history: a slider over versions 1..head at the bottom of the canvas (dragging shows the canvas as it
+// was, read-only), and a list of who did what in the side panel.
+
+import { h, icon, fill } from './dom.js';
+import { describeEvent, actorLabel, relativeTime, timelineTicks, eventAt, SYSTEM_ACTOR } from '../history.js';
+import { COLOURS, initials } from '../identity.js';
+
+export function colourFor(user, people) {
+  for (const p of people) if (p.user === user) return p.colour;
+  let hash = 0;
+  for (const ch of String(user)) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+  return user === SYSTEM_ACTOR ? '#6b7280' : COLOURS[hash % COLOURS.length];
+}
+
+export class TimelineBar {
+  /** actions: scrub(version), live(), fork(version), restore(version) */
+  constructor(actions) {
+    this.actions = actions;
+    this.slider = h('input.timeline-slider', { type: 'range', min: 1, max: 1, step: 1, value: 1, 'aria-label': 'Version', dataset: { testid: 'timeline-slider' } });
+    this.ticks = h('div.timeline-ticks');
+    this.version = h('span.timeline-version', { dataset: { testid: 'timeline-version' } });
+    this.label = h('span.timeline-label', { dataset: { testid: 'timeline-label' } });
+    this.liveBtn = h('button.btn.btn-small', { type: 'button', onclick: () => this.actions.live(), dataset: { testid: 'back-to-live' } }, icon('x'), 'Back to live');
+    this.forkBtn = h('button.btn.btn-small', { type: 'button', onclick: () => this.actions.fork(this.value()), dataset: { testid: 'fork' }, title: 'Start a new canvas from this version' }, icon('fork'), 'Fork');
+    this.restoreBtn = h('button.btn.btn-small.btn-primary', { type: 'button', onclick: () => this.actions.restore(this.value()), dataset: { testid: 'restore' }, title: 'Make this version the current one (undoable)' }, icon('restore'), 'Restore');
+    this.scrubActions = h('div.timeline-actions', null, this.forkBtn, this.restoreBtn, this.liveBtn);
+    this.el = h(
+      'footer.timeline',
+      { dataset: { testid: 'timeline' } },
+      h('span.timeline-icon', { title: 'History' }, icon('history')),
+      h('div.timeline-track', null, this.ticks, this.slider),
+      this.version,
+      h('div.timeline-info', null, this.label),
+      this.scrubActions,
+    );
+    this.slider.addEventListener('input', () => {
+      const v = this.value();
+      if (v >= this.head) this.actions.live();
+      else this.actions.scrub(v);
+    });
+    this.head = 1;
+    this.scrubbing = false;
+  }
+
+  value() {
+    return Number(this.slider.value);
+  }
+
+  update({ head, scrubVersion, events, people, me, names, layerName, operationTitle, canRestore }) {
+    this.head = Math.max(1, head);
+    this.scrubbing = scrubVersion != null;
+    this.slider.max = String(this.head);
+    this.slider.disabled = this.head <= 1;
+    const value = this.scrubbing ? scrubVersion : this.head;
+    if (document.activeElement !== this.slider || !this.scrubbing) this.slider.value = String(value);
+    this.el.classList.toggle('scrubbing', this.scrubbing);
+    this.version.textContent = this.scrubbing ? `v${value} of ${this.head}` : `v${this.head}`;
+    // scrubbing: what happened at that version; live: the last thing a person did
+    const event = this.scrubbing ? eventAt(events, value) : lastHumanEvent(events);
+    if (event) {
+      const who = actorLabel(event.actor, { me, names });
+      const what = describeEvent(event, { layerName, operationTitle }).text;
+      fill(this.label, h('span.dot', { style: { background: colourFor(event.actor, people) } }), h('strong', null, who), ` ${what}`, h('span.muted', null, ` · ${relativeTime(event.timestamp)}`));
+    } else fill(this.label, h('span.muted', null, this.scrubbing ? 'Loading…' : 'Live'));
+    this.scrubActions.hidden = !this.scrubbing;
+    this.restoreBtn.hidden = !canRestore;
+    const key = `${this.head}:${events.length}`;
+    if (key !== this.ticksKey) {
+      this.ticksKey = key;
+      fill(this.ticks, 
+        ...timelineTicks(events, this.head).map((t) => h('span.tick', { style: { left: `calc(${t.at} * (100% - 14px) + 7px)`, background: colourFor(t.actor, people) } })),
+      );
+    }
+  }
+}
+
+export class HistoryList {
+  /** actions: scrub(version) */
+  constructor(actions) {
+    this.actions = actions;
+    this.showRenders = false;
+    this.toggle = h('label.check-row', null, h('input', { type: 'checkbox', onchange: (e) => { this.showRenders = e.target.checked; this.key = null; this.update(this.last); } }), 'Show renders');
+    this.list = h('ol.history-list', { dataset: { testid: 'history-list' } });
+    this.el = h('div.history-panel', null, h('div.history-tools', null, this.toggle), this.list);
+    this.key = null;
+  }
+
+  update(args) {
+    this.last = args;
+    if (!args) return;
+    const { events, people, me, names, layerName, operationTitle, scrubVersion, head } = args;
+    const key = `${events.length}:${events.at(-1)?.seq}:${scrubVersion}:${names.size}:${people.length}`;
+    if (key === this.key) return;
+    this.key = key;
+    const shown = events.filter((e) => this.showRenders || e.actor !== SYSTEM_ACTOR).slice(-300).reverse();
+    const current = scrubVersion ?? head;
+    fill(this.list, 
+      ...shown.map((event) => {
+        const who = actorLabel(event.actor, { me, names });
+        const { kind, text } = describeEvent(event, { layerName, operationTitle });
+        return h(
+          'li.history-item',
+          {
+            class: `${event.seq === current ? 'current' : ''} ${event.seq > current ? 'future' : ''} kind-${kind}`,
+            dataset: { seq: String(event.seq) },
+            title: `Version ${event.seq}: show the canvas as it was`,
+            onclick: () => this.actions.scrub(event.seq),
+          },
+          h('span.avatar.avatar-small', { style: { background: colourFor(event.actor, people) } }, event.actor === SYSTEM_ACTOR ? icon('sparkles', { size: 12 }) : initials(who)),
+          h('span.history-text', null, h('strong', null, who), ` ${text}`, h('small', null, `v${event.seq} · ${relativeTime(event.timestamp)}`)),
+        );
+      }),
+    );
+    if (!shown.length) this.list.append(h('li.panel-empty', null, 'Nothing yet'));
+  }
+}
+
+function lastHumanEvent(events) {
+  for (let i = events.length - 1; i >= 0; i--) if (events[i].actor !== SYSTEM_ACTOR) return events[i];
+  return events[events.length - 1] || null;
+}

@@ -1,0 +1,525 @@
+// The canvas view: the visible layers composited in stack order with their opacity, zoom and pan, the
+// collaborators' cursors, and mask painting (brush / eraser) over a chosen layer.
+
+import { h, icon, iconButton, fill } from './dom.js';
+import { blobUrl } from '../api.js';
+import { zoomAt, toWorld, toScreen, fit, contentSize, nextZoom, clampScale } from '../view.js';
+import { startStroke, extendStroke } from '../mask.js';
+import { initials } from '../identity.js';
+
+const MASK_TINT = [255, 64, 129];
+
+class ImageCache {
+  constructor(onLoad) {
+    this.onLoad = onLoad;
+    this.images = new Map();
+  }
+
+  get(sha) {
+    let entry = this.images.get(sha);
+    if (!entry) {
+      const img = new Image();
+      entry = { img, loaded: false, tinted: null };
+      img.decoding = 'async';
+      img.onload = () => {
+        entry.loaded = true;
+        this.onLoad();
+      };
+      img.onerror = () => {
+        entry.failed = true;
+      };
+      img.src = blobUrl(sha);
+      this.images.set(sha, entry);
+    }
+    return entry;
+  }
+
+  /** A mask (white = selected) as a tinted, see-through overlay. */
+  tinted(sha) {
+    const entry = this.get(sha);
+    if (!entry.loaded) return null;
+    if (!entry.tinted) {
+      const { naturalWidth: w, naturalHeight: h } = entry.img;
+      const canvas = document.createElement('canvas');
+      canvas.width = w;
+      canvas.height = h;
+      const ctx = canvas.getContext('2d', { willReadFrequently: true });
+      ctx.drawImage(entry.img, 0, 0);
+      const data = ctx.getImageData(0, 0, w, h);
+      const px = data.data;
+      for (let i = 0; i < px.length; i += 4) {
+        const luminance = (px[i] * 299 + px[i + 1] * 587 + px[i + 2] * 114) / 1000;
+        px[i + 3] = Math.round((luminance * px[i + 3]) / 255);
+        px[i] = MASK_TINT[0];
+        px[i + 1] = MASK_TINT[1];
+        px[i + 2] = MASK_TINT[2];
+      }
+      ctx.putImageData(data, 0, 0);
+      entry.tinted = canvas;
+    }
+    return entry.tinted;
+  }
+}
+
+export class Viewport {
+  /**
+   * callbacks: onCursor(world|null), onStrokesChanged(), onDropFiles(files), onNeedMaskTarget(), onZoom(scale),
+   * onToolChange(tool)
+   */
+  constructor(callbacks) {
+    this.cb = callbacks;
+    this.state = null;
+    this.maskOps = new Set(['mask', 'magic_wand', 'segment']);
+    this.selected = null;
+    this.view = { scale: 1, x: 0, y: 0 };
+    this.userMoved = false;
+    this.lastContent = { width: 0, height: 0 };
+    this.tool = 'pan';
+    this.brushRadius = 12;
+    this.mask = null; // {target: layer, editing: mask layer | null, strokes: [], current: stroke | null}
+    this.people = [];
+    this.spaceHeld = false;
+    this.cache = new ImageCache(() => this.invalidate());
+    this.dirty = true;
+    this.build();
+  }
+
+  build() {
+    this.canvas = h('canvas.stage', { dataset: { testid: 'stage' } });
+    this.ctx = this.canvas.getContext('2d');
+    this.cursors = h('div.cursors');
+    this.brush = h('div.brush-cursor');
+    this.empty = h(
+      'div.stage-empty',
+      { dataset: { testid: 'stage-empty' } },
+      h('div.stage-empty-art', null, icon('sparkles', { size: 28 })),
+      h('h3', null, 'An empty canvas'),
+      h('p', null, 'Describe a picture on the left and press ', h('kbd', null, 'Generate'), ', or drop an image here.'),
+    );
+    this.dropHint = h('div.drop-hint', null, icon('upload', { size: 28 }), h('span', null, 'Drop to add as a layer'));
+    this.zoomLabel = h('button.zoom-label', { type: 'button', title: 'Fit to screen (Shift+1)', onclick: () => this.fitToScreen(), dataset: { testid: 'zoom-label' } }, '100%');
+    this.zoomBar = h(
+      'div.zoom-bar.floating',
+      null,
+      iconButton('minus', 'Zoom out (−)', () => this.zoomStep(-1), { testid: 'zoom-out' }),
+      this.zoomLabel,
+      iconButton('plus', 'Zoom in (+)', () => this.zoomStep(1), { testid: 'zoom-in' }),
+      h('span.sep'),
+      iconButton('fit', 'Fit to screen (Shift+1)', () => this.fitToScreen(), { testid: 'zoom-fit' }),
+    );
+    this.el = h('div.viewport', { dataset: { tool: this.tool } }, this.canvas, this.cursors, this.brush, this.empty, this.dropHint, this.zoomBar);
+    this.bindPointer();
+    this.bindDrop();
+    this.resizeObserver = new ResizeObserver(() => this.resize());
+    this.resizeObserver.observe(this.el);
+  }
+
+  destroy() {
+    this.resizeObserver.disconnect();
+    cancelAnimationFrame(this.frame);
+  }
+
+  // --- inputs from the editor -----------------------------------------------------------------------
+
+  setState(state, { maskOps } = {}) {
+    this.state = state;
+    if (maskOps) this.maskOps = maskOps;
+    let size = contentSize(this.visibleLayers());
+    if (!size.width && state) size = plannedSize(state); // nothing rendered yet: the size the first layer asks for
+    this.empty.hidden = !!(size.width || (state && state.order.length));
+    if (size.width !== this.lastContent.width || size.height !== this.lastContent.height) {
+      const first = !this.lastContent.width;
+      this.lastContent = size;
+      if (first || !this.userMoved) this.fitToScreen(false);
+    }
+    this.invalidate();
+  }
+
+  setSelected(id) {
+    this.selected = id;
+    this.invalidate();
+  }
+
+  setPeople(people) {
+    this.people = people;
+    this.drawCursors();
+  }
+
+  setTool(tool) {
+    this.tool = tool;
+    this.el.dataset.tool = tool;
+    this.updateBrushCursor();
+  }
+
+  setBrushRadius(radius) {
+    this.brushRadius = radius;
+    this.updateBrushCursor();
+  }
+
+  /** Start painting a mask over `target` (a layer with an image), continuing `editing` (a mask layer) if given. */
+  beginMask(target, editing = null) {
+    this.mask = { target, editing, strokes: [], current: null };
+    this.overlay = null;
+    this.invalidate();
+  }
+
+  endMask() {
+    this.mask = null;
+    this.overlay = null;
+    this.invalidate();
+  }
+
+  undoStroke() {
+    if (!this.mask || !this.mask.strokes.length) return;
+    this.mask.strokes.pop();
+    this.overlay = null;
+    this.cb.onStrokesChanged?.();
+    this.invalidate();
+  }
+
+  visibleLayers() {
+    if (!this.state) return [];
+    return this.state.order.map((id) => this.state.layers[id]).filter((l) => l && l.visible && l.output);
+  }
+
+  // --- view -------------------------------------------------------------------------------------------
+
+  resize() {
+    const rect = this.el.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    this.width = rect.width;
+    this.height = rect.height;
+    this.canvas.width = Math.max(1, Math.round(rect.width * dpr));
+    this.canvas.height = Math.max(1, Math.round(rect.height * dpr));
+    this.canvas.style.width = `${rect.width}px`;
+    this.canvas.style.height = `${rect.height}px`;
+    if (!this.userMoved) this.fitToScreen(false);
+    this.invalidate();
+  }
+
+  fitToScreen(byUser = true) {
+    const { width, height } = this.lastContent.width ? this.lastContent : { width: 512, height: 512 };
+    if (!this.width) return;
+    this.view = fit(width, height, this.width, this.height, { padding: 56, maxScale: 8 });
+    if (byUser) this.userMoved = false;
+    this.viewChanged();
+  }
+
+  zoomStep(direction) {
+    const scale = nextZoom(this.view.scale, direction);
+    this.view = zoomAt(this.view, scale / this.view.scale, this.width / 2, this.height / 2);
+    this.userMoved = true;
+    this.viewChanged();
+  }
+
+  setZoom(scale) {
+    this.view = zoomAt(this.view, clampScale(scale) / this.view.scale, this.width / 2, this.height / 2);
+    this.userMoved = true;
+    this.viewChanged();
+  }
+
+  viewChanged() {
+    this.zoomLabel.textContent = `${Math.round(this.view.scale * 100)}%`;
+    this.updateBrushCursor();
+    this.drawCursors();
+    this.invalidate();
+  }
+
+  invalidate() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = null;
+      this.draw();
+    });
+  }
+
+  // --- drawing ----------------------------------------------------------------------------------------
+
+  draw() {
+    const ctx = this.ctx;
+    const dpr = window.devicePixelRatio || 1;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    if (!this.state) return;
+    const { width, height } = this.lastContent;
+    const v = this.view;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    if (width && height) {
+      // the artboard: shadow, then a checkerboard for transparency
+      ctx.save();
+      ctx.shadowColor = 'rgba(0,0,0,0.45)';
+      ctx.shadowBlur = 24;
+      ctx.shadowOffsetY = 6;
+      ctx.fillStyle = '#2a2b30';
+      ctx.fillRect(v.x, v.y, width * v.scale, height * v.scale);
+      ctx.restore();
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(v.x, v.y, width * v.scale, height * v.scale);
+      ctx.clip();
+      ctx.fillStyle = this.checker();
+      ctx.fillRect(v.x, v.y, width * v.scale, height * v.scale);
+      ctx.restore();
+    }
+    ctx.setTransform(dpr * v.scale, 0, 0, dpr * v.scale, dpr * v.x, dpr * v.y);
+    ctx.imageSmoothingEnabled = v.scale < 2;
+    ctx.imageSmoothingQuality = 'high';
+    for (const layer of this.visibleLayers()) {
+      if (this.mask?.editing && this.mask.editing.id === layer.id) continue; // drawn as the live preview below
+      ctx.globalAlpha = layer.opacity;
+      if (this.maskOps.has(layer.operation)) {
+        const tinted = this.cache.tinted(layer.output.sha256);
+        if (tinted) {
+          ctx.globalAlpha = layer.opacity * 0.55;
+          ctx.drawImage(tinted, 0, 0, layer.output.width, layer.output.height);
+        }
+      } else {
+        const entry = this.cache.get(layer.output.sha256);
+        if (entry.loaded) ctx.drawImage(entry.img, 0, 0, layer.output.width, layer.output.height);
+      }
+    }
+    ctx.globalAlpha = 1;
+    if (this.mask) this.drawMaskPreview(ctx);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const selected = this.selected && this.state.layers[this.selected];
+    if (selected && selected.output && !this.mask) {
+      ctx.strokeStyle = '#8b6cff';
+      ctx.lineWidth = 1.5;
+      ctx.setLineDash([6, 4]);
+      ctx.strokeRect(v.x - 0.5, v.y - 0.5, selected.output.width * v.scale + 1, selected.output.height * v.scale + 1);
+      ctx.setLineDash([]);
+    }
+  }
+
+  checker() {
+    if (!this.pattern) {
+      const tile = document.createElement('canvas');
+      tile.width = tile.height = 16;
+      const t = tile.getContext('2d');
+      t.fillStyle = '#3a3b41';
+      t.fillRect(0, 0, 16, 16);
+      t.fillStyle = '#45464d';
+      t.fillRect(0, 0, 8, 8);
+      t.fillRect(8, 8, 8, 8);
+      this.pattern = this.ctx.createPattern(tile, 'repeat');
+    }
+    return this.pattern;
+  }
+
+  drawMaskPreview(ctx) {
+    const { target, editing } = this.mask;
+    const w = target.output?.width || this.lastContent.width;
+    const hgt = target.output?.height || this.lastContent.height;
+    if (!this.overlay || this.overlay.width !== w || this.overlay.height !== hgt) {
+      this.overlay = document.createElement('canvas');
+      this.overlay.width = w;
+      this.overlay.height = hgt;
+      this.overlayDrawn = 0;
+      this.overlayBase = false;
+    }
+    const o = this.overlay.getContext('2d');
+    if (editing && editing.output && !this.overlayBase) {
+      const tinted = this.cache.tinted(editing.output.sha256);
+      if (tinted) {
+        o.clearRect(0, 0, w, hgt);
+        o.drawImage(tinted, 0, 0, w, hgt);
+        this.overlayBase = true;
+        this.overlayDrawn = 0;
+      }
+    }
+    const strokes = this.mask.current ? [...this.mask.strokes, this.mask.current] : this.mask.strokes;
+    // strokes already on the overlay stay; the stroke being painted is redrawn each frame
+    for (let i = this.overlayDrawn; i < strokes.length; i++) paintStroke(o, strokes[i]);
+    this.overlayDrawn = this.mask.current ? strokes.length - 1 : strokes.length;
+    if (this.mask.current) {
+      // draw the live stroke on a scratch copy so it can still grow
+      const scratch = document.createElement('canvas');
+      scratch.width = w;
+      scratch.height = hgt;
+      const s = scratch.getContext('2d');
+      s.drawImage(this.overlay, 0, 0);
+      paintStroke(s, this.mask.current);
+      ctx.globalAlpha = 0.6;
+      ctx.drawImage(scratch, 0, 0);
+    } else {
+      ctx.globalAlpha = 0.6;
+      ctx.drawImage(this.overlay, 0, 0);
+    }
+    ctx.globalAlpha = 1;
+    ctx.strokeStyle = 'rgba(255,64,129,0.9)';
+    ctx.lineWidth = 1.5 / this.view.scale;
+    ctx.setLineDash([6 / this.view.scale, 4 / this.view.scale]);
+    ctx.strokeRect(0, 0, w, hgt);
+    ctx.setLineDash([]);
+  }
+
+  drawCursors() {
+    const items = [];
+    for (const person of this.people) {
+      if (!person.cursor) continue;
+      const p = toScreen(this.view, person.cursor.x, person.cursor.y);
+      if (p.x < -20 || p.y < -20 || p.x > this.width + 20 || p.y > this.height + 20) continue;
+      items.push(
+        h(
+          'div.remote-cursor',
+          { style: { transform: `translate(${p.x}px, ${p.y}px)`, '--colour': person.colour }, dataset: { user: person.user, testid: 'remote-cursor' } },
+          h('span.remote-cursor-arrow', { html: '<svg width="18" height="18" viewBox="0 0 24 24"><path d="M4 3l7.5 18 2.4-7.6L21.5 11z" fill="currentColor" stroke="white" stroke-width="1.5" stroke-linejoin="round"/></svg>' }),
+          h('span.remote-cursor-name', null, person.name || initials(person.user)),
+        ),
+      );
+    }
+    fill(this.cursors, ...items);
+  }
+
+  updateBrushCursor() {
+    const painting = this.tool === 'brush' || this.tool === 'eraser';
+    this.brush.hidden = !painting || !this.pointerInside;
+    const size = Math.max(4, this.brushRadius * 2 * this.view.scale);
+    this.brush.style.width = `${size}px`;
+    this.brush.style.height = `${size}px`;
+    this.brush.classList.toggle('erasing', this.tool === 'eraser');
+  }
+
+  // --- pointer ----------------------------------------------------------------------------------------
+
+  local(event) {
+    const rect = this.canvas.getBoundingClientRect();
+    return { x: event.clientX - rect.left, y: event.clientY - rect.top };
+  }
+
+  bindPointer() {
+    const c = this.canvas;
+    let drag = null;
+    c.addEventListener('pointerdown', (event) => {
+      const p = this.local(event);
+      const panning = event.button === 1 || this.spaceHeld || (this.tool === 'pan' && event.button === 0);
+      if (panning) {
+        drag = { kind: 'pan', x: p.x, y: p.y };
+        this.el.classList.add('panning');
+      } else if (event.button === 0 && (this.tool === 'brush' || this.tool === 'eraser')) {
+        if (!this.mask && !this.cb.onNeedMaskTarget?.()) return;
+        const w = toWorld(this.view, p.x, p.y);
+        this.mask.current = startStroke(w.x, w.y, this.brushRadius, this.tool === 'eraser');
+        drag = { kind: 'paint' };
+        this.invalidate();
+      } else return;
+      c.setPointerCapture(event.pointerId);
+      event.preventDefault();
+    });
+    c.addEventListener('pointermove', (event) => {
+      const p = this.local(event);
+      this.brush.style.transform = `translate(${p.x}px, ${p.y}px)`;
+      if (drag?.kind === 'pan') {
+        this.view = { ...this.view, x: this.view.x + p.x - drag.x, y: this.view.y + p.y - drag.y };
+        drag.x = p.x;
+        drag.y = p.y;
+        this.userMoved = true;
+        this.viewChanged();
+      } else if (drag?.kind === 'paint' && this.mask?.current) {
+        const w = toWorld(this.view, p.x, p.y);
+        const next = extendStroke(this.mask.current, w.x, w.y);
+        if (next !== this.mask.current) {
+          this.mask.current = next;
+          this.invalidate();
+        }
+      }
+      this.cb.onCursor?.(toWorld(this.view, p.x, p.y));
+    });
+    const finish = () => {
+      if (drag?.kind === 'paint' && this.mask?.current) {
+        this.mask.strokes.push(this.mask.current);
+        this.mask.current = null;
+        this.cb.onStrokesChanged?.();
+        this.invalidate();
+      }
+      drag = null;
+      this.el.classList.remove('panning');
+    };
+    c.addEventListener('pointerup', finish);
+    c.addEventListener('pointercancel', finish);
+    c.addEventListener('pointerenter', () => {
+      this.pointerInside = true;
+      this.updateBrushCursor();
+    });
+    c.addEventListener('pointerleave', () => {
+      this.pointerInside = false;
+      this.updateBrushCursor();
+      this.cb.onCursor?.(null);
+    });
+    c.addEventListener(
+      'wheel',
+      (event) => {
+        event.preventDefault();
+        const p = this.local(event);
+        if (event.shiftKey && !event.ctrlKey) {
+          this.view = { ...this.view, x: this.view.x - event.deltaY, y: this.view.y - event.deltaX };
+        } else {
+          const factor = Math.exp(-event.deltaY * (event.ctrlKey ? 0.01 : 0.0015));
+          this.view = zoomAt(this.view, factor, p.x, p.y);
+        }
+        this.userMoved = true;
+        this.viewChanged();
+      },
+      { passive: false },
+    );
+  }
+
+  bindDrop() {
+    let depth = 0;
+    const hasFiles = (event) => [...(event.dataTransfer?.types || [])].includes('Files');
+    this.el.addEventListener('dragenter', (event) => {
+      if (!hasFiles(event)) return;
+      depth += 1;
+      this.el.classList.add('dropping');
+    });
+    this.el.addEventListener('dragleave', () => {
+      depth = Math.max(0, depth - 1);
+      if (!depth) this.el.classList.remove('dropping');
+    });
+    this.el.addEventListener('dragover', (event) => {
+      if (hasFiles(event)) event.preventDefault();
+    });
+    this.el.addEventListener('drop', (event) => {
+      event.preventDefault();
+      depth = 0;
+      this.el.classList.remove('dropping');
+      const files = [...(event.dataTransfer?.files || [])].filter((f) => f.type.startsWith('image/'));
+      if (files.length) this.cb.onDropFiles?.(files);
+    });
+  }
+}
+
+function paintStroke(ctx, stroke) {
+  ctx.save();
+  ctx.globalCompositeOperation = stroke.erase ? 'destination-out' : 'source-over';
+  ctx.fillStyle = ctx.strokeStyle = `rgb(${MASK_TINT.join(',')})`;
+  ctx.lineWidth = stroke.radius * 2;
+  ctx.lineCap = 'round';
+  ctx.lineJoin = 'round';
+  const [first, ...rest] = stroke.points;
+  if (!rest.length) {
+    ctx.beginPath();
+    ctx.arc(first[0], first[1], stroke.radius, 0, Math.PI * 2);
+    ctx.fill();
+  } else {
+    ctx.beginPath();
+    ctx.moveTo(first[0], first[1]);
+    for (const [x, y] of rest) ctx.lineTo(x, y);
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
+/** The artboard before anything has rendered: the largest width × height the layers' params ask for. */
+function plannedSize(state) {
+  let width = 0;
+  let height = 0;
+  for (const id of state.order) {
+    const p = state.layers[id]?.params || {};
+    if (Number.isFinite(p.width) && Number.isFinite(p.height)) {
+      width = Math.max(width, p.width);
+      height = Math.max(height, p.height);
+    }
+  }
+  return { width, height };
+}

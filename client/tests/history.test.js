@@ -1,0 +1,64 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { describeEvent, actorLabel, relativeTime, timelineTicks, eventAt, mergeEvents, layerNames } from '../js/history.js';
+import { ev, added, rendered } from './helpers.js';
+
+const names = layerNames([added(2, 'A', { name: 'Sky' }), ev(3, 'layer.renamed', { layer_id: 'A', name: 'Blue sky' })]);
+const ctx = { layerName: (id) => names.get(id), operationTitle: (n) => ({ txt2img: 'Text to image' })[n] || n };
+
+test('every event type reads as a short sentence', () => {
+  const cases = [
+    [ev(1, 'canvas.created', { name: 'Harbour' }), 'create', 'created the canvas “Harbour”'],
+    [ev(1, 'canvas.renamed', { name: 'Port' }), 'rename', 'renamed the canvas to “Port”'],
+    [added(2, 'A', { name: 'Sky' }), 'add', 'added “Sky” (Text to image)'],
+    [ev(4, 'layer.params_changed', { layer_id: 'A' }), 'edit', 'changed the settings of “Blue sky”'],
+    [ev(4, 'layer.deleted', { layer_id: 'A' }), 'delete', 'deleted “Blue sky”'],
+    [ev(4, 'layer.restored', { layers: [{ id: 'A', name: 'Sky' }], positions: [0] }), 'restore', 'brought back “Sky”'],
+    [ev(4, 'layer.visibility_changed', { layer_id: 'A', visible: false }), 'visibility', 'hid “Blue sky”'],
+    [ev(4, 'layer.visibility_changed', { layer_id: 'A', visible: true }), 'visibility', 'showed “Blue sky”'],
+    [ev(4, 'layer.opacity_changed', { layer_id: 'A', opacity: 0.25 }), 'opacity', 'set the opacity of “Blue sky” to 25%'],
+    [ev(4, 'layer.moved', { layer_id: 'A', index: 0 }), 'move', 'moved “Blue sky”'],
+    [rendered(4, 'A'), 'render', 'rendered “Blue sky”'],
+    [ev(4, 'layer.failed', { layer_id: 'A', reason: 'boom' }), 'fail', 'could not render “Blue sky”: boom'],
+    [ev(4, 'history.undone', {}), 'undo', 'undid an edit'],
+    [ev(4, 'history.redone', {}), 'redo', 'redid an edit'],
+    [ev(4, 'canvas.forked_from', {}), 'other', 'canvas forked from'],
+  ];
+  for (const [event, kind, text] of cases) assert.deepEqual(describeEvent(event, ctx), { kind, text });
+  assert.equal(describeEvent(ev(4, 'layer.deleted', { layer_id: 'gone' })).text, 'deleted “gone”');
+});
+
+test('who: you, known names, the engine, else the id', () => {
+  const known = new Map([['u-1', 'Ada']]);
+  assert.equal(actorLabel('u-1', { me: 'u-1', names: known }), 'You');
+  assert.equal(actorLabel('u-1', { me: 'u-2', names: known }), 'Ada');
+  assert.equal(actorLabel('engine'), 'Engine');
+  assert.equal(actorLabel('u-9'), 'u-9');
+});
+
+test('relative times', () => {
+  const now = 1_000_000 * 1000;
+  assert.equal(relativeTime(1_000_000 - 2, now), 'just now');
+  assert.equal(relativeTime(1_000_000 - 30, now), '30 s ago');
+  assert.equal(relativeTime(1_000_000 - 300, now), '5 min ago');
+  assert.equal(relativeTime(1_000_000 - 7300, now), '2 h ago');
+});
+
+test('timeline ticks mark what people did, not renders', () => {
+  const events = [ev(1, 'canvas.created', {}, { actor: 'creator' }), added(2, 'A'), rendered(3, 'A'), added(4, 'B', { actor: 'u2' }), rendered(5, 'B')];
+  assert.deepEqual(timelineTicks(events, 5), [
+    { seq: 1, actor: 'creator', at: 0 },
+    { seq: 2, actor: 'u1', at: 0.25 },
+    { seq: 4, actor: 'u2', at: 0.75 },
+  ]);
+  assert.deepEqual(timelineTicks(events.slice(0, 1), 1), []);
+  assert.equal(eventAt(events, 4).payload.layer_id, 'B');
+  assert.equal(eventAt(events, 9), null);
+});
+
+test('merging events keeps seq order without duplicates', () => {
+  const a = [ev(1, 'x', {}), ev(2, 'x', {})];
+  assert.deepEqual(mergeEvents(a, [ev(3, 'x', {})]).map((e) => e.seq), [1, 2, 3]);
+  assert.deepEqual(mergeEvents(a, [ev(2, 'x', {}), ev(4, 'x', {}), ev(3, 'x', {})]).map((e) => e.seq), [1, 2, 3, 4]);
+  assert.equal(mergeEvents(a, []), a);
+});

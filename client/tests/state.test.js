@@ -1,0 +1,148 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { applyEvent, applyEvents, emptyState, fromServer, historyCounts, stack, toServerJson, KNOWN_EVENT_TYPES } from '../js/state.js';
+import { ev, added, rendered } from './helpers.js';
+
+const created = ev(1, 'canvas.created', { name: 'Harbour' }, { actor: 'creator', commandId: null });
+
+function fold(events) {
+  const result = applyEvents(emptyState('c1'), events);
+  assert.equal(result.status, 'applied');
+  return result.state;
+}
+
+test('layers are added on top of the stack and rendered at their revision', () => {
+  const state = fold([created, added(2, 'A'), added(3, 'B', { parents: ['A'], operation: 'img2img' }), rendered(4, 'A')]);
+  assert.equal(state.name, 'Harbour');
+  assert.deepEqual(state.order, ['A', 'B']);
+  assert.equal(state.layers.A.status, 'rendered');
+  assert.equal(state.layers.A.output.sha256, 'a'.repeat(64));
+  assert.equal(state.layers.B.status, 'pending');
+  assert.equal(state.version, 4);
+  assert.deepEqual(stack(state).map((l) => l.id), ['A', 'B']);
+});
+
+test('applyEvent never changes the state it is given', () => {
+  const before = fold([created, added(2, 'A')]);
+  const frozen = JSON.stringify(before);
+  applyEvent(before, ev(3, 'layer.renamed', { layer_id: 'A', name: 'Sky' }));
+  assert.equal(JSON.stringify(before), frozen);
+});
+
+test('a params change makes the layer and its descendants stale, bumping revisions', () => {
+  let state = fold([created, added(2, 'A'), added(3, 'B', { parents: ['A'] }), added(4, 'C'), rendered(5, 'A'), rendered(6, 'B')]);
+  state = applyEvent(state, ev(7, 'layer.params_changed', { layer_id: 'A', params: { prompt: 'x' }, seed: 9, parents: [] })).state;
+  assert.equal(state.layers.A.status, 'stale');
+  assert.equal(state.layers.A.revision, 2);
+  assert.equal(state.layers.A.seed, 9);
+  assert.equal(state.layers.B.status, 'stale');
+  assert.equal(state.layers.B.revision, 2);
+  assert.equal(state.layers.C.revision, 1);
+  // a render of the old revision changes nothing but the version
+  state = applyEvent(state, rendered(8, 'A', 1, 'b'.repeat(64))).state;
+  assert.equal(state.layers.A.status, 'stale');
+  assert.equal(state.version, 8);
+});
+
+test('deleting a layer deletes its descendants; the id is never reused', () => {
+  let state = fold([created, added(2, 'A'), added(3, 'M', { parents: ['A'], operation: 'mask' }), added(4, 'I', { parents: ['A', 'M'] }), added(5, 'X')]);
+  state = applyEvent(state, ev(6, 'layer.deleted', { layer_id: 'A' })).state;
+  assert.deepEqual(state.order, ['X']);
+  assert.deepEqual(Object.keys(state.layers), ['X']);
+  state = applyEvent(state, added(7, 'A')).state;
+  assert.deepEqual(state.order, ['X']);
+});
+
+test('restored layers come back at their positions when their parents exist', () => {
+  let state = fold([created, added(2, 'A'), added(3, 'B'), added(4, 'C', { parents: ['A'] })]);
+  const snapshot = state.layers;
+  state = applyEvent(state, ev(5, 'layer.deleted', { layer_id: 'A' })).state;
+  assert.deepEqual(state.order, ['B']);
+  state = applyEvent(state, ev(6, 'layer.restored', { layers: [snapshot.A, snapshot.C], positions: [0, 2] })).state;
+  assert.deepEqual(state.order, ['A', 'B', 'C']);
+  assert.equal(state.layers.A.updated_seq, 6);
+  assert.ok(!state.deleted.includes('A'));
+});
+
+test('visibility, opacity (clamped), rename and move', () => {
+  let state = fold([created, added(2, 'A'), added(3, 'B'), added(4, 'C')]);
+  state = applyEvents(state, [
+    ev(5, 'layer.visibility_changed', { layer_id: 'B', visible: false }),
+    ev(6, 'layer.opacity_changed', { layer_id: 'B', opacity: 1.5 }),
+    ev(7, 'layer.renamed', { layer_id: 'B', name: 'Bee' }),
+    ev(8, 'layer.moved', { layer_id: 'C', index: 0 }),
+    ev(9, 'layer.moved', { layer_id: 'A', index: 99 }),
+  ]).state;
+  assert.equal(state.layers.B.visible, false);
+  assert.equal(state.layers.B.opacity, 1);
+  assert.equal(state.layers.B.name, 'Bee');
+  assert.deepEqual(state.order, ['C', 'B', 'A']);
+});
+
+test('failed renders keep their reason; a render request makes them pending again', () => {
+  let state = fold([created, added(2, 'A')]);
+  state = applyEvent(state, ev(3, 'layer.failed', { layer_id: 'A', revision: 1, reason: 'render cancelled' }, { actor: 'engine' })).state;
+  assert.equal(state.layers.A.status, 'failed');
+  assert.equal(state.layers.A.error, 'render cancelled');
+  state = applyEvent(state, ev(4, 'layer.render_requested', { layer_id: 'A' })).state;
+  assert.equal(state.layers.A.status, 'pending');
+  assert.equal(state.layers.A.error, null);
+  assert.equal(state.layers.A.revision, 2);
+});
+
+test('duplicates are ignored; gaps and unknown event types ask for a resync', () => {
+  const state = fold([created, added(2, 'A')]);
+  assert.equal(applyEvent(state, added(2, 'A')).status, 'duplicate');
+  assert.equal(applyEvent(state, added(4, 'B')).status, 'gap');
+  assert.equal(applyEvent(state, ev(3, 'canvas.teleported', {})).status, 'unknown');
+  const partial = applyEvents(state, [added(3, 'B'), ev(4, 'canvas.teleported', {}), added(5, 'C')]);
+  assert.equal(partial.status, 'unknown');
+  assert.equal(partial.at, 4);
+  assert.equal(partial.state.version, 3);
+  assert.ok(KNOWN_EVENT_TYPES.has('layer.restored'));
+});
+
+test('undo history: runs of one command are one step; an undo moves it to redo; a new edit clears redo', () => {
+  let state = fold([
+    created,
+    added(2, 'A', { actor: 'ada', commandId: 'k1' }),
+    ev(3, 'layer.renamed', { layer_id: 'A', name: 'x' }, { actor: 'ada', commandId: 'k2' }),
+    ev(4, 'layer.opacity_changed', { layer_id: 'A', opacity: 0.5 }, { actor: 'ada', commandId: 'k2' }),
+    rendered(5, 'A'),
+    added(6, 'B', { actor: 'bob', commandId: 'k3' }),
+  ]);
+  assert.deepEqual(historyCounts(state, 'ada'), { undo: 2, redo: 0 });
+  assert.deepEqual(historyCounts(state, 'bob'), { undo: 1, redo: 0 });
+  assert.deepEqual(historyCounts(state, 'engine'), { undo: 0, redo: 0 });
+  state = applyEvents(state, [
+    ev(7, 'history.undone', { first_seq: 3, last_seq: 4, count: 2 }, { actor: 'ada', commandId: 'k4' }),
+    ev(8, 'layer.opacity_changed', { layer_id: 'A', opacity: 1 }, { actor: 'ada', commandId: 'k4' }),
+    ev(9, 'layer.renamed', { layer_id: 'A', name: 'A' }, { actor: 'ada', commandId: 'k4' }),
+  ]).state;
+  assert.deepEqual(historyCounts(state, 'ada'), { undo: 1, redo: 1 });
+  state = applyEvent(state, ev(10, 'history.redone', { first_seq: 8, last_seq: 9, count: 1 }, { actor: 'ada', commandId: 'k5' })).state;
+  state = applyEvent(state, ev(11, 'layer.renamed', { layer_id: 'A', name: 'x' }, { actor: 'ada', commandId: 'k5' })).state;
+  assert.deepEqual(historyCounts(state, 'ada'), { undo: 2, redo: 0 });
+  state = applyEvent(state, ev(12, 'history.undone', { first_seq: 11, last_seq: 11, count: 1 }, { actor: 'ada', commandId: 'k6' })).state;
+  state = applyEvent(state, ev(13, 'layer.renamed', { layer_id: 'A', name: 'A' }, { actor: 'ada', commandId: 'k6' })).state;
+  assert.deepEqual(historyCounts(state, 'ada'), { undo: 1, redo: 1 });
+  state = applyEvent(state, ev(14, 'layer.visibility_changed', { layer_id: 'A', visible: false }, { actor: 'ada', commandId: 'k7' })).state;
+  assert.deepEqual(historyCounts(state, 'ada'), { undo: 2, redo: 0 });
+});
+
+test('from the server JSON: undo counts become stand-in entries that undo and redo still count right', () => {
+  const json = {
+    canvas_id: 'c1', version: 5, name: 'n', order: ['A'],
+    layers: [{ id: 'A', name: 'A', operation: 'txt2img', params: {}, seed: 1, parents: [], visible: true, opacity: 1, revision: 1, status: 'rendered', output: null, error: null, created_seq: 2, updated_seq: 3 }],
+    history: { ada: { undo: 2, redo: 1 } },
+    origin: { kind: 'fork', canvas_id: 'c0', version: 3 },
+  };
+  let state = fromServer(json);
+  assert.deepEqual(toServerJson(state), json);
+  state = applyEvents(state, [
+    ev(6, 'history.undone', { first_seq: 4, last_seq: 4, count: 1 }, { actor: 'ada', commandId: 'u' }),
+    ev(7, 'layer.renamed', { layer_id: 'A', name: 'B' }, { actor: 'ada', commandId: 'u' }),
+  ]).state;
+  assert.deepEqual(historyCounts(state, 'ada'), { undo: 1, redo: 2 });
+  assert.equal(state.layers.A.name, 'B');
+});
