@@ -71,6 +71,9 @@ def encode(message: dict[str, Any]) -> str:
     return orjson.dumps(message).decode()
 
 
+EVENT_PREFIX = '{"type":"event","seq":'  # how encode() starts an event message (keys keep their order)
+
+
 @dataclass(eq=False)
 class Connection:
     websocket: WebSocket
@@ -85,9 +88,11 @@ class Connection:
     catching_up: bool = True
     held: list[tuple[int, str]] = field(default_factory=list)  # live events that arrived during catch-up
     last_seq: int = 0  # the highest event seq queued to this client
+    sent_seq: int = 0  # the highest event seq written to its socket: where it resumes if it is cut off
     presence: dict[str, Any] | None = None
     cut_off: bool = False
     revoked: bool = False  # its token was revoked while it was open: it gets nothing more, and is closed
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # cut off or revoked: stop listening to it
 
     def __post_init__(self) -> None:
         self.outbox = asyncio.Queue(self.limits.outbound_queue)
@@ -105,6 +110,7 @@ class Connection:
             return True
         except asyncio.QueueFull:
             self.cut_off = True
+            self.ended.set()
             with contextlib.suppress(asyncio.QueueEmpty):
                 while True:
                     self.outbox.get_nowait()
@@ -130,6 +136,7 @@ class Connection:
     def revoke(self) -> None:
         """Drop what is queued (it may postdate the revocation), say why, and close with CLOSE_UNAUTHORIZED."""
         self.revoked = True
+        self.ended.set()
         with contextlib.suppress(asyncio.QueueEmpty):
             while True:
                 self.outbox.get_nowait()
@@ -179,7 +186,7 @@ class LiveHub:
         room = self.rooms.get(canvas_id)
         if room is None:
             return
-        messages = [
+        messages = [  # keys in this order: the sender reads the seq back from the front (EVENT_PREFIX)
             (event.seq, encode({"type": "event", "seq": event.seq, "event": event.to_json()})) for event in events
         ]
         for connection in list(room.connections):
@@ -316,7 +323,7 @@ class LiveHub:
             welcome["state"] = state.to_json()
         if self.renders is not None:
             welcome["queue"] = self.renders.queue(state)
-        connection.last_seq = welcome["version"]
+        connection.last_seq = connection.sent_seq = welcome["version"]
         self.service.watch(canvas_id, welcome["version"])
         connection.send(encode(welcome))
         connection.catching_up = False
@@ -332,7 +339,7 @@ class LiveHub:
                 if websocket.application_state == WebSocketState.CONNECTED:
                     code, reason = (1001, "going away")
                     if connection.cut_off:
-                        code, reason = CLOSE_TOO_SLOW, f"fell behind; reconnect with since={connection.last_seq}"
+                        code, reason = CLOSE_TOO_SLOW, f"fell behind; reconnect with since={connection.sent_seq}"
                     elif connection.revoked:
                         code, reason = CLOSE_UNAUTHORIZED, "token revoked"
                     with contextlib.suppress(Exception):
@@ -342,25 +349,43 @@ class LiveHub:
                 await websocket.send_text(message)
             except Exception:  # the client went away; the receive loop sees it too
                 return
+            if message.startswith(EVENT_PREFIX):  # not last_seq: what was queued is dropped when it is cut off
+                connection.sent_seq = int(message[len(EVENT_PREFIX) : message.index(",", len(EVENT_PREFIX))])
 
     async def _receive_loop(self, connection: Connection, room: Room) -> None:
         bucket = TokenBucket(self.limits.rate_per_s, self.limits.rate_burst)
-        while not connection.cut_off:
-            raw = await connection.websocket.receive()
-            if raw.get("type") == "websocket.disconnect" or connection.revoked:
-                return
-            message, error = _parse(raw, self.limits.max_message_bytes)
-            if error is not None:
-                connection.send(encode({"type": "error", "code": "malformed", "message": error}))
-                continue
-            if not bucket.take():
-                reply = {"type": "reject" if message.get("type") == "command" else "error", "code": "rate_limited",
-                         "message": "too many messages; slow down"}  # fmt: skip
-                if message.get("type") == "command":
-                    reply["command_id"] = message.get("command_id")
-                connection.send(encode(reply))
-                continue
-            await self._dispatch(connection, room, message)
+        # A client cut off for not reading may never read (or send) again: stop waiting for it then, so that it
+        # leaves the room (and the others' screens) now, not when its TCP connection finally dies.
+        ending = asyncio.ensure_future(connection.ended.wait())
+        receiving: asyncio.Future[Any] | None = None
+        try:
+            while not connection.cut_off:
+                receiving = asyncio.ensure_future(connection.websocket.receive())
+                await asyncio.wait({receiving, ending}, return_when=asyncio.FIRST_COMPLETED)
+                if not receiving.done():
+                    return
+                raw = receiving.result()
+                if raw.get("type") == "websocket.disconnect" or connection.revoked:
+                    return
+                await self._handle(connection, room, raw, bucket)
+        finally:
+            ending.cancel()
+            if receiving is not None and not receiving.done():
+                receiving.cancel()
+
+    async def _handle(self, connection: Connection, room: Room, raw: dict[str, Any], bucket: TokenBucket) -> None:
+        message, error = _parse(raw, self.limits.max_message_bytes)
+        if error is not None:
+            connection.send(encode({"type": "error", "code": "malformed", "message": error}))
+            return
+        if not bucket.take():
+            reply = {"type": "reject" if message.get("type") == "command" else "error", "code": "rate_limited",
+                     "message": "too many messages; slow down"}  # fmt: skip
+            if message.get("type") == "command":
+                reply["command_id"] = message.get("command_id")
+            connection.send(encode(reply))
+            return
+        await self._dispatch(connection, room, message)
 
     async def _dispatch(self, connection: Connection, room: Room, message: dict[str, Any]) -> None:
         kind = message.get("type")

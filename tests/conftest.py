@@ -104,3 +104,11 @@ async def service(store: SQLEventStore, decider: Decider) -> AsyncIterator[Canva
     await service.start()
     yield service
     await service.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop running in this thread for the rest of
+    the session, and async tests cannot start their own beside it."""
+    browser = [item for item in items if "tests/browser/" in str(item.path).replace("\\", "/")]
+    others = [item for item in items if item not in browser]
+    items[:] = others + browser
