@@ -240,7 +240,8 @@ class CanvasService:
             published: dict[str, list[Event]] = {}
             for submission, outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
-                    submission.future.set_exception(outcome)
+                    if not submission.future.done():  # a caller that gave up must not stop the writer
+                        submission.future.set_exception(outcome)
                 else:
                     if not outcome.duplicate and outcome.events:
                         published.setdefault(submission.canvas_id, []).extend(outcome.events)
