@@ -190,12 +190,9 @@ class RenderQueue:
                 if operation is None:
                     raise InputUnavailable(f"operation {layer.operation!r} is not available")
                 inputs = resolve_inputs(operation, layer, images_of)
-                fingerprint = self.renderer().fingerprint_for(layer.operation)
-                record = self.store.find_render(
-                    cache_key(layer.operation, layer.params, layer.seed, inputs, fingerprint)
-                )
+                record = self._cached_record(layer, inputs)
                 source = "cache"
-                if record is None or not self.blobs.exists(record.output):
+                if record is None:
                     record, source = (
                         self._materialise(layer, inputs, lambda step, total: None, lambda: False),
                         "rendered",
@@ -251,7 +248,6 @@ class RenderQueue:
     def _cached_renders(self, state: CanvasState) -> list[tuple[Layer, RenderRecord]]:
         """Every layer needing a render whose output the cache already has — including layers whose inputs
         are only now found in the cache — so that a canvas made of known renders is recorded in one commit."""
-        renderer = self.renderer()
         images_of = rendered_images(state)
         hits: list[tuple[Layer, RenderRecord]] = []
         for layer in state.topological_order():
@@ -262,14 +258,19 @@ class RenderQueue:
                 input_images = resolve_inputs(operation, layer, images_of)
             except InputUnavailable:
                 continue
-            fingerprint = renderer.fingerprint_for(layer.operation)
-            record = self.store.find_render(
-                cache_key(layer.operation, layer.params, layer.seed, input_images, fingerprint)
-            )
-            if record is not None and all(self.blobs.exists(sha) for sha in (record.output, *record.extra)):
+            record = self._cached_record(layer, input_images)
+            if record is not None:
                 images_of[layer.id] = (record.output, *record.extra)
                 hits.append((layer, record))
         return hits
+
+    def _cached_record(self, layer: Layer, input_images: dict[str, str]) -> RenderRecord | None:
+        """The render cache's record for this layer's key, if every image it names is still in the blob store."""
+        fingerprint = self.renderer().fingerprint_for(layer.operation)
+        record = self.store.find_render(cache_key(layer.operation, layer.params, layer.seed, input_images, fingerprint))
+        if record is None or not all(self.blobs.exists(sha) for sha in (record.output, *record.extra)):
+            return None
+        return record
 
     async def _render(self, state: CanvasState, layer: Layer) -> None:
         canvas_id = state.canvas_id

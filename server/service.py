@@ -569,17 +569,11 @@ class CanvasService:
         head = await asyncio.to_thread(self.store.head, canvas_id)
         if head is None:
             raise CanvasNotFound(canvas_id)
-        if version is None or version == head:
-            return await asyncio.to_thread(self._load_latest_fresh, canvas_id, head)
+        if version is None:
+            version = head
         if version < 0 or version > head:
             raise ValueError(f"version {version} is out of range: canvas {canvas_id!r} has versions 0..{head}")
         return await asyncio.to_thread(self.project_at, canvas_id, version)
-
-    def _load_latest_fresh(self, canvas_id: str, head: int) -> CanvasState:
-        cached = self._cached(canvas_id)
-        if cached is not None and cached.version == head:
-            return cached
-        return self.project_at(canvas_id, head)
 
     async def events(self, canvas_id: str, after: int = 0, limit: int | None = None) -> list[Event]:
         if await asyncio.to_thread(self.store.head, canvas_id) is None:

@@ -109,6 +109,4 @@ async def service(store: SQLEventStore, decider: Decider) -> AsyncIterator[Canva
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests last: Playwright's sync API keeps an event loop running in this thread for the rest of
     the session, and async tests cannot start their own beside it."""
-    browser = [item for item in items if "tests/browser/" in str(item.path).replace("\\", "/")]
-    others = [item for item in items if item not in browser]
-    items[:] = others + browser
+    items.sort(key=lambda item: "tests/browser/" in item.path.as_posix())  # stable: order kept otherwise
