@@ -6,7 +6,7 @@ import { mergeEvents, layerNames } from './history.js';
 
 export class CanvasSession {
   /** `fetchState()` → GET …/state JSON; `fetchEvents(after)` → GET …/events JSON (a page). */
-  constructor({ canvasId, fetchState, fetchEvents, me = null }) {
+  constructor({ canvasId, fetchState, fetchEvents, me = null, now = () => Date.now() }) {
     this.canvasId = canvasId;
     this.fetchState = fetchState;
     this.fetchEvents = fetchEvents;
@@ -17,7 +17,16 @@ export class CanvasSession {
     this.timelineComplete = false;
     this.names = new Map(); // layer id -> name, including deleted layers
     this.people = new Map(); // conn -> presence
-    this.renders = new Map(); // layer id -> {rendering, position, step, total}
+    this.now = now;
+    // layer id -> {rendering, position, step, total, stage, user, revision, ahead, aheadElsewhere, etaS,
+    // waitReason, receivedAt}: this canvas's queue as the server last said it, and the progress of what runs
+    this.renders = new Map();
+    // layer id -> {image (a data: URL), width, height, renderWidth, renderHeight, step, total, n}: the latest
+    // look at a render in progress. A preview lives only as long as its render: never shown after it ends.
+    this.previews = new Map();
+    this.ended = new Set(); // layers whose last render ended: late previews and progress for them are dropped
+    this.previewCount = 0;
+    this.blocked = null; // {reason, retryInS, receivedAt}: the worker cannot schedule this canvas at all
     this.resyncing = null;
     this.buffered = [];
     this.listeners = new Set();
@@ -54,21 +63,30 @@ export class CanvasSession {
       case 'presence_left':
         this.people.delete(message.conn);
         return this.emit('presence');
-      case 'render_started':
-        this.renders.set(message.layer_id, { ...(this.renders.get(message.layer_id) || {}), rendering: true, step: 0, total: 0 });
+      case 'render_started': {
+        const id = message.layer_id;
+        this.ended.delete(id);
+        this.previews.delete(id); // a new render: what an earlier one looked like is not this one
+        const known = this.renders.get(id) || {};
+        this.renders.set(id, { ...known, rendering: true, step: 0, total: 0, stage: null, revision: message.revision ?? known.revision, user: message.user ?? known.user ?? null, waitReason: null });
         return this.emit('renders');
+      }
       case 'progress': {
         // only for a render this client knows is running (render_started, or the welcome's queue): progress
         // that trails a cancellation must not bring the layer back to "rendering"
         const known = this.renders.get(message.layer_id);
-        if (!known) return undefined;
-        this.renders.set(message.layer_id, { ...known, rendering: true, step: message.step, total: message.total });
+        if (!known || this.ended.has(message.layer_id)) return undefined;
+        this.renders.set(message.layer_id, { ...known, rendering: true, step: message.step, total: message.total, stage: message.stage || 'denoise' });
         return this.emit('renders');
       }
+      case 'preview':
+        return this.preview(message);
+      case 'queue':
+        return this.queueChanged(message);
       case 'render_finished':
       case 'render_failed':
       case 'render_cancelled':
-        this.renders.delete(message.layer_id);
+        this.endRender(message.layer_id);
         return this.emit('renders');
       default:
         return undefined;
@@ -80,7 +98,10 @@ export class CanvasSession {
     this.people.clear();
     for (const presence of message.presence || []) if (presence.conn !== message.you.conn) this.people.set(presence.conn, presence);
     this.renders.clear();
-    for (const item of message.queue || []) this.renders.set(item.layer_id, { rendering: !!item.rendering, position: item.position, step: 0, total: 0 });
+    this.previews.clear();
+    this.ended.clear();
+    for (const item of message.queue || []) this.renders.set(item.layer_id, queueEntry(item, {}, this.now()));
+    this.blocked = blockedFrom(message.render_blocked, this.now());
     if (message.state) {
       this.setState(fromServer(message.state));
       if (!this.timelineComplete || this.events.length === 0 || this.events[this.events.length - 1].seq < this.state.version) {
@@ -115,11 +136,68 @@ export class CanvasSession {
   setState(state, event = null) {
     this.state = state;
     for (const layer of Object.values(state.layers)) this.names.set(layer.id, layer.name);
-    for (const id of [...this.renders.keys()]) {
-      const layer = state.layers[id];
-      if (!layer || layer.status === 'rendered' || layer.status === 'failed') this.renders.delete(id);
-    }
+    this.prune();
     this.emit({ type: 'state', event });
+  }
+
+  /** Renders (and their previews) of layers that are gone or have their outcome (layer.rendered / failed). */
+  prune() {
+    for (const id of new Set([...this.renders.keys(), ...this.previews.keys()])) {
+      const layer = this.state.layers[id];
+      if (!layer || layer.status === 'rendered' || layer.status === 'failed') this.endRender(id);
+    }
+  }
+
+  endRender(id) {
+    this.renders.delete(id);
+    this.previews.delete(id);
+    this.ended.add(id);
+  }
+
+  /** A look at a render in progress: kept only while this client knows that render runs. */
+  preview(message) {
+    const id = message.layer_id;
+    const render = this.renders.get(id);
+    if (!render?.rendering || this.ended.has(id)) return undefined;
+    if (typeof message.image !== 'string' || !/^data:image\/(jpeg|png|webp);base64,/.test(message.image)) return undefined;
+    const layer = this.state.layers[id];
+    if (layer && (layer.status === 'rendered' || layer.status === 'failed')) return undefined;
+    this.previewCount += 1;
+    this.previews.set(id, {
+      image: message.image,
+      width: message.width,
+      height: message.height,
+      renderWidth: message.render_width || message.width,
+      renderHeight: message.render_height || message.height,
+      step: message.step,
+      total: message.total,
+      n: this.previewCount,
+    });
+    if (Number.isFinite(message.step) && Number.isFinite(message.total) && !(render.step > message.step)) {
+      this.renders.set(id, { ...render, step: message.step, total: message.total, stage: render.stage || 'denoise' });
+    }
+    return this.emit('preview');
+  }
+
+  /** The canvas's queue changed: the server's word on what waits, why, and for how long. */
+  queueChanged(message) {
+    if (message.canvas_id && message.canvas_id !== this.canvasId) return undefined;
+    const now = this.now();
+    const next = new Map();
+    for (const item of message.queue || []) {
+      const known = this.renders.get(item.layer_id) || {};
+      if (!item.rendering) {
+        // waiting for a (new) render: what an earlier render of it showed is over
+        this.ended.delete(item.layer_id);
+        this.previews.delete(item.layer_id);
+      }
+      next.set(item.layer_id, queueEntry(item, known, now));
+    }
+    for (const id of this.renders.keys()) if (!next.has(id)) this.previews.delete(id);
+    this.renders = next;
+    this.blocked = blockedFrom(message.blocked, now);
+    this.prune();
+    return this.emit('renders');
   }
 
   /** The folded state does not fit what arrived: fetch it again, then fold what came meanwhile. */
@@ -180,4 +258,28 @@ export class CanvasSession {
     })();
     return this.loadingTimeline;
   }
+}
+
+function queueEntry(item, known, now) {
+  const rendering = !!item.rendering;
+  return {
+    ...(rendering && known.rendering ? known : {}),
+    rendering,
+    position: item.position,
+    step: rendering ? known.step || 0 : 0,
+    total: rendering ? known.total || 0 : 0,
+    stage: rendering ? known.stage ?? null : null,
+    revision: known.revision,
+    user: item.user ?? known.user ?? null,
+    ahead: item.ahead ?? null,
+    aheadElsewhere: item.ahead_elsewhere ?? null,
+    etaS: Number.isFinite(item.eta_s) ? item.eta_s : null,
+    waitReason: rendering ? null : item.wait_reason || null,
+    receivedAt: now,
+  };
+}
+
+function blockedFrom(blocked, now) {
+  if (!blocked) return null;
+  return { reason: blocked.reason || '', retryInS: Number.isFinite(blocked.retry_in_s) ? blocked.retry_in_s : null, receivedAt: now };
 }
