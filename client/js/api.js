@@ -96,9 +96,20 @@ export class Api {
     return this.get(`/api/canvases/${enc(id)}/events?after=${after}&limit=${limit}`);
   }
 
-  /** The image of every layer at a version (rendered on demand where the past never had one). */
+  /** The image of every layer at a version, as recorded or cached: {images: {id: {sha256, source} |
+   * {sha256: null, missing}}, missing: count}. Nothing is rendered for it. */
   images(id, version) {
     return this.get(`/api/canvases/${enc(id)}/images?version=${version}`);
+  }
+
+  /** Render what a past version is missing (editors only), then answer as `images`. */
+  renderImages(id, version) {
+    return this.post(`/api/canvases/${enc(id)}/images?version=${version}`, {});
+  }
+
+  /** The canvas's render queue: {canvas_id, queue: [items], blocked, stats}. */
+  renders(id) {
+    return this.get(`/api/canvases/${enc(id)}/renders`);
   }
 
   command(id, command, commandId) {

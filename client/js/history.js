@@ -47,8 +47,11 @@ export function describeEvent(event, { layerName = (id) => id, operationTitle = 
       return { kind: 'render', text: `asked to render ${layer()} again` };
     case 'layer.rendered':
       return { kind: 'render', text: `rendered ${layer()}${p.cached ? ' (cached)' : ''}` };
-    case 'layer.failed':
+    case 'layer.failed': {
+      const reason = String(p.reason || '').trim();
+      if (/^cancelled/i.test(reason) || reason.toLowerCase() === 'render cancelled') return { kind: 'cancel', text: `stopped rendering ${layer()} (${reason.toLowerCase() === 'render cancelled' ? 'cancelled' : reason})` };
       return { kind: 'fail', text: `could not render ${layer()}: ${p.reason}` };
+    }
     case 'history.undone':
       return { kind: 'undo', text: 'undid an edit' };
     case 'history.redone':

@@ -20,6 +20,8 @@ test('every event type reads as a short sentence', () => {
     [ev(4, 'layer.moved', { layer_id: 'A', index: 0 }), 'move', 'moved “Blue sky”'],
     [rendered(4, 'A'), 'render', 'rendered “Blue sky”'],
     [ev(4, 'layer.failed', { layer_id: 'A', reason: 'boom' }), 'fail', 'could not render “Blue sky”: boom'],
+    [ev(4, 'layer.failed', { layer_id: 'A', reason: 'cancelled by u-ada' }), 'cancel', 'stopped rendering “Blue sky” (cancelled by u-ada)'],
+    [ev(4, 'layer.failed', { layer_id: 'A', reason: 'render cancelled' }), 'cancel', 'stopped rendering “Blue sky” (cancelled)'],
     [ev(4, 'history.undone', {}), 'undo', 'undid an edit'],
     [ev(4, 'history.redone', {}), 'redo', 'redid an edit'],
     [ev(4, 'canvas.forked_from', {}), 'other', 'canvas forked from'],

@@ -17,6 +17,7 @@ import { throttle, debounce } from '../throttle.js';
 import { saveToken, updateCanvasInfo, rememberName, knownNames, initials, saveIdentity, editorUrl } from '../identity.js';
 import { relativeTime } from '../history.js';
 import { blobUrl } from '../api.js';
+import { pillStatus, blockedText, isCancelled } from '../renders.js';
 
 const ROLE_LABEL = { viewer: 'Viewer', editor: 'Editor', owner: 'Owner', admin: 'Admin' };
 const STATUS_LABEL = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', fatal: 'Disconnected', closed: 'Offline', idle: 'Connecting…' };
@@ -32,6 +33,7 @@ export class Editor {
   constructor(root, { api, storage, identity, canvasId, token, catalogue }) {
     Object.assign(this, { root, api, storage, identity, canvasId, token });
     this.operations = catalogue.operations;
+    this.limits = catalogue.limits || null; // {working_pixels, max_pixels, max_work, device}, from newer servers
     this.opsByName = new Map(this.operations.map((o) => [o.name, o]));
     this.groups = groupOperations(catalogue.operations, catalogue.unavailable);
     this.maskOps = new Set(this.operations.filter((o) => o.category === 'mask').map((o) => o.name));
@@ -111,6 +113,7 @@ export class Editor {
       live: () => this.backToLive(),
       fork: (version) => this.fork(version),
       restore: (version) => this.restore(version),
+      renderVersion: (version) => this.renderPast(version),
     });
     this.history = new HistoryList({ scrub: (version) => (version >= this.session.version ? this.backToLive() : this.scrubTo(version)) });
 
@@ -200,14 +203,15 @@ export class Editor {
     this.toolbar = h('div.toolbar.floating', { dataset: { testid: 'toolbar' } }, this.toolButtons.pan, this.toolButtons.brush, this.toolButtons.eraser, h('span.sep'), this.brushGroup);
     this.maskBar = h('div.mask-bar.floating', { dataset: { testid: 'mask-bar' } });
     this.scrubBanner = h('div.scrub-banner', { dataset: { testid: 'scrub-banner' } });
-    this.renderPill = h('div.render-pill.floating');
+    this.renderPill = h('div.render-pill.floating', { dataset: { testid: 'render-pill' } });
+    this.blockedBanner = h('div.blocked-banner.floating', { dataset: { testid: 'render-blocked' }, role: 'status', hidden: true });
     this.readOnlyBanner = h('div.readonly-banner.floating', { dataset: { testid: 'readonly-banner' } }, icon('lock', { size: 14 }), h('span', null, 'View only — you can look, scrub the history and export, but not change this canvas.'));
     this.loading = h('div.loading-cover', null, h('span.spinner.spinner-large'), h('span', null, 'Opening canvas…'));
     this.fatal = h('div.fatal-cover', { hidden: true });
     const centre = h(
       'main.centre',
       null,
-      h('div.stage-wrap', null, this.viewport.el, this.toolbar, this.maskBar, this.scrubBanner, this.renderPill, this.readOnlyBanner, this.loading, this.fatal),
+      h('div.stage-wrap', null, this.viewport.el, this.toolbar, this.maskBar, this.scrubBanner, this.renderPill, this.blockedBanner, this.readOnlyBanner, this.loading, this.fatal),
       this.timeline.el,
     );
     fill(this.root, h('div.app.editor-app', null, topbar, h('div.workspace', null, this.left, centre, this.right)));
@@ -308,10 +312,20 @@ export class Editor {
     this.readOnlyBanner.hidden = this.canEdit || this.role === null;
     this.uploadBtn.disabled = this.readOnly;
 
+    this.viewport.setPreviews(this.scrub ? new Map() : this.session.previews);
     this.viewport.setState(state, { maskOps: this.maskOps });
     this.viewport.setSelected(this.selected);
     this.viewport.setPeople(this.scrub ? [] : people);
-    this.layers.update({ state, selected: this.selected, renders: this.scrub ? new Map() : this.session.renders, people: this.scrub ? [] : people, readOnly: this.readOnly, operations: this.opsByName });
+    this.layers.update({
+      state,
+      selected: this.selected,
+      renders: this.scrub ? new Map() : this.session.renders,
+      previews: this.scrub ? new Map() : this.session.previews,
+      people: this.scrub ? [] : people,
+      readOnly: this.readOnly,
+      operations: this.opsByName,
+      past: !!this.scrub && !this.scrub.loading,
+    });
     this.tabLayers.querySelector('.tab-count').textContent = state.order.length ? String(state.order.length) : '';
     const historyArgs = {
       head: live.version,
@@ -323,13 +337,36 @@ export class Editor {
       layerName: this.layerName,
       operationTitle: this.operationTitle,
       canRestore: this.canEdit,
+      past: this.pastSummary(),
     };
     this.timeline.update(historyArgs);
     if (this.rightTab === 'history') this.history.update(historyArgs);
     this.renderScrubBanner();
     this.renderMaskBar();
     this.renderRenderPill(state);
+    this.renderBlocked();
     this.renderLeft();
+    this.tickWhileCounting();
+  }
+
+  /** Countdowns (an ETA, a retry) on screen: draw again every second while there is one. */
+  tickWhileCounting() {
+    const counting = !this.scrub && (!!this.session.blocked || [...this.session.renders.values()].some((r) => r.etaS !== null && r.etaS !== undefined));
+    if (counting && !this.ticker) this.ticker = setInterval(() => this.schedule(), 1000);
+    if (!counting && this.ticker) {
+      clearInterval(this.ticker);
+      this.ticker = null;
+    }
+  }
+
+  renderBlocked() {
+    const blocked = this.scrub ? null : this.session.blocked;
+    this.blockedBanner.hidden = !blocked;
+    if (!blocked) return;
+    const text = blockedText(blocked);
+    if (text === this.blockedKey) return;
+    this.blockedKey = text;
+    fill(this.blockedBanner, icon('alert', { size: 14 }), h('span', null, text));
   }
 
   renderAvatars(people) {
@@ -358,6 +395,7 @@ export class Editor {
       icon('history', { size: 14 }),
       h('span', null, `Viewing version ${this.scrub.version} of ${this.session.version} · read-only`),
       this.scrub.loading ? h('span.spinner') : null,
+      this.pastNote(),
     );
   }
 
@@ -367,16 +405,16 @@ export class Editor {
       return;
     }
     const busy = stack(state).filter((l) => l.status === 'pending' || l.status === 'stale');
-    const running = [...this.session.renders.entries()].find(([, r]) => r.rendering);
-    this.renderPill.hidden = busy.length === 0;
-    if (!busy.length) return;
-    const layer = running ? state.layers[running[0]] : busy[0];
-    const r = running?.[1];
-    const fraction = r?.total ? r.step / r.total : 0;
+    const pill = pillStatus(state.layers, busy, this.session.renders);
+    this.renderPill.hidden = !pill;
+    if (!pill) return;
+    const key = JSON.stringify(pill);
+    if (key === this.pillKey && this.renderPill.childNodes.length) return;
+    this.pillKey = key;
     fill(this.renderPill, 
       h('span.spinner'),
-      h('span', null, running ? `Rendering “${layer?.name || ''}”` : `${busy.length} waiting to render`, r?.total ? h('small', null, ` ${r.step}/${r.total}`) : null, busy.length > 1 && running ? h('small', null, ` · ${busy.length - 1} more`) : null),
-      h('span.pill-progress', null, h('span', { style: { width: `${Math.round(fraction * 100)}%` } })),
+      h('span.pill-text', null, pill.title, pill.detail ? h('small', null, ` · ${pill.detail}`) : null),
+      h('span.pill-progress', null, h('span', { style: { width: `${Math.round(pill.fraction * 100)}%` } })),
     );
   }
 
@@ -420,6 +458,9 @@ export class Editor {
       layers: () => stack(this.displayState),
       excluded: excludeFor ? new Set(state.order.filter((id) => !allowedInputs(state, excludeFor).includes(id))) : new Set(),
       uploadBlob: (file) => this.api.uploadBlob(file),
+      // the form's operation (the layer's, or the one picked for a new layer) and the server's limits
+      operation: this.opsByName.get(excludeFor ? state.layers[excludeFor]?.operation : this.newOp) || null,
+      limits: this.limits,
     };
   }
 
@@ -501,14 +542,14 @@ export class Editor {
     const info = h(
       'div.layer-info',
       null,
-      h('div.layer-info-head', null, h('span.op-icon', { dataset: { category: op?.category || '' } }, icon(categoryIcon(op?.category))), h('div', null, h('strong', { dataset: { testid: 'props-name' } }, layer.name), h('small', null, op?.title || layer.operation)), h(`span.status-chip.status-${layer.status}`, null, layer.status)),
+      h('div.layer-info-head', null, h('span.op-icon', { dataset: { category: op?.category || '' } }, icon(categoryIcon(op?.category))), h('div', null, h('strong', { dataset: { testid: 'props-name' } }, layer.name), h('small', null, op?.title || layer.operation)), isCancelled(layer) ? h('span.status-chip.status-cancelled', null, 'cancelled') : h(`span.status-chip.status-${layer.status}`, null, layer.status)),
       h(
         'dl.facts',
         null,
         out ? [h('dt', null, 'Size'), h('dd', null, `${out.width} × ${out.height}`)] : null,
         out ? [h('dt', null, 'Render'), h('dd', null, out.cached ? 'from cache' : `${Math.round(out.duration_ms)} ms`)] : null,
         layer.parents.length ? [h('dt', null, 'Made from'), h('dd', null, layer.parents.map((p) => this.layerName(p)).join(', '))] : null,
-        layer.error ? [h('dt', null, 'Error'), h('dd.error-text', null, layer.error)] : null,
+        layer.error ? [h('dt', null, isCancelled(layer) ? 'Cancelled' : 'Error'), h(isCancelled(layer) ? 'dd' : 'dd.error-text', null, layer.error)] : null,
       ),
     );
     const sections = [h('div.section', null, info)];
@@ -884,10 +925,13 @@ export class Editor {
     try {
       const json = await this.api.state(this.canvasId, version);
       if (!this.scrub || this.scrub.version !== version) return;
-      this.scrub = { version, state: fromServer(json), loading: false };
+      this.scrub = { version, state: fromServer(json), loading: false, missing: new Map(), checking: false, rendering: false };
       this.schedule();
-      // layers that had no picture yet at that version: ask the server for them (rendered on demand)
-      if (json.layers.some((l) => l.status !== 'rendered' || !l.output)) this.fillPastImages(version);
+      // layers that had no picture yet at that version: the recorded or cached images, if there are any
+      if (json.layers.some((l) => l.status !== 'rendered' || !l.output)) {
+        this.scrub.checking = true;
+        this.fillPastImages(version, () => this.api.images(this.canvasId, version));
+      }
     } catch (error) {
       toast(`Cannot show version ${version}: ${error.message}`, { kind: 'error' });
       if (this.scrub?.version === version) this.scrub = { ...this.scrub, loading: false };
@@ -895,23 +939,66 @@ export class Editor {
     this.schedule();
   }
 
-  async fillPastImages(version) {
-    let images;
+  /** Fill the past version's layers with the images `request()` answers; note those still missing. */
+  async fillPastImages(version, request) {
+    let answer;
     try {
-      ({ images } = await this.api.images(this.canvasId, version));
-    } catch {
-      return; // the recorded state is still shown
+      answer = await request();
+    } catch (error) {
+      if (this.scrub?.version === version) this.scrub = { ...this.scrub, checking: false, rendering: false };
+      this.schedule();
+      return { error };
     }
-    const missing = Object.entries(images).filter(([id, image]) => image.sha256 && !this.scrub?.state?.layers[id]?.output);
-    const sizes = await Promise.all(missing.map(([, image]) => imageSize(blobUrl(image.sha256))));
-    if (!this.scrub || this.scrub.version !== version) return;
+    const images = answer?.images || {};
+    const found = Object.entries(images).filter(([id, image]) => image?.sha256 && !this.scrub?.state?.layers[id]?.output);
+    const sizes = await Promise.all(found.map(([, image]) => imageSize(blobUrl(image.sha256))));
+    if (!this.scrub || this.scrub.version !== version || !this.scrub.state) return { stale: true };
     const layers = { ...this.scrub.state.layers };
-    missing.forEach(([id, image], index) => {
+    found.forEach(([id, image], index) => {
       if (!layers[id] || !sizes[index]) return;
-      layers[id] = { ...layers[id], output: { sha256: image.sha256, width: sizes[index].width, height: sizes[index].height, extra: [], rendered_later: true } };
+      layers[id] = { ...layers[id], output: { sha256: image.sha256, width: sizes[index].width, height: sizes[index].height, extra: [], rendered_later: image.source || true } };
     });
-    this.scrub = { ...this.scrub, state: { ...this.scrub.state, layers } };
+    const missing = new Map();
+    for (const [id, image] of Object.entries(images)) if (image && !image.sha256 && layers[id] && !layers[id].output) missing.set(id, image.missing || 'Not rendered at this version');
+    this.scrub = { ...this.scrub, state: { ...this.scrub.state, layers }, missing, checking: false, rendering: false };
     this.schedule();
+    return { missing };
+  }
+
+  /** What a past version lacks: {version, missing (layers without a picture), renderable (of those, the ones
+   * a render can make: not failed or cancelled there), checking, rendering, canRender}, or null live. */
+  pastSummary() {
+    if (!this.scrub || this.scrub.loading || !this.scrub.state) return null;
+    const layers = stack(this.scrub.state);
+    const missing = layers.filter((l) => !l.output && l.status !== 'failed');
+    return {
+      version: this.scrub.version,
+      missing: missing.length,
+      renderable: missing.length,
+      checking: !!this.scrub.checking,
+      rendering: !!this.scrub.rendering,
+      canRender: this.canEdit,
+    };
+  }
+
+  pastNote() {
+    const past = this.pastSummary();
+    if (!past || past.checking || !past.missing) return null;
+    const count = past.missing === 1 ? '1 layer was' : `${past.missing} layers were`;
+    return h('span.scrub-note', { dataset: { testid: 'past-missing' } }, ` · ${count} not rendered at this version${past.canRender ? '' : ' (an editor can render them)'}`);
+  }
+
+  /** "Render this version": the server renders what the past version lacks (editors only). */
+  async renderPast(version) {
+    if (!this.canEdit || !this.scrub || this.scrub.version !== version || this.scrub.rendering) return;
+    this.scrub = { ...this.scrub, rendering: true };
+    this.schedule();
+    const result = await this.fillPastImages(version, () => this.api.renderImages(this.canvasId, version));
+    if (result.error) toast(`Cannot render version ${version}: ${result.error.message}`, { kind: 'error' });
+    else if (result.missing?.size) {
+      const [id, why] = [...result.missing][0];
+      toast(`${result.missing.size === 1 ? 'A layer' : `${result.missing.size} layers`} could not be rendered: “${this.layerName(id)}” — ${why}`, { kind: 'error' });
+    } else if (!result.stale) toast(`Rendered version ${version}`, { kind: 'success', timeout: 2000 });
   }
 
   backToLive() {

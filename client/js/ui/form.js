@@ -5,6 +5,7 @@
 import { h, icon, iconButton, toast, fill, paintRange } from './dom.js';
 import { defaultItem, validate, toParams, randomSeed } from '../schema.js';
 import { blobUrl } from '../api.js';
+import { estimateRender, describeEstimate, sourceKey, RESIZE_LABELS } from '../limits.js';
 
 const MASK_OPS = new Set(['mask', 'magic_wand', 'segment']);
 
@@ -17,7 +18,8 @@ function formatNumber(value, field) {
 export class OperationForm {
   /**
    * `context`: {layers(): layers bottom first, excluded: Set of ids a picker must not offer, uploadBlob(file),
-   *   operationOf(layer) → operation entry}. `onChange(values)` after every edit.
+   *   operation: this form's operation entry (GET /api/operations), limits: that body's `limits` or null}.
+   *   `onChange(values)` after every edit.
    */
   constructor({ model, values, seed = null, context, onChange = () => {}, readOnly = false }) {
     this.model = model;
@@ -41,12 +43,40 @@ export class OperationForm {
       if (row) this.el.append(row);
     }
     if (this.model.usesSeed) this.el.append(this.seedEl());
+    this.estimateEl = h('div.render-estimate', { dataset: { testid: 'render-estimate' }, 'aria-live': 'polite' });
+    this.estimateKey = null;
+    this.el.append(this.estimateEl);
+    this.drawEstimate();
     if (this.readOnly) for (const control of this.el.querySelectorAll('input, textarea, select, button')) control.disabled = true;
   }
 
   changed() {
     this.clearErrors();
+    this.drawEstimate();
     this.onChange(this.values);
+  }
+
+  /** The size and steps the render will have, and a warning when it is over one of the server's limits. */
+  drawEstimate() {
+    const operation = this.context.operation;
+    let sourceSize = null;
+    const key = sourceKey(operation);
+    if (key) {
+      const layer = this.context.layers().find((l) => l.id === this.values[key]);
+      if (layer?.output) sourceSize = { width: layer.output.width, height: layer.output.height };
+      else if (Number.isFinite(layer?.params?.width) && Number.isFinite(layer?.params?.height)) sourceSize = { width: layer.params.width, height: layer.params.height };
+    }
+    const described = describeEstimate(estimateRender(operation, this.params(), { sourceSize, limits: this.context.limits }));
+    const drawKey = JSON.stringify(described);
+    if (drawKey === this.estimateKey) return;
+    this.estimateKey = drawKey;
+    this.estimateEl.hidden = !described;
+    if (!described) return fill(this.estimateEl, );
+    this.estimateEl.classList.toggle('over-limit', described.warnings.length > 0);
+    fill(this.estimateEl,
+      h('div.estimate-size', null, icon('image', { size: 14 }), h('span', { dataset: { testid: 'render-size' } }, described.text)),
+      ...described.warnings.map((w) => h('div.estimate-warning', { dataset: { testid: 'limit-warning' }, role: 'alert' }, icon('alert', { size: 14 }), h('span', null, w))),
+    );
   }
 
   /** The layers changed: redraw the pickers (not the whole form, which may be mid-edit). */
@@ -55,6 +85,7 @@ export class OperationForm {
     const layers = context.layers().map((l) => [l.id, l.name, l.output?.sha256, l.operation]);
     const key = JSON.stringify([layers, [...(context.excluded || [])]]);
     if (key === this.refreshKey) return;
+    this.drawEstimate();
     this.refreshKey = key;
     for (const refresh of this.refreshers) refresh();
   }
@@ -126,7 +157,7 @@ export class OperationForm {
         const select = h(
           'select.input.select',
           { onchange: (e) => set(field.options[e.target.selectedIndex].value) },
-          field.options.map((o) => h('option', { value: String(o.value), selected: o.value === get() }, o.label)),
+          field.options.map((o) => h('option', { value: String(o.value), selected: o.value === get() }, (field.key === 'resize' && RESIZE_LABELS[o.value]) || o.label)),
         );
         return wrap('enum', label, select);
       }

@@ -4,8 +4,7 @@
 import { h, icon, iconButton, fill, paintRange } from './dom.js';
 import { blobUrl } from '../api.js';
 import { initials } from '../identity.js';
-
-const STATUS_TEXT = { pending: 'Waiting to render', stale: 'Out of date', rendered: '', failed: 'Failed' };
+import { layerStatus, renderFraction, isCancelled } from '../renders.js';
 
 export class LayerPanel {
   /**
@@ -23,7 +22,8 @@ export class LayerPanel {
     this.bindDrag();
   }
 
-  update({ state, selected, renders, people, readOnly, operations }) {
+  /** `previews`: layer id -> the latest look at its render in progress; `past`: a past version is shown. */
+  update({ state, selected, renders, previews = new Map(), people, readOnly, operations, past = false }) {
     this.state = state;
     this.selected = selected;
     this.readOnly = readOnly;
@@ -53,6 +53,8 @@ export class LayerPanel {
       row.update(layer, {
         selected: id === selected,
         render: renders.get(id),
+        preview: previews.get(id) || null,
+        past,
         people: selectedBy.get(id) || [],
         readOnly,
         operation: operations.get(layer.operation),
@@ -230,32 +232,38 @@ class LayerRow {
     input.select();
   }
 
-  update(layer, { selected, render, people, readOnly, operation, parents }) {
+  update(layer, { selected, render, preview = null, past = false, people, readOnly, operation, parents }) {
     this.layer = layer;
     this.readOnly = readOnly;
     // presence and progress arrive many times a second: touch the DOM only when something shown changed
-    const signature = JSON.stringify([layer, selected, render, people.map((p) => [p.conn, p.name, p.colour]), readOnly, operation?.title, parents]);
+    const { receivedAt, ...shownRender } = render || {};
+    const signature = JSON.stringify([layer, selected, render ? shownRender : null, preview?.n, past, people.map((p) => [p.conn, p.name, p.colour]), readOnly, operation?.title, parents]);
     if (signature === this.signature) return;
     this.signature = signature;
     const el = this.el;
     el.classList.toggle('selected', selected);
     el.setAttribute('aria-selected', String(selected));
     el.classList.toggle('hidden-layer', !layer.visible);
-    el.dataset.status = render?.rendering ? 'rendering' : layer.status;
+    const cancelled = isCancelled(layer);
+    el.dataset.status = past && !layer.output && layer.status !== 'failed' ? 'missing' : render?.rendering && !past ? 'rendering' : cancelled ? 'cancelled' : layer.status;
     if (document.activeElement?.classList?.contains('layer-name-input') && el.contains(document.activeElement)) {
       /* renaming: leave the name alone */
     } else this.name.textContent = layer.name;
     const title = operation?.title || layer.operation;
-    let status = STATUS_TEXT[layer.status] || layer.status;
-    if (render?.rendering) status = render.total ? `Rendering ${render.step}/${render.total}` : 'Rendering…';
-    else if (render && render.position !== undefined && layer.status !== 'rendered') status = render.position === 0 ? 'Next to render' : `Queued (#${render.position + 1})`;
-    if (layer.status === 'failed') status = `Failed: ${layer.error || 'unknown error'}`;
+    const { text: status, kind } = layerStatus(layer, past ? null : render, { past });
     fill(this.meta, 
       h('span.meta-op', null, title),
       parents.length ? h('span.meta-from', { title: `Made from ${parents.join(', ')}` }, ` ← ${parents.join(', ')}`) : null,
-      status ? h(`span.meta-status.status-${layer.status}`, { title: status }, ` · ${status}`) : null,
+      status ? h(`span.meta-status.status-${kind || layer.status}`, { title: cancelled ? `Cancelled: ${layer.error}` : status, dataset: { testid: 'layer-status' } }, ` · ${status}`) : null,
     );
-    if (layer.output) {
+    const showPreview = !!preview && !past;
+    this.thumb.classList.toggle('previewing', showPreview);
+    if (showPreview) {
+      // the render in progress, as the latest preview shows it
+      if (this.thumbImg.getAttribute('src') !== preview.image) this.thumbImg.src = preview.image;
+      this.thumbImg.hidden = false;
+      fill(this.thumbIcon, );
+    } else if (layer.output) {
       const src = blobUrl(layer.output.sha256);
       if (this.thumbImg.getAttribute('src') !== src) this.thumbImg.src = src;
       this.thumbImg.hidden = false;
@@ -265,13 +273,15 @@ class LayerRow {
       this.thumbImg.removeAttribute('src');
       fill(this.thumbIcon, icon(operation?.category === 'mask' ? 'mask' : 'image', { size: 18 }));
     }
-    const busy = !!render?.rendering || layer.status === 'pending' || layer.status === 'stale';
+    // a past version renders nothing: no spinner there, only what it had
+    const busy = !past && (!!render?.rendering || layer.status === 'pending' || layer.status === 'stale');
     this.thumb.classList.toggle('busy', busy);
-    fill(this.thumbStatus, layer.status === 'failed' ? icon('alert', { size: 16 }) : busy ? h('span.spinner') : '');
-    const fraction = render?.rendering && render.total ? render.step / render.total : render?.rendering ? 0.05 : 0;
+    fill(this.thumbStatus, cancelled ? icon('stop', { size: 14 }) : layer.status === 'failed' ? icon('alert', { size: 16 }) : busy && !showPreview ? h('span.spinner') : '');
+    const fraction = renderFraction(render);
     this.progress.hidden = !busy;
     this.progress.firstChild.style.width = `${Math.round(fraction * 100)}%`;
     this.progress.classList.toggle('indeterminate', busy && !render?.rendering);
+    this.progress.dataset.stage = render?.rendering ? render.stage || 'denoise' : '';
     fill(this.eye, icon(layer.visible ? 'eye' : 'eyeOff'));
     this.eye.title = layer.visible ? 'Hide' : 'Show';
     this.eye.setAttribute('aria-label', this.eye.title);

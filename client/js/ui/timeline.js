@@ -13,7 +13,7 @@ export function colourFor(user, people) {
 }
 
 export class TimelineBar {
-  /** actions: scrub(version), live(), fork(version), restore(version) */
+  /** actions: scrub(version), live(), fork(version), restore(version), renderVersion(version) */
   constructor(actions) {
     this.actions = actions;
     this.slider = h('input.timeline-slider', { type: 'range', min: 1, max: 1, step: 1, value: 1, 'aria-label': 'Version', dataset: { testid: 'timeline-slider' } });
@@ -23,7 +23,8 @@ export class TimelineBar {
     this.liveBtn = h('button.btn.btn-small', { type: 'button', onclick: () => this.actions.live(), dataset: { testid: 'back-to-live' } }, icon('x'), 'Back to live');
     this.forkBtn = h('button.btn.btn-small', { type: 'button', onclick: () => this.actions.fork(this.value()), dataset: { testid: 'fork' }, title: 'Start a new canvas from this version' }, icon('fork'), 'Fork');
     this.restoreBtn = h('button.btn.btn-small.btn-primary', { type: 'button', onclick: () => this.actions.restore(this.value()), dataset: { testid: 'restore' }, title: 'Make this version the current one (undoable)' }, icon('restore'), 'Restore');
-    this.scrubActions = h('div.timeline-actions', null, this.forkBtn, this.restoreBtn, this.liveBtn);
+    this.renderBtn = h('button.btn.btn-small', { type: 'button', onclick: () => this.actions.renderVersion?.(this.value()), dataset: { testid: 'render-version' }, title: 'Render the layers this version never had a picture for' }, icon('sparkles'), 'Render this version');
+    this.scrubActions = h('div.timeline-actions', null, this.renderBtn, this.forkBtn, this.restoreBtn, this.liveBtn);
     this.el = h(
       'footer.timeline',
       { dataset: { testid: 'timeline' } },
@@ -46,7 +47,7 @@ export class TimelineBar {
     return Number(this.slider.value);
   }
 
-  update({ head, scrubVersion, events, people, me, names, layerName, operationTitle, canRestore }) {
+  update({ head, scrubVersion, events, people, me, names, layerName, operationTitle, canRestore, past = null }) {
     this.head = Math.max(1, head);
     this.scrubbing = scrubVersion != null;
     this.slider.max = String(this.head);
@@ -64,6 +65,14 @@ export class TimelineBar {
     } else fill(this.label, h('span.muted', null, this.scrubbing ? 'Loading…' : 'Live'));
     this.scrubActions.hidden = !this.scrubbing;
     this.restoreBtn.hidden = !canRestore;
+    // a past version whose layers never had a picture: an editor may have them rendered (a viewer may not)
+    this.renderBtn.hidden = !(this.scrubbing && past && past.canRender && past.renderable > 0 && !past.checking);
+    this.renderBtn.disabled = !!past?.rendering;
+    const renderLabel = past?.rendering ? 'Rendering…' : 'Render this version';
+    if (this.renderBtn.dataset.label !== renderLabel) {
+      this.renderBtn.dataset.label = renderLabel;
+      fill(this.renderBtn, past?.rendering ? h('span.spinner') : icon('sparkles'), renderLabel);
+    }
     const key = `${this.head}:${events.length}`;
     if (key !== this.ticksKey) {
       this.ticksKey = key;

@@ -80,6 +80,7 @@ export class Viewport {
     this.people = [];
     this.spaceHeld = false;
     this.cache = new ImageCache(() => this.invalidate());
+    this.previews = new Map(); // layer id -> {url, img, loaded, width, height, shown: the last loaded one}
     this.dirty = true;
     this.build();
   }
@@ -124,7 +125,7 @@ export class Viewport {
   setState(state, { maskOps } = {}) {
     this.state = state;
     if (maskOps) this.maskOps = maskOps;
-    let size = contentSize(this.visibleLayers());
+    let size = this.contentSize();
     if (!size.width && state) size = plannedSize(state); // nothing rendered yet: the size the first layer asks for
     this.empty.hidden = !!(size.width || (state && state.order.length));
     if (size.width !== this.lastContent.width || size.height !== this.lastContent.height) {
@@ -133,6 +134,43 @@ export class Viewport {
       if (first || !this.userMoved) this.fitToScreen(false);
     }
     this.invalidate();
+  }
+
+  /**
+   * The latest preview of each render in progress (CanvasSession.previews): drawn where the finished image
+   * will be, at its size, in place of the layer's older picture. A layer missing here has no preview (any
+   * more): it is never drawn again.
+   */
+  setPreviews(previews) {
+    let changed = false;
+    for (const id of [...this.previews.keys()]) {
+      if (!previews.has(id)) {
+        this.previews.delete(id);
+        changed = true;
+      }
+    }
+    for (const [id, preview] of previews) {
+      const known = this.previews.get(id);
+      if (known?.url === preview.image) continue;
+      const entry = { url: preview.image, img: new Image(), loaded: false, width: preview.renderWidth, height: preview.renderHeight, shown: known?.loaded ? known : known?.shown || null };
+      entry.img.decoding = 'async';
+      entry.img.onload = () => {
+        entry.loaded = true;
+        entry.shown = null;
+        if (this.previews.get(id) === entry) this.invalidate();
+      };
+      entry.img.src = preview.image;
+      this.previews.set(id, entry);
+      changed = true;
+    }
+    if (changed) this.invalidate(); // the editor's next setState sizes the artboard
+  }
+
+  /** The preview to draw for a layer (the newest that has loaded), or null. */
+  previewOf(id) {
+    const entry = this.previews.get(id);
+    if (!entry) return null;
+    return entry.loaded ? entry : entry.shown;
   }
 
   setSelected(id) {
@@ -179,7 +217,18 @@ export class Viewport {
 
   visibleLayers() {
     if (!this.state) return [];
-    return this.state.order.map((id) => this.state.layers[id]).filter((l) => l && l.visible && l.output);
+    return this.state.order.map((id) => this.state.layers[id]).filter((l) => l && l.visible && (l.output || this.previews.has(l.id)));
+  }
+
+  /** The artboard: the largest visible picture, previews at the size their render will have. */
+  contentSize() {
+    const size = contentSize(this.visibleLayers());
+    for (const [id, preview] of this.previews) {
+      if (!this.state?.layers[id]?.visible) continue;
+      size.width = Math.max(size.width, preview.width || 0);
+      size.height = Math.max(size.height, preview.height || 0);
+    }
+    return size;
   }
 
   // --- view -------------------------------------------------------------------------------------------
@@ -267,7 +316,15 @@ export class Viewport {
     for (const layer of this.visibleLayers()) {
       if (this.mask?.editing && this.mask.editing.id === layer.id) continue; // drawn as the live preview below
       ctx.globalAlpha = layer.opacity;
-      if (this.maskOps.has(layer.operation)) {
+      const preview = this.previewOf(layer.id);
+      if (this.previews.has(layer.id)) {
+        // rendering: its latest preview, scaled to the finished size (the older picture is out of date)
+        if (preview) ctx.drawImage(preview.img, 0, 0, preview.width, preview.height);
+        else if (layer.output && !this.maskOps.has(layer.operation)) {
+          const entry = this.cache.get(layer.output.sha256);
+          if (entry.loaded) ctx.drawImage(entry.img, 0, 0, layer.output.width, layer.output.height);
+        }
+      } else if (this.maskOps.has(layer.operation)) {
         const tinted = this.cache.tinted(layer.output.sha256);
         if (tinted) {
           ctx.globalAlpha = layer.opacity * 0.55;
