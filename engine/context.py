@@ -11,14 +11,17 @@ import torch
 
 from engine.blobs import DEFAULT_LIMITS, BlobReader, ImageLimits, decode_image, read_blob
 from engine.errors import RenderCancelled
+from engine.limits import RenderLimits, ResizeRule, working_size
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
     from engine.models.loader import ModelHandle, PipelineKind
+    from engine.preview import Previewer
 
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
+StageCallback = Callable[[str], None]  # "prepare" | "denoise" | "decode"
 
 
 @dataclass
@@ -29,6 +32,10 @@ class RunContext:
     cancelled: CancelCheck | None = None
     # sha256 -> bytes, e.g. the server's blob store's `get`; None when the render may read no uploads
     blob_reader: BlobReader | None = None
+    limits: RenderLimits | None = None
+    stage_callback: StageCallback | None = None
+    previewer: Previewer | None = None
+    _stage: str | None = None
 
     @property
     def device(self) -> torch.device:
@@ -60,6 +67,18 @@ class RunContext:
         """An uploaded blob decoded as an image under explicit limits (see engine.blobs)."""
         return decode_image(self.read_blob(sha256), limits)
 
+    def working_image(self, image: Image, rule: ResizeRule) -> Image:
+        """`image` brought into the model's working size by `rule` (engine.limits.fit_within)."""
+        from PIL import Image as PILImage
+
+        size = working_size(image.size, rule, self.limits)
+        return image if size == image.size else image.resize(size, PILImage.Resampling.LANCZOS)
+
+    def stage(self, name: str) -> None:
+        if self.stage_callback is not None and name != self._stage:
+            self._stage = name
+            self.stage_callback(name)
+
     def progress(self, step: int, total: int) -> None:
         if self.progress_callback is not None:
             self.progress_callback(step, total)
@@ -72,12 +91,18 @@ class RunContext:
         """For diffusers' `callback_on_step_end`: reports progress, then stops between steps if cancelled."""
 
         def on_step_end(pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
-            self.progress(step + 1, int(pipe.num_timesteps))
+            total = int(pipe.num_timesteps)
             self.check_cancelled()
+            self.progress(step + 1, total)
+            if self.previewer is not None:
+                self.previewer.step(step + 1, total, callback_kwargs.get("latents"))
             return callback_kwargs
 
         return on_step_end
 
     def diffusers_kwargs(self) -> dict[str, Any]:
         """The keyword arguments every diffusers pipeline call takes from the context."""
-        return {"generator": self.generator(), "callback_on_step_end": self.step_callback()}
+        kwargs: dict[str, Any] = {"generator": self.generator(), "callback_on_step_end": self.step_callback()}
+        if self.previewer is not None:
+            kwargs["callback_on_step_end_tensor_inputs"] = ["latents"]
+        return kwargs

@@ -25,3 +25,7 @@ class MissingBlob(EngineError):
 
 class InvalidBlob(EngineError):
     """A blob's bytes are not an acceptable image (format, size, damage) or do not match its sha256."""
+
+
+class ModelUnavailable(EngineError):
+    """The model cannot be found or fetched (not cached, offline, no such file); the message says what to do."""

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.limits import RenderLimits, Size, WorkEstimate, largest
+
 if TYPE_CHECKING:
     from PIL.Image import Image
 
@@ -93,6 +95,22 @@ class Operation:
     def fingerprint_extra(cls) -> dict[str, Any]:
         """For operations without the diffusion model: whatever else decides the pixels (e.g. a checkpoint)."""
         return {}
+
+    @classmethod
+    def estimate(
+        cls, params: Any, input_sizes: Mapping[str, Size | None], limits: RenderLimits | None = None
+    ) -> WorkEstimate | None:
+        """The cost of one render with these (typed) params and inputs (path -> size, None when not yet
+        known), or None while it cannot be told. The default suits editing operations: the largest image among
+        the inputs and a `width` × `height` the params make. Diffusion operations override it."""
+        sizes = dict(input_sizes)
+        width, height = getattr(params, "width", None), getattr(params, "height", None)
+        if isinstance(width, int) and isinstance(height, int):
+            sizes["output"] = (width, height)
+        if any(size is None for size in input_sizes.values()):
+            return None
+        size = largest(sizes)
+        return WorkEstimate(0) if size is None else WorkEstimate(size[0] * size[1], size=size)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

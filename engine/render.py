@@ -16,12 +16,14 @@ from PIL import Image
 
 from engine.blobs import BlobReader
 from engine.builtins import default_registry
-from engine.context import CancelCheck, ProgressCallback, RunContext
-from engine.errors import MissingInput
+from engine.context import CancelCheck, ProgressCallback, RunContext, StageCallback
+from engine.errors import MissingInput, RenderCancelled
+from engine.limits import OverLimit, RenderLimits
 from engine.models.loader import ModelManager
 from engine.models.spec import ModelSpec
 from engine.operation import Operation, OperationRegistry, validate_params
 from engine.png import encode_png
+from engine.preview import PreviewCallback, Previewer
 
 __all__ = ["RenderResult", "Renderer", "ReproducibleMode", "encode_png"]
 
@@ -86,8 +88,10 @@ class Renderer:
         *,
         reproducible: ReproducibleMode | bool | None = None,
         blob_reader: BlobReader | None = None,
+        limits: RenderLimits | None = None,
     ) -> None:
         self.models = models
+        self.limits = limits  # None: no limits (scripts, tests); the server always sets them
         self.registry = registry or default_registry()
         self.reproducible = ReproducibleMode() if reproducible is True else (reproducible or None)
         self.blob_reader = blob_reader  # the default for render(); e.g. the server's BlobStore.get
@@ -105,13 +109,17 @@ class Renderer:
         *,
         model: str | ModelSpec | None = None,
         blob_reader: BlobReader | None = None,
+        preview: PreviewCallback | None = None,
+        stage: StageCallback | None = None,
     ) -> RenderResult:
         """Run one operation. `inputs` maps each layer reference's path ("source", "layers.0.layer") — or the
         layer id it names — to its image; `blob_reader` (sha256 -> bytes) overrides the renderer's default.
 
         A generating operation given no seed gets a random one, returned in the result so it can be recorded.
-        Only operations with `needs_model` load the diffusion model. Raises InvalidParams, MissingInput,
-        MissingBlob, InvalidBlob, CapabilityMissing, RenderCancelled.
+        Only operations with `needs_model` load the diffusion model. `preview(step, total, PreviewImage)` gets
+        throttled previews of a diffusion render; `stage(name)` hears "prepare", "encode", "denoise", "decode".
+        Raises InvalidParams, MissingInput, MissingBlob, InvalidBlob, CapabilityMissing, OverLimit,
+        ModelUnavailable, RenderCancelled (checked before, inside every model block, between steps, and after).
         """
         operation = self.registry.get(operation_name)
         if operation is None:
@@ -119,6 +127,11 @@ class Renderer:
         validated = validate_params(operation, params)
         typed = operation.Params.model_validate(validated.params)
         images = _inputs_by_param(operation_name, validated.inputs, inputs)
+        if self.limits is not None:
+            estimate = operation.estimate(typed, {path: image.size for path, image in images.items()}, self.limits)
+            problem = None if estimate is None else self.limits.check(operation_name, estimate)
+            if problem is not None:
+                raise OverLimit(problem)
         if operation.uses_seed:
             seed = secrets.randbelow(2**32) if seed is None else seed
             if not 0 <= seed <= MAX_SEED:
@@ -134,16 +147,25 @@ class Renderer:
             progress_callback=progress,
             cancelled=cancelled,
             blob_reader=blob_reader or self.blob_reader,
+            limits=self.limits,
+            stage_callback=stage,
         )
         ctx.check_cancelled()
         if operation.needs_model:
             with handle.lock:
                 handle.load()  # loading is not part of the render's duration
-                output, duration_ms = self._run(operation, ctx, images, typed)
+                if preview is not None:
+                    ctx.previewer = Previewer(preview, handle.preview_family, handle.taesd())
+                ctx.check_cancelled()
+                ctx.stage("prepare")
+                with handle.watching(ctx):
+                    output, duration_ms = self._run(operation, ctx, images, typed)
                 fingerprint = self.fingerprint(model)
         else:
             output, duration_ms = self._run(operation, ctx, images, typed)
             fingerprint = self.fingerprint_for(operation_name, model)
+        if cancelled is not None and cancelled():  # too late to stop it, not too late to drop it
+            raise RenderCancelled("render cancelled")
         outputs = output if isinstance(output, list) else [output]
         if not outputs or not all(isinstance(image, Image.Image) for image in outputs):
             raise TypeError(f"operation {operation_name!r} must return a PIL image or a non-empty list of them")

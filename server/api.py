@@ -99,10 +99,12 @@ async def health(request: Request) -> Response:
 
 
 async def list_operations(request: Request) -> Response:
-    registry = services(request).operations
+    svc = services(request)
+    registry = svc.operations
     operations = [registry.get(name).describe() for name in registry.names()]  # type: ignore[union-attr]
     unavailable = [{"name": name, "error": reason} for name, reason in sorted(registry.unavailable().items())]
-    return JSONResponse({"operations": operations, "unavailable": unavailable})
+    limits = svc.settings.render_limits.describe()
+    return JSONResponse({"operations": operations, "unavailable": unavailable, "limits": limits})
 
 
 async def local_session(request: Request) -> Response:
@@ -267,16 +269,43 @@ async def get_renders(request: Request) -> Response:
         state = await services(request).canvases.state(canvas_id)
     except CanvasNotFound as exc:
         raise not_found(exc) from None
-    return JSONResponse({"canvas_id": canvas_id, "queue": queue.queue(state), "stats": dict(queue.stats)})
+    return JSONResponse(
+        {
+            "canvas_id": canvas_id,
+            "queue": queue.queue(state),
+            "blocked": queue.blocked(canvas_id),
+            "rendering": queue.running() if (queue.running() or {}).get("canvas_id") == canvas_id else None,
+            "stats": dict(queue.stats),
+        }
+    )
+
+
+async def get_all_renders(request: Request) -> Response:
+    """Every canvas's render queue, for admins: what renders now and for whom, what waits, what is set aside."""
+    await grant_for(request, None, "admin")
+    return JSONResponse(await render_queue(request).overview())
 
 
 async def get_images(request: Request) -> Response:
-    """The image of every layer at a version, rendered on demand where the past never had one."""
+    """The image of every layer at a version that the log or the render cache has. Never renders: a viewer
+    looking at the past costs the server no GPU time (editors can POST to render what is missing)."""
     canvas_id = request.path_params["canvas_id"]
     await grant_for(request, canvas_id, "viewer")
     state = await state_at_query(request, canvas_id)
-    images = await render_queue(request).images_at(state)
-    return JSONResponse({"canvas_id": canvas_id, "version": state.version, "images": images})
+    return _images_response(canvas_id, state.version, await render_queue(request).images_at(state))
+
+
+async def render_images(request: Request) -> Response:
+    """Render what a past version never had (editors only; never a layer that had failed or was cancelled)."""
+    canvas_id = request.path_params["canvas_id"]
+    await grant_for(request, canvas_id, "editor")
+    state = await state_at_query(request, canvas_id)
+    return _images_response(canvas_id, state.version, await render_queue(request).render_images_at(state))
+
+
+def _images_response(canvas_id: str, version: int, images: dict[str, dict[str, Any]]) -> Response:
+    missing = sum(1 for image in images.values() if image.get("sha256") is None)
+    return JSONResponse({"canvas_id": canvas_id, "version": version, "images": images, "missing": missing})
 
 
 async def cancel_render(request: Request) -> Response:

@@ -76,12 +76,14 @@ def renderer_factory(
             vae_tiling=settings.vae_tiling,
             models_dir=settings.models_dir,
             hash_cache=settings.models_dir / "weight-hashes.json",
+            taesd=settings.taesd,
         )
         return Renderer(
             ModelManager(settings.model, options),
             operations,
             reproducible=settings.reproducible or None,
             blob_reader=None if blobs is None else blobs.get,
+            limits=settings.render_limits,
         )
 
     return build
@@ -98,15 +100,26 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
         store.migrate()
         registry = operations if operations is not None else load_operations(settings)
         blobs = open_blob_store(settings.blobs, settings.blob_dir)
+        limits = settings.render_limits
         service = CanvasService(
-            store, Decider(registry, blob_exists=blobs.exists), snapshot_every=settings.snapshot_every
+            store, Decider(registry, blob_exists=blobs.exists, limits=limits), snapshot_every=settings.snapshot_every
         )
         await service.start()
         renders = None
         if settings.render:
             work = SharedWork(store.writer_engine) if settings.shared else LocalWork()
             factory = renderer_factory(settings, registry, blobs)
-            renders = RenderQueue(service, store, blobs, registry, factory, work)
+            renders = RenderQueue(
+                service,
+                store,
+                blobs,
+                registry,
+                factory,
+                work,
+                limits=limits,
+                previews=settings.previews,
+                shutdown_grace_s=settings.shutdown_grace_s,
+            )
             await renders.start()
         tokens = TokenStore(store.writer_engine, store.reader_engine)
         admin_token = await asyncio.to_thread(tokens.admin_token, settings.admin_token_path)
@@ -162,7 +175,9 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             Route("/api/canvases/{canvas_id}/events", api.get_events),
             Route("/api/canvases/{canvas_id}/commands", api.post_command, methods=["POST"]),
             Route("/api/canvases/{canvas_id}/renders", api.get_renders),
-            Route("/api/canvases/{canvas_id}/images", api.get_images),
+            Route("/api/canvases/{canvas_id}/images", api.get_images, methods=["GET"]),
+            Route("/api/canvases/{canvas_id}/images", api.render_images, methods=["POST"]),
+            Route("/api/renders", api.get_all_renders),
             Route("/api/canvases/{canvas_id}/layers/{layer_id}/cancel", api.cancel_render, methods=["POST"]),
             Route("/api/canvases/{canvas_id}/fork", api.fork_canvas, methods=["POST"]),
             Route("/api/canvases/{canvas_id}/workflow", api.export_workflow_route),

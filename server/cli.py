@@ -20,6 +20,31 @@ def _add_storage_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_render_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-pixels", type=int, help="largest image one render may make (default: 1024² on CPU, 2048² on a GPU)"
+    )
+    parser.add_argument(
+        "--max-work",
+        type=int,
+        help="pixels × steps one render may take (default: 512²×60 on CPU, 1024²×150 on a GPU)",
+    )
+    parser.add_argument(
+        "--taesd", help="live previews through TAESD: a diffusers AutoencoderTiny folder or hub id (default: a "
+        "fast linear preview); env OPENDREAM_TAESD",
+    )  # fmt: skip
+    parser.add_argument("--no-previews", action="store_true", help="send no live previews while denoising")
+
+
+def _render_settings(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "max_pixels": args.max_pixels,
+        "max_work": args.max_work,
+        "taesd": args.taesd,
+        "previews": False if args.no_previews else None,
+    }
+
+
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
     overrides: dict[str, object] = {key: value for key, value in extra.items() if value is not None}
     if args.data is not None:
@@ -47,6 +72,7 @@ def serve(args: argparse.Namespace) -> int:
         vae_tiling=args.vae_tiling or None,
         render=False if args.no_render else None,
         extensions_dir=args.extensions,
+        **_render_settings(args),
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"opendream: serving on http://{settings.host}:{settings.port}  (data: {settings.data_dir})", flush=True)
@@ -56,6 +82,8 @@ def serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=args.log_level,
         ws_max_size=settings.max_request_bytes,
+        # Open WebSockets and slow clients must not hold a shutdown (SIGTERM, Ctrl+C) for long.
+        timeout_graceful_shutdown=3,
     )
     return 0
 
@@ -65,7 +93,9 @@ def worker(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    settings = _settings(args, model=args.model, device=args.device, reproducible=args.reproducible)
+    settings = _settings(
+        args, model=args.model, device=args.device, reproducible=args.reproducible, **_render_settings(args)
+    )
     if not settings.shared:
         print("opendream: a separate worker needs a shared PostgreSQL database (--db postgresql+psycopg://…)",
               file=sys.stderr)  # fmt: skip
@@ -86,10 +116,15 @@ def worker(args: argparse.Namespace) -> int:
         store.migrate()
         operations = load_operations(settings)
         blobs = open_blob_store(settings.blobs, settings.blob_dir)
-        service = CanvasService(store, Decider(operations, blob_exists=blobs.exists))
+        limits = settings.render_limits
+        service = CanvasService(store, Decider(operations, blob_exists=blobs.exists, limits=limits))
         await service.start()
         work = SharedWork(store.writer_engine, lease_s=args.lease)
-        renders = RenderQueue(service, store, blobs, operations, renderer_factory(settings, operations, blobs), work)
+        factory = renderer_factory(settings, operations, blobs)
+        renders = RenderQueue(
+            service, store, blobs, operations, factory, work, limits=limits, previews=settings.previews,
+            shutdown_grace_s=settings.shutdown_grace_s,
+        )  # fmt: skip
         bus = PostgresBus(settings.database_url, service.on_remote_head)
         await bus.start()
         loop = asyncio.get_running_loop()
@@ -314,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="pin threads and deterministic kernels for bit-identical replays; env OPENDREAM_REPRODUCIBLE=1",
     )
+    _add_render_flags(serve_parser)
     _add_storage_flags(serve_parser)
     serve_parser.set_defaults(run=serve)
 
@@ -322,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     worker_parser.add_argument("--device", help="cuda, cuda:1, mps or cpu")
     worker_parser.add_argument("--reproducible", action="store_true", default=None)
     worker_parser.add_argument("--lease", type=float, default=30.0, help="seconds a claim lasts without renewal")
+    _add_render_flags(worker_parser)
     _add_storage_flags(worker_parser)
     worker_parser.set_defaults(run=worker)
 

@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from engine.limits import RenderLimits
 from server.images import ImageLimits
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
+def gpu_visible() -> bool:
+    """Whether this machine has a GPU the engine will use, told without importing torch (seconds)."""
+    if Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists():
+        return True
+    import platform
+
+    return platform.system() == "Darwin" and platform.machine() == "arm64"  # Apple silicon: MPS
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,13 @@ class Settings:
     vae_tiling: bool = False  # decode large images in tiles
     # Pin thread count and deterministic kernels so replays match bit for bit (costs speed: docs/reproducibility.md)
     reproducible: bool = field(default_factory=lambda: os.environ.get("OPENDREAM_REPRODUCIBLE", "") == "1")
+    # Bounds on one render (engine.limits.RenderLimits); None takes the default for the device (GPU or CPU).
+    max_pixels: int | None = field(default_factory=lambda: _env_int("OPENDREAM_MAX_PIXELS"))
+    max_work: int | None = field(default_factory=lambda: _env_int("OPENDREAM_MAX_WORK"))
+    working_side: int = 512  # the model's native side: a larger source is resized into its area ("fit")
+    previews: bool = True  # live previews while denoising
+    taesd: str | None = field(default_factory=lambda: os.environ.get("OPENDREAM_TAESD") or None)
+    shutdown_grace_s: float = 5.0  # how long shutdown waits for a render to stop before leaving it behind
     max_request_bytes: int = 1024 * 1024  # JSON bodies
     image_limits: ImageLimits = field(default_factory=ImageLimits)
     workflow_limits: WorkflowLimits = field(default_factory=WorkflowLimits)
@@ -52,6 +74,16 @@ class Settings:
     def shared(self) -> bool:
         """PostgreSQL: several replicas and workers may share the database."""
         return self.database_url.startswith("postgresql")
+
+    @property
+    def render_limits(self) -> RenderLimits:
+        if self.device is not None:
+            gpu = not self.device.startswith("cpu")
+        else:
+            gpu = gpu_visible()
+        limits = RenderLimits.for_device("gpu" if gpu else "cpu", self.working_side)
+        overrides = {"max_pixels": self.max_pixels, "max_work": self.max_work}
+        return replace(limits, **{key: value for key, value in overrides.items() if value is not None})
 
     @property
     def blob_dir(self) -> Path:

@@ -40,6 +40,7 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 4008
 USER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 COLOUR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
+LOSSY = frozenset({"progress", "presence", "preview", "queue"})  # dropped for a busy client: the next says more
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ class LiveHub:
             return
         message = encode(notice)
         for connection in list(room.connections):
-            if notice["type"] in ("progress", "presence") and connection.busy():
+            if notice["type"] in LOSSY and connection.busy():
                 continue  # lossy: the next one says more
             if notice.get("conn") is not None and notice["conn"] == connection.id:
                 continue  # nobody needs their own cursor back
@@ -323,6 +324,7 @@ class LiveHub:
             welcome["state"] = state.to_json()
         if self.renders is not None:
             welcome["queue"] = self.renders.queue(state)
+            welcome["render_blocked"] = self.renders.blocked(canvas_id)
         connection.last_seq = connection.sent_seq = welcome["version"]
         self.service.watch(canvas_id, welcome["version"])
         connection.send(encode(welcome))

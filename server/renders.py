@@ -3,7 +3,16 @@
 Level-triggered rather than job-based: a canvas with work is marked dirty, and the worker asks its latest
 state which layers are ready (their inputs rendered). Nothing is lost if an event is missed or the server
 restarts — on start every canvas is looked at once. Canvases take turns, one render each (fair across
-canvases); renders run one at a time in a worker thread (a GPU is a serial resource), off the event loop.
+canvases), and within a canvas the users take turns (fair across users); renders run one at a time on the
+render thread (a GPU is a serial resource), off the event loop.
+
+The worker cannot be wedged (docs/reliability.md):
+- every failure while keying, preparing, rendering or recording one layer ends as that layer's `layer.failed`
+  with the reason; a failure that is not one layer's (a canvas whose state cannot be scheduled) sets that
+  canvas aside (`Quarantines`) with exponential back-off, and the worker goes on with the others;
+- work is bounded before it starts (`engine.limits`), and a render stops within one model block of being
+  cancelled — by its user, by an edit or deletion of its layer or of a layer it reads, or by shutdown, which
+  leaves it pending for the next start.
 
 Before rendering, the layer's cache key (operation, params with inputs replaced by their image hashes,
 seed, engine fingerprint) is looked up: a key rendered before is recorded again without computing.
@@ -19,32 +28,41 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.cache_key import cache_key
-from engine.operation import Operation, OperationRegistry, input_refs
+from engine.errors import EngineError, RenderCancelled
+from engine.limits import OverLimit, RenderLimits, Size, WorkEstimate
+from engine.operation import InvalidParams, Operation, OperationRegistry, input_refs
 from server.blobs import BlobStore
 from server.core.commands import AddLayer, RecordFailure, RecordRender
 from server.core.decide import CommandRejected
 from server.core.events import Event
 from server.core.scheduling import NEEDS_RENDER, ready_layers, waiting_layers
 from server.core.state import CanvasState, Layer
+from server.quarantine import Backoff, Quarantines, ThrottledLog
+from server.render_thread import RenderThread
+from server.render_times import RenderTimes
 from server.service import WAKING_EVENTS, CanvasNotFound, CanvasService
 from server.store.base import EventStore, RenderRecord
 from server.work import LocalWork, SharedWork
 
 if TYPE_CHECKING:
+    from engine.preview import PreviewImage
     from engine.render import Renderer
 
 log = logging.getLogger("opendream.renders")
 T = TypeVar("T")
 
 ENGINE_ACTOR = "engine"
+# Events that make a render in flight pointless when they touch its layer or a layer it reads.
+CANCELLING_EVENTS = frozenset({"layer.deleted", "layer.params_changed", "layer.render_requested"})
+ATTRIBUTED_EVENTS = frozenset({"layer.added", "layer.params_changed", "layer.render_requested"})
+MAX_QUEUE_ITEMS = 500  # per canvas in a queue view: enough to show, bounded to compute
 
 RenderNotice = dict[str, Any]
-"""Ephemeral news for live clients: {"type": "render_started" | "progress" | "render_finished" | ...}."""
+"""Ephemeral news for live clients: {"type": "render_started" | "progress" | "preview" | "queue" | ...}."""
 
 
 @dataclass
@@ -52,7 +70,28 @@ class _Running:
     canvas_id: str
     layer_id: str
     revision: int
+    user: str
+    reads: frozenset[str]  # the layers whose change makes this render pointless: itself and its ancestors
+    expected_s: float | None = None
+    started: float = field(default_factory=time.monotonic)
+    step: int = 0
+    total: int = 0
+    stage: str = "prepare"
     cancel: threading.Event = field(default_factory=threading.Event)
+    cancelled_by: str | None = None
+
+    def remaining_s(self) -> float | None:
+        if self.expected_s is None:
+            return None
+        return max(0.0, self.expected_s - (time.monotonic() - self.started))
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    layer_id: str
+    user: str
+    expected_s: float | None
+    blocked_by: str | None  # a sentence when an input is not rendered yet
 
 
 class InputUnavailable(LookupError):
@@ -85,10 +124,30 @@ def resolve_inputs(operation: type[Operation], layer: Layer, images_of: Mapping[
         if made is None:
             raise InputUnavailable(f"input layer {parent!r} has no image yet")
         index = layer.params.get("index", 0) if layer.operation == "layer_output" else 0
-        if index >= len(made):
-            raise InputUnavailable(f"layer {parent!r} made {len(made)} images; there is no image {index}")
+        if not isinstance(index, int) or index >= len(made):
+            raise InputUnavailable(f"layer {parent!r} made {len(made)} images; there is no image {index!r}")
         images[path] = made[index]
     return images
+
+
+def estimate_layer(
+    operation: type[Operation], layer: Layer, state: CanvasState, limits: RenderLimits | None
+) -> WorkEstimate | None:
+    """The cost of rendering `layer`, from its params and the recorded sizes of the layers it reads."""
+    typed = operation.Params.model_validate(dict(layer.params))
+    sizes: dict[str, Size | None] = {}
+    for path, parent_id in input_refs(operation, typed).items():
+        parent = state.layers.get(parent_id)
+        output = parent.output if parent is not None else None
+        sizes[path] = (output.width, output.height) if output is not None else None
+    return operation.estimate(typed, sizes, limits)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a user reads on the failed layer: engine errors and limits say what to do by themselves."""
+    if isinstance(exc, EngineError | OverLimit | InputUnavailable | InvalidParams):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 class RenderQueue:
@@ -100,21 +159,38 @@ class RenderQueue:
         operations: OperationRegistry,
         renderer_factory: Callable[[], Renderer],
         work: LocalWork | SharedWork | None = None,
+        *,
+        limits: RenderLimits | None = None,
+        previews: bool = True,
+        backoff: Backoff | None = None,
+        shutdown_grace_s: float = 5.0,
     ) -> None:
         self.service = service
         self.work = work or LocalWork()
         self.store = store
         self.blobs = blobs
         self.operations = operations
+        self.limits = limits
+        self.previews = previews
+        self.shutdown_grace_s = shutdown_grace_s
         self._renderer_factory = renderer_factory
         self._renderer: Renderer | None = None
+        self._renderer_lock = threading.Lock()
         self._idle = asyncio.Event()
         self._running: _Running | None = None
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._listeners: list[Callable[[str, RenderNotice], None]] = []
-        # One thread: renders are serial per device, and the model is loaded and used on it.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opendream-render")
+        self._thread = RenderThread()
+        self._stopping = threading.Event()  # also stops on-demand renders of past versions
+        self._quarantines = Quarantines(backoff or Backoff())
+        self._retry_timers: dict[str, asyncio.TimerHandle] = {}
+        self._requested_by: dict[tuple[str, str], str] = {}  # (canvas, layer) -> who asked for its render
+        self._turns: dict[str, dict[str, int]] = {}  # canvas -> user -> when they were last served
+        self._served = 0
+        self._backlog: dict[str, list[_Waiting]] = {}  # canvases with work -> their waiting layers
+        self.times = RenderTimes()
+        self._log = ThrottledLog(log)
         self.stats: Counter[str] = Counter()
 
     # --- lifecycle -------------------------------------------------------------------------------------
@@ -126,22 +202,33 @@ class RenderQueue:
         self._task = asyncio.create_task(self._run(), name="opendream-renders")
 
     async def stop(self) -> None:
-        """Stop taking work; a render in flight is cancelled and its layer stays pending for the next start."""
+        """Stop taking work. A render in flight is cancelled without a trace in the log, so its layer is still
+        pending at the next start; one that does not stop within `shutdown_grace_s` is left behind."""
+        self._stopping.set()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self._running is not None:
-            self._running.cancel.set()
+        running = self._running
+        if running is not None:
+            running.cancel.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.work.close()
-        self._executor.shutdown(wait=True)
+        for timer in self._retry_timers.values():
+            timer.cancel()
+        self._retry_timers.clear()
+        with contextlib.suppress(Exception):
+            await self.work.close()
+        if not await asyncio.to_thread(self._thread.stop, self.shutdown_grace_s):
+            log.warning(
+                "a render did not stop within %.0f s of shutdown; leaving it behind (its layer stays pending)",
+                self.shutdown_grace_s,
+            )
 
     def subscribe(self, listener: Callable[[str, RenderNotice], None]) -> Callable[[], None]:
-        """`listener(canvas_id, notice)` on the event loop for progress and render status."""
+        """`listener(canvas_id, notice)` on the event loop for progress, previews, queue and render status."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
@@ -152,102 +239,152 @@ class RenderQueue:
                 self._idle.clear()
                 await self._idle.wait()
 
-    # --- what to render --------------------------------------------------------------------------------
+    def renderer(self) -> Renderer:
+        with self._renderer_lock:
+            if self._renderer is None:
+                self._renderer = self._renderer_factory()
+            return self._renderer
 
-    def _on_events(self, canvas_id: str, events: list[Event] | Any) -> None:
+    # --- events in -------------------------------------------------------------------------------------
+
+    def _on_events(self, canvas_id: str, events: Sequence[Event] | Any) -> None:
+        try:
+            self._take_notice(canvas_id, events)
+        except Exception:  # a malformed event must not break the service's delivery to the others
+            self._log.log(logging.WARNING, f"events:{canvas_id}", "render queue: events of %s not understood",
+                          canvas_id, exc_info=True)  # fmt: skip
         # Shared work is marked by the append itself, in its transaction.
         if isinstance(self.work, LocalWork) and any(event.type in WAKING_EVENTS for event in events):
             self.work.mark(canvas_id)
 
-    def queue(self, state: CanvasState) -> list[dict[str, Any]]:
-        """The layers of a canvas still to render, in order, with the one rendering now first."""
+    def _take_notice(self, canvas_id: str, events: Sequence[Event]) -> None:
         running = self._running
-        layers = waiting_layers(state)
-        if running is not None and running.canvas_id == state.canvas_id:
-            layers.sort(key=lambda layer: layer.id != running.layer_id)
-        return [
-            {"layer_id": layer.id, "position": index, "rendering": running is not None and running.layer_id == layer.id}
-            for index, layer in enumerate(layers)
-        ]
-
-    async def images_at(self, state: CanvasState) -> dict[str, dict[str, Any]]:
-        """The image of every layer of a (past) state, rendering on demand what was never rendered or whose
-        image is gone; nothing is appended to the log (the results land in the render cache)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._images_of_state, state)
-
-    def _images_of_state(self, state: CanvasState) -> dict[str, dict[str, Any]]:
-        images_of: dict[str, tuple[str, ...]] = {}
-        found: dict[str, dict[str, Any]] = {}
-        for layer in state.topological_order():
-            output = layer.output
-            if layer.status == "rendered" and output is not None and self.blobs.exists(output.sha256):
-                images_of[layer.id] = output.images
-                found[layer.id] = {"sha256": output.sha256, "source": "recorded"}
-                continue
-            operation = self.operations.get(layer.operation)
-            try:
-                if operation is None:
-                    raise InputUnavailable(f"operation {layer.operation!r} is not available")
-                inputs = resolve_inputs(operation, layer, images_of)
-                record = self._cached_record(layer, inputs)
-                source = "cache"
-                if record is None:
-                    record, source = (
-                        self._materialise(layer, inputs, lambda step, total: None, lambda: False),
-                        "rendered",
-                    )
-                images_of[layer.id] = (record.output, *record.extra)
-                found[layer.id] = {"sha256": record.output, "source": source}
-            except Exception as exc:  # one layer that cannot be shown does not hide the others
-                found[layer.id] = {"sha256": None, "error": f"{type(exc).__name__}: {exc}"}
-        return found
-
-    async def cancel(self, canvas_id: str, layer_id: str, actor: str) -> bool:
-        """Stop a running render between steps, or keep a queued one from starting. False if neither."""
-        running = self._running
-        if running is not None and (running.canvas_id, running.layer_id) == (canvas_id, layer_id):
-            running.cancel.set()
-            return True
-        state = await self.service.state(canvas_id)
-        layer = state.layers.get(layer_id)
-        if layer is None or layer.status not in ("pending", "stale"):
-            return False
-        await self._record_failure(canvas_id, layer, f"cancelled by {actor}", cancelled=True)
-        return True
+        for event in events:
+            layer_id = getattr(event.data, "layer_id", None)
+            if event.type in ATTRIBUTED_EVENTS and isinstance(layer_id, str) and event.actor != ENGINE_ACTOR:
+                self._requested_by[(canvas_id, layer_id)] = event.actor
+            if (
+                running is not None
+                and running.canvas_id == canvas_id
+                and event.type in CANCELLING_EVENTS
+                and layer_id in running.reads
+                and not running.cancel.is_set()
+            ):
+                verb = "deleted" if event.type == "layer.deleted" else "changed"
+                running.cancelled_by = f"{event.actor} ({verb} {layer_id!r})"
+                running.cancel.set()
+        delay = self._quarantines.hasten(canvas_id)
+        if delay is not None:
+            self._retry_later(canvas_id, delay)
 
     # --- the worker ------------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        failures = 0
         while True:
-            if isinstance(self.work, LocalWork) and not self.work.pending():
+            if isinstance(self.work, LocalWork) and not self.work.pending() and self._running is None:
                 self._idle.set()
-            canvas_id = await self.work.take()
             try:
-                if isinstance(self.work, SharedWork):
-                    self.service.refresh(canvas_id)  # other processes append too
-                state = await self.service.state(canvas_id)
-            except CanvasNotFound:
-                await self.work.done(canvas_id)
+                canvas_id = await self.work.take()
+            except Exception as exc:  # the database is away: wait, never spin
+                failures += 1
+                self._log.log(logging.ERROR, f"take:{type(exc).__name__}", "render queue cannot take work: %s", exc)
+                await asyncio.sleep(Backoff(0.5, 30.0).delay(failures))
                 continue
-            ready = ready_layers(state)
-            if not ready:
-                await self.work.done(canvas_id)
-                continue
+            failures = 0
+            more = False
             try:
-                hits = await loop.run_in_executor(self._executor, self._cached_renders, state)
-                if hits:
-                    await asyncio.gather(*(self._record(canvas_id, layer, record, True) for layer, record in hits))
-                else:
-                    await self._render(state, ready[0])
-            except Exception:  # never let one render take the worker down
-                log.exception("rendering canvas %s failed unexpectedly", canvas_id)
-            await self.work.again(canvas_id)
+                more = await self._turn(canvas_id)
+            except Exception as exc:
+                self._set_aside(canvas_id, exc)
+            try:
+                await (self.work.again(canvas_id) if more else self.work.done(canvas_id))
+            except Exception as exc:
+                self._log.log(logging.ERROR, f"requeue:{type(exc).__name__}", "render queue: %s", exc)
+                await asyncio.sleep(1.0)
+            with contextlib.suppress(Exception):
+                await self._publish_queues(canvas_id)
+
+    async def _turn(self, canvas_id: str) -> bool:
+        """One turn of one canvas: record what the cache has, or render one layer. True if more may follow."""
+        if not self._quarantines.due(canvas_id):
+            return False  # its retry timer marks it again
+        if isinstance(self.work, SharedWork):
+            self.service.refresh(canvas_id)  # other processes append too
+        try:
+            state = await self.service.state(canvas_id)
+        except CanvasNotFound:
+            self._forget(canvas_id)
+            return False
+        ready = ready_layers(state)
+        self._backlog[canvas_id] = self._waiting(state)
+        if self._quarantines.clear(canvas_id):
+            log.info("canvas %s renders again", canvas_id)
+            self._notify(canvas_id, {"type": "render_unblocked"})
+        if not ready:
+            self._backlog.pop(canvas_id, None)
+            return False
+        hits = await self._thread.run(self._cached_renders, state)
+        if hits:
+            await asyncio.gather(*(self._record(canvas_id, layer, record, True) for layer, record in hits))
+        else:
+            await self._render(state, self._next(canvas_id, ready))
+        return True
+
+    def _set_aside(self, canvas_id: str, exc: Exception) -> None:
+        reason = f"this canvas cannot be scheduled: {type(exc).__name__}: {exc}"[:1000]
+        entry = self._quarantines.fail(canvas_id, reason)
+        self.stats["quarantined"] += 1
+        self._log.log(
+            logging.ERROR,
+            f"quarantine:{canvas_id}:{type(exc).__name__}:{exc}",
+            "rendering canvas %s set aside (attempt %d, retry in %.0f s): %s",
+            canvas_id,
+            entry.attempts,
+            entry.retry_at - entry.last_attempt,
+            reason,
+            exc_info=exc,
+        )
+        self._notify(canvas_id, {"type": "render_blocked", **entry.to_json()})
+        self._retry_later(canvas_id, entry.retry_at - entry.last_attempt)
+
+    def _retry_later(self, canvas_id: str, delay: float) -> None:
+        if self._stopping.is_set():
+            return
+        timer = self._retry_timers.pop(canvas_id, None)
+        if timer is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+
+        def again() -> None:
+            self._retry_timers.pop(canvas_id, None)
+            if isinstance(self.work, LocalWork):
+                self.work.mark(canvas_id)
+            else:
+                loop.create_task(self.work.scan([canvas_id]))
+
+        self._retry_timers[canvas_id] = loop.call_later(delay, again)
+
+    def _forget(self, canvas_id: str) -> None:
+        self._backlog.pop(canvas_id, None)
+        self._quarantines.clear(canvas_id)
+        self._turns.pop(canvas_id, None)
+
+    def _next(self, canvas_id: str, ready: list[Layer]) -> Layer:
+        """Users take turns within a canvas: the ready layer of whoever was served longest ago (oldest first)."""
+        turns = self._turns.setdefault(canvas_id, {})
+        layer = min(ready, key=lambda layer: (turns.get(self._user_of(canvas_id, layer.id), -1), layer.created_seq))
+        self._served += 1
+        turns[self._user_of(canvas_id, layer.id)] = self._served
+        return layer
+
+    def _user_of(self, canvas_id: str, layer_id: str) -> str:
+        return self._requested_by.get((canvas_id, layer_id), "")
 
     def _cached_renders(self, state: CanvasState) -> list[tuple[Layer, RenderRecord]]:
         """Every layer needing a render whose output the cache already has — including layers whose inputs
-        are only now found in the cache — so that a canvas made of known renders is recorded in one commit."""
+        are only now found in the cache — so that a canvas made of known renders is recorded in one commit.
+        A layer that cannot even be keyed is left to `_render`, which records why."""
         images_of = rendered_images(state)
         hits: list[tuple[Layer, RenderRecord]] = []
         for layer in state.topological_order():
@@ -255,10 +392,9 @@ class RenderQueue:
             if layer.status not in NEEDS_RENDER or operation is None:
                 continue
             try:
-                input_images = resolve_inputs(operation, layer, images_of)
-            except InputUnavailable:
+                record = self._cached_record(layer, resolve_inputs(operation, layer, images_of))
+            except Exception:
                 continue
-            record = self._cached_record(layer, input_images)
             if record is not None:
                 images_of[layer.id] = (record.output, *record.extra)
                 hits.append((layer, record))
@@ -266,48 +402,90 @@ class RenderQueue:
 
     def _cached_record(self, layer: Layer, input_images: dict[str, str]) -> RenderRecord | None:
         """The render cache's record for this layer's key, if every image it names is still in the blob store."""
-        fingerprint = self.renderer().fingerprint_for(layer.operation)
-        record = self.store.find_render(cache_key(layer.operation, layer.params, layer.seed, input_images, fingerprint))
+        record = self.store.find_render(self._key(layer, input_images))
         if record is None or not all(self.blobs.exists(sha) for sha in (record.output, *record.extra)):
             return None
         return record
 
+    def _key(self, layer: Layer, input_images: dict[str, str]) -> str:
+        fingerprint = self.renderer().fingerprint_for(layer.operation)
+        return cache_key(layer.operation, layer.params, layer.seed, input_images, fingerprint)
+
     async def _render(self, state: CanvasState, layer: Layer) -> None:
         canvas_id = state.canvas_id
-        operation = self.operations.get(layer.operation)
-        if operation is None:
-            await self._record_failure(canvas_id, layer, f"operation {layer.operation!r} is not available")
-            return
         try:
+            operation = self.operations.get(layer.operation)
+            if operation is None:
+                raise InputUnavailable(f"operation {layer.operation!r} is not available on this server")
             input_images = resolve_inputs(operation, layer, rendered_images(state))
-        except InputUnavailable as exc:
-            await self._record_failure(canvas_id, layer, str(exc))
+            estimate = estimate_layer(operation, layer, state, self.limits)
+        except Exception as exc:
+            await self._record_failure(canvas_id, layer, failure_reason(exc))
             return
-        running = _Running(canvas_id, layer.id, layer.revision)
+        running = _Running(
+            canvas_id,
+            layer.id,
+            layer.revision,
+            self._user_of(canvas_id, layer.id),
+            frozenset({layer.id, *state.ancestors(layer.id)}),
+            expected_s=self.times.seconds(layer.operation, estimate),
+        )
         self._running = running
         loop = asyncio.get_running_loop()
+        render_size = estimate.size if estimate is not None else None
+
+        def tell(notice: RenderNotice) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed under a render left behind at shutdown
+                loop.call_soon_threadsafe(self._notify, canvas_id, notice)
 
         def progress(step: int, total: int) -> None:
-            notice = {"type": "progress", "layer_id": layer.id, "step": step, "total": total}
-            loop.call_soon_threadsafe(self._notify, canvas_id, notice)
+            running.step, running.total = step, total
+            tell({"type": "progress", "layer_id": layer.id, "step": step, "total": total, "stage": running.stage})
 
-        self._notify(canvas_id, {"type": "render_started", "layer_id": layer.id, "revision": layer.revision})
+        def stage(name: str) -> None:
+            running.stage = name
+            tell({"type": "progress", "layer_id": layer.id, "step": running.step, "total": running.total,
+                  "stage": name})  # fmt: skip
+
+        def preview(step: int, total: int, picture: PreviewImage) -> None:
+            width, height = picture.image.size
+            final = render_size or (width * 8, height * 8)
+            tell({"type": "preview", "layer_id": layer.id, "step": step, "total": total, "width": width,
+                  "height": height, "render_width": final[0], "render_height": final[1],
+                  "image": picture.jpeg_data_url()})  # fmt: skip
+
+        self._notify(
+            canvas_id,
+            {"type": "render_started", "layer_id": layer.id, "revision": layer.revision, "user": running.user},
+        )
+        started = time.perf_counter()
         try:
-            record = await loop.run_in_executor(
-                self._executor, self._materialise, layer, input_images, progress, running.cancel.is_set
+            record, cached = await self._thread.run(
+                self._materialise,
+                layer,
+                input_images,
+                progress,
+                running.cancel.is_set,
+                preview if self.previews else None,
+                stage,
             )
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
-            from engine.errors import RenderCancelled
-
+            if self._stopping.is_set() and running.cancel.is_set():
+                return  # shutting down: the layer stays pending for the next start
             cancelled = isinstance(exc, RenderCancelled)
-            reason = "render cancelled" if cancelled else f"{type(exc).__name__}: {exc}"
+            reason = "render cancelled" if cancelled else failure_reason(exc)
             if not cancelled:
-                log.warning("render of %s/%s failed: %s", canvas_id, layer.id, reason)
+                self._log.log(logging.WARNING, f"render:{reason}", "render of %s/%s failed: %s",
+                              canvas_id, layer.id, reason)  # fmt: skip
             await self._record_failure(canvas_id, layer, reason, cancelled=cancelled)
             return
         finally:
             self._running = None
-        await self._record(canvas_id, layer, record, False)
+        if not cached:
+            self.times.record(layer.operation, estimate, time.perf_counter() - started)
+        await self._record(canvas_id, layer, record, cached)
 
     async def _record(self, canvas_id: str, layer: Layer, record: RenderRecord, cached: bool) -> None:
         self.stats["cache_hits" if cached else "computed"] += 1
@@ -359,19 +537,27 @@ class RenderQueue:
         input_images: dict[str, str],
         progress: Callable[[int, int], None],
         cancelled: Callable[[], bool],
-    ) -> RenderRecord:
-        """In the render thread: render, store the PNGs in the blob store, remember them in the render cache."""
+        preview: Callable[[int, int, PreviewImage], None] | None = None,
+        stage: Callable[[str], None] | None = None,
+    ) -> tuple[RenderRecord, bool]:
+        """On the render thread: the cached record of this layer's key, or render, store the PNGs in the blob
+        store and remember them in the render cache. Returns (record, found in the cache)."""
         from PIL import Image
 
         from engine.png import encode_png
 
-        renderer = self.renderer()
-        fingerprint = renderer.fingerprint_for(layer.operation)
-        key = cache_key(layer.operation, layer.params, layer.seed, input_images, fingerprint)
+        if cancelled():
+            raise RenderCancelled("render cancelled")
+        key = self._key(layer, input_images)
+        found = self.store.find_render(key)
+        if found is not None and all(self.blobs.exists(sha) for sha in (found.output, *found.extra)):
+            return found, True
         images = {path: Image.open(io.BytesIO(self.blobs.get(sha))) for path, sha in input_images.items()}
         started = time.perf_counter()
         try:
-            result = renderer.render(layer.operation, layer.params, layer.seed, images, progress, cancelled)
+            result = self.renderer().render(
+                layer.operation, layer.params, layer.seed, images, progress, cancelled, preview=preview, stage=stage
+            )
         except Exception:
             raise
         except BaseException as exc:
@@ -389,18 +575,13 @@ class RenderQueue:
             extra=tuple(shas[1:]),
         )
         self.store.save_render(record)
-        return record
-
-    def renderer(self) -> Renderer:
-        if self._renderer is None:
-            self._renderer = self._renderer_factory()
-        return self._renderer
+        return record, False
 
     async def _record_failure(self, canvas_id: str, layer: Layer, reason: str, cancelled: bool = False) -> None:
         self.stats["cancelled" if cancelled else "failed"] += 1
         try:
             await self.service.execute(
-                canvas_id, RecordFailure(layer_id=layer.id, revision=layer.revision, reason=reason), ENGINE_ACTOR
+                canvas_id, RecordFailure(layer_id=layer.id, revision=layer.revision, reason=reason[:4000]), ENGINE_ACTOR
             )
         except (CommandRejected, CanvasNotFound) as exc:
             log.info("failure of %s/%s not recorded: %s", canvas_id, layer.id, exc)
@@ -413,3 +594,209 @@ class RenderQueue:
                 listener(canvas_id, notice)
             except Exception:
                 log.exception("render listener failed")
+
+    # --- cancelling ------------------------------------------------------------------------------------
+
+    async def cancel(self, canvas_id: str, layer_id: str, actor: str) -> bool:
+        """Stop a running render (within one model block) or keep a queued one from starting. False if neither."""
+        running = self._running
+        if running is not None and (running.canvas_id, running.layer_id) == (canvas_id, layer_id):
+            running.cancelled_by = actor
+            running.cancel.set()
+            return True
+        state = await self.service.state(canvas_id)
+        layer = state.layers.get(layer_id)
+        if layer is None or layer.status not in NEEDS_RENDER:
+            return False
+        await self._record_failure(canvas_id, layer, f"cancelled by {actor}", cancelled=True)
+        return True
+
+    # --- what is waiting, and why ----------------------------------------------------------------------
+
+    def _waiting(self, state: CanvasState) -> list[_Waiting]:
+        waiting: list[_Waiting] = []
+        for layer in waiting_layers(state)[:MAX_QUEUE_ITEMS]:
+            operation = self.operations.get(layer.operation)
+            expected = None
+            if operation is not None:
+                with contextlib.suppress(Exception):
+                    expected = self.times.seconds(layer.operation, estimate_layer(operation, layer, state, self.limits))
+            blocked_by = None
+            for parent_id in layer.parents:
+                parent = state.layers.get(parent_id)
+                if parent is None or parent.status == "rendered":
+                    continue
+                name = parent.name
+                blocked_by = (
+                    f"its input “{name}” failed; retry that layer first"
+                    if parent.status == "failed"
+                    else f"waiting for “{name}” to render"
+                )
+                break
+            waiting.append(_Waiting(layer.id, self._user_of(state.canvas_id, layer.id), expected, blocked_by))
+        return waiting
+
+    def queue(self, state: CanvasState) -> list[dict[str, Any]]:
+        """The layers of a canvas still to render, in order, the one rendering now first, each with how many
+        renders (server-wide) come before it, an ETA from measured render times, and why it waits."""
+        canvas_id = state.canvas_id
+        try:
+            mine = self._waiting(state)
+        except Exception:  # a canvas that cannot be scheduled: its `blocked` says why
+            return []
+        running = self._running
+        if running is not None and running.canvas_id == canvas_id:
+            mine.sort(key=lambda item: item.layer_id != running.layer_id)
+        others = [items for other, items in self._backlog.items() if other != canvas_id]
+        head = 0.0 if running is None else running.remaining_s()
+        running_elsewhere = running is not None and running.canvas_id != canvas_id
+        items: list[dict[str, Any]] = []
+        turn = 0
+        own_before: float | None = 0.0
+        for index, item in enumerate(mine):
+            rendering = running is not None and running.canvas_id == canvas_id and running.layer_id == item.layer_id
+            if rendering:
+                eta = running.remaining_s() if running is not None else None
+                items.append(self._item(item, index, True, 0, 0, eta, None))
+                continue
+            elsewhere = [entries[: turn + 1] for entries in others]
+            ahead_elsewhere = sum(len(entries) for entries in elsewhere) + (1 if running_elsewhere else 0)
+            ahead = ahead_elsewhere + turn + (1 if running is not None and not running_elsewhere else 0)
+            eta = _total(
+                [head, own_before, item.expected_s, *(entry.expected_s for entries in elsewhere for entry in entries)]
+            )
+            reason = item.blocked_by or _behind(ahead, ahead_elsewhere, eta)
+            items.append(self._item(item, index, False, ahead, ahead_elsewhere, eta, reason))
+            own_before = _total([own_before, item.expected_s])
+            turn += 1
+        return items
+
+    @staticmethod
+    def _item(
+        item: _Waiting, position: int, rendering: bool, ahead: int, elsewhere: int, eta: float | None, reason: str | None
+    ) -> dict[str, Any]:
+        return {
+            "layer_id": item.layer_id,
+            "position": position,
+            "rendering": rendering,
+            "user": item.user or None,
+            "ahead": ahead,
+            "ahead_elsewhere": elsewhere,
+            "eta_s": None if eta is None else round(eta, 1),
+            "wait_reason": reason,
+        }
+
+    def blocked(self, canvas_id: str) -> dict[str, Any] | None:
+        entry = self._quarantines.get(canvas_id)
+        return None if entry is None else entry.to_json()
+
+    def running(self) -> dict[str, Any] | None:
+        running = self._running
+        if running is None:
+            return None
+        return {
+            "canvas_id": running.canvas_id,
+            "layer_id": running.layer_id,
+            "user": running.user or None,
+            "step": running.step,
+            "total": running.total,
+            "stage": running.stage,
+            "elapsed_s": round(time.monotonic() - running.started, 1),
+            "eta_s": None if running.remaining_s() is None else round(running.remaining_s() or 0.0, 1),
+            "cancelling": running.cancel.is_set(),
+        }
+
+    async def overview(self) -> dict[str, Any]:
+        """The whole server's render queue, for admins: what renders now, for whom, and what waits where."""
+        canvases = []
+        ids = list(dict.fromkeys([*self._backlog, *self._quarantines.by_canvas]))
+        for canvas_id in ids[:200]:
+            try:
+                state = await self.service.state(canvas_id)
+                queue = self.queue(state)
+                name = state.name
+            except Exception:
+                queue, name = [], None
+            canvases.append({"canvas_id": canvas_id, "name": name, "queue": queue, "blocked": self.blocked(canvas_id)})
+        return {"rendering": self.running(), "canvases": canvases, "stats": dict(self.stats)}
+
+    async def _publish_queues(self, current: str) -> None:
+        """Tell the canvases with work (and the one just served) where their renders stand."""
+        for canvas_id in list(dict.fromkeys([current, *self._backlog]))[:50]:
+            try:
+                state = await self.service.state(canvas_id)
+            except Exception:
+                continue
+            notice = {"type": "queue", "canvas_id": canvas_id, "queue": self.queue(state),
+                      "blocked": self.blocked(canvas_id)}  # fmt: skip
+            self._notify(canvas_id, notice)
+
+    # --- past versions ---------------------------------------------------------------------------------
+
+    async def images_at(self, state: CanvasState) -> dict[str, dict[str, Any]]:
+        """The image of every layer of a (past) state that the log or the render cache has; never renders.
+        A layer without one says why (`missing`)."""
+        return await asyncio.to_thread(self._images_of_state, state, False)
+
+    async def render_images_at(self, state: CanvasState) -> dict[str, dict[str, Any]]:
+        """Like `images_at`, rendering (on the render thread, in turn with the queue) what neither has — but
+        never a layer that had failed or been cancelled at that version. Nothing is appended to the log."""
+        return await self._thread.run(self._images_of_state, state, True)
+
+    def _images_of_state(self, state: CanvasState, render: bool) -> dict[str, dict[str, Any]]:
+        images_of: dict[str, tuple[str, ...]] = {}
+        found: dict[str, dict[str, Any]] = {}
+        for layer in state.topological_order():
+            output = layer.output
+            if layer.status == "rendered" and output is not None and self.blobs.exists(output.sha256):
+                images_of[layer.id] = output.images
+                found[layer.id] = {"sha256": output.sha256, "source": "recorded"}
+                continue
+            try:
+                operation = self.operations.get(layer.operation)
+                if operation is None:
+                    raise InputUnavailable(f"operation {layer.operation!r} is not available on this server")
+                inputs = resolve_inputs(operation, layer, images_of)
+                record = self._cached_record(layer, inputs)
+                source = "cache"
+                if record is None:
+                    if not render or layer.status == "failed":
+                        found[layer.id] = {"sha256": None, "missing": _missing(layer)}
+                        continue
+                    record, cached = self._materialise(
+                        layer, inputs, lambda step, total: None, self._stopping.is_set
+                    )
+                    source = "cache" if cached else "rendered"
+                images_of[layer.id] = (record.output, *record.extra)
+                found[layer.id] = {"sha256": record.output, "source": source}
+            except Exception as exc:  # one layer that cannot be shown does not hide the others
+                found[layer.id] = {"sha256": None, "missing": failure_reason(exc)}
+        return found
+
+
+def _missing(layer: Layer) -> str:
+    if layer.status == "failed":
+        return f"failed at this version: {layer.error or 'no reason recorded'}"
+    return "not rendered at this version"
+
+
+def _total(parts: Sequence[float | None]) -> float | None:
+    return None if any(part is None for part in parts) else float(sum(part for part in parts if part is not None))
+
+
+def _behind(ahead: int, elsewhere: int, eta: float | None) -> str:
+    if ahead == 0:
+        return "next to render"
+    about = "" if eta is None else f", about {_duration(eta)}"
+    renders = "render" if ahead == 1 else "renders"
+    if elsewhere == ahead:
+        return f"behind {ahead} {renders} on other canvases{about}"
+    if elsewhere:
+        return f"behind {ahead} {renders} ({elsewhere} on other canvases){about}"
+    return f"behind {ahead} {renders} on this canvas{about}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min"

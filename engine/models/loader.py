@@ -18,21 +18,26 @@ engine.models.tiny:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from engine.errors import CapabilityMissing
+from engine.errors import CapabilityMissing, ModelUnavailable
 from engine.models import tiny
 from engine.models.fingerprint import HashCache, default_hash_cache, hash_model_path
 from engine.models.libs import diffusers_quiet, dtype_kwarg
 from engine.models.spec import ModelSpec, parse_model_spec
 from engine.schedulers import make_scheduler
+
+if TYPE_CHECKING:
+    from engine.context import RunContext
 
 PipelineKind = Literal["txt2img", "img2img", "inpaint", "instruct_pix2pix", "controlnet_canny"]
 CPU_ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
@@ -83,6 +88,9 @@ class ModelOptions:
     models_dir: Path | None = None  # where built-in models are built; default ~/.cache/opendream/models
     hash_cache: Path | None = None  # default ~/.cache/opendream/weight-hashes.json
     extras: Mapping[str, str] = field(default_factory=dict)  # component name -> folder or hub id
+    taesd: str | None = None  # live previews through TAESD: "builtin:tiny-taesd", a folder or a hub id
+    # A model that could not be found is not looked for again (network, disk) for this long.
+    resolve_retry_s: float = 30.0
 
 
 class ModelHandle:
@@ -104,6 +112,10 @@ class ModelHandle:
         self._extras: dict[str, Any] = {}
         self._model_hash: str | None = None
         self._warm = False
+        self._taesd: Any = None
+        self._unresolvable: tuple[float, str] | None = None  # (when, why) the last lookup failed
+        self._watching: RunContext | None = None  # the render using the modules now (cancellation, stages)
+        self.preview_family = "sd1"  # which latent -> RGB factors fit this model (engine.preview)
 
     # --- loading ---------------------------------------------------------------------------------------
 
@@ -155,20 +167,32 @@ class ModelHandle:
         }
 
     def _resolve_path(self) -> Path:
-        if self._path is None:
-            spec = self.spec
-            if spec.kind == "builtin":
-                root = self.options.models_dir or default_models_dir()
-                self._path = tiny.ensure_tiny_model(root / f"builtin-{spec.location}-v{tiny.BUILD_VERSION}")
-            elif spec.kind == "hub":
-                from diffusers import DiffusionPipeline
-
-                self._path = Path(DiffusionPipeline.download(spec.location))
-            else:
-                self._path = Path(spec.location)
-                if not self._path.exists():
-                    raise FileNotFoundError(f"model {spec} not found")
+        """Where the model's files are. Raises ModelUnavailable with what to do; a failed lookup is remembered
+        for `resolve_retry_s`, so a canvas full of layers does not search the network once per layer."""
+        if self._path is not None:
+            return self._path
+        failed = self._unresolvable
+        if failed is not None and time.monotonic() - failed[0] < self.options.resolve_retry_s:
+            raise ModelUnavailable(failed[1])
+        try:
+            self._path = self._locate()
+        except ModelUnavailable as exc:
+            self._unresolvable = (time.monotonic(), str(exc))
+            raise
+        self._unresolvable = None
         return self._path
+
+    def _locate(self) -> Path:
+        spec = self.spec
+        if spec.kind == "builtin":
+            root = self.options.models_dir or default_models_dir()
+            return tiny.ensure_tiny_model(root / f"builtin-{spec.location}-v{tiny.BUILD_VERSION}")
+        if spec.kind == "hub":
+            return locate_hub_model(spec.location)
+        path = Path(spec.location)
+        if not path.exists():
+            raise ModelUnavailable(f"model {spec} not found: no such file or folder on the server")
+        return path
 
     def _load_base(self) -> Any:
         StableDiffusionPipeline = diffusers_quiet().StableDiffusionPipeline
@@ -181,15 +205,57 @@ class ModelHandle:
         else:
             pipe = StableDiffusionPipeline.from_pretrained(str(path), **self._from_pretrained_kwargs())
         pipe.to(self.device)
-        self._configure(pipe.unet)
+        self._configure(pipe.unet, "denoise")
+        self._watch_module(pipe.text_encoder, "prepare")
+        self._watch_module(pipe.vae.encoder, "encode")
+        self._watch_module(pipe.vae.decoder, "decode")
         if self.options.vae_tiling:
             pipe.vae.enable_tiling()
         return pipe
 
-    def _configure(self, module: Any) -> None:
+    def _configure(self, module: Any, stage: str | None = None) -> None:
         if self.options.attention_slicing and hasattr(module, "set_attention_slice"):
             module.set_attention_slice("auto")
         module.eval()
+        self._watch_module(module, stage)
+
+    # --- cancellation inside a step ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def watching(self, ctx: RunContext) -> Iterator[None]:
+        """While a render runs: every block of every module checks its cancellation and reports its stage."""
+        self._watching = ctx
+        try:
+            yield
+        finally:
+            self._watching = None
+
+    def _watch_module(self, module: Any, stage: str | None) -> None:
+        """Forward pre-hooks on each block (every child of a ModuleList: UNet and VAE blocks, their resnets and
+        attentions, text encoder layers): a cancelled render stops within one block, not at the end of a step
+        or of the VAE decode, however large the image."""
+        if getattr(module, "_opendream_watched", False):
+            return
+        module._opendream_watched = True
+
+        def check(_module: Any, _args: Any) -> None:
+            ctx = self._watching
+            if ctx is not None:
+                ctx.check_cancelled()
+
+        if stage is not None:
+
+            def enter(_module: Any, _args: Any) -> None:
+                ctx = self._watching
+                if ctx is not None:
+                    ctx.stage(stage)
+                    ctx.check_cancelled()
+
+            module.register_forward_pre_hook(enter)
+        for child in module.modules():
+            if isinstance(child, torch.nn.ModuleList):
+                for block in child:
+                    block.register_forward_pre_hook(check)
 
     def _extra_source(self, name: str) -> tuple[Path | str, str | None] | None:
         """Where component `name` comes from: (folder or hub id, subfolder), or None if the model has none."""
@@ -229,8 +295,28 @@ class ModelHandle:
         if subfolder:
             kwargs["subfolder"] = subfolder
         module = cls.from_pretrained(str(location), **kwargs).to(self.device)
-        self._configure(module)
+        self._configure(module, "denoise")
         return module
+
+    def taesd(self) -> Any | None:
+        """The TAESD decoder for live previews (ModelOptions.taesd), loaded on first use; None without one."""
+        spec = self.options.taesd
+        if not spec:
+            return None
+        if self._taesd is None:
+            with self._load_lock:
+                if self._taesd is None:
+                    diffusers = diffusers_quiet()
+                    if spec == f"builtin:{tiny.TAESD_NAME}":
+                        root = self.options.models_dir or default_models_dir()
+                        location = str(tiny.ensure_tiny_taesd(root / f"builtin-{tiny.TAESD_NAME}-v1"))
+                    else:
+                        location = spec
+                    module = diffusers.AutoencoderTiny.from_pretrained(
+                        location, **{dtype_kwarg(): self.dtype}, low_cpu_mem_usage=False
+                    ).to(self.device)
+                    self._taesd = module.eval()
+        return self._taesd
 
     # --- pipelines -------------------------------------------------------------------------------------
 
@@ -313,6 +399,55 @@ class ModelHandle:
             "attention_slicing": self.options.attention_slicing,
             "vae_tiling": self.options.vae_tiling,
         }
+
+
+def locate_hub_model(repo_id: str) -> Path:
+    """A hub model from the local Hugging Face cache; downloaded only when the hub may be reached.
+
+    The cache is tried first and offline, so a cached model never waits on the network. When it is not
+    cached, a download is attempted only if HF_HUB_OFFLINE is not set, and its failure is reported at once with
+    what to do instead of being retried.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except LocalEntryNotFoundError:
+        pass
+    except Exception as exc:  # a malformed cache entry, a bad id
+        raise ModelUnavailable(f"model {repo_id!r} cannot be read from the Hugging Face cache: {exc}") from None
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    hint = (
+        f"download it on a machine with network (`hf download {repo_id}`) into the Hugging Face cache "
+        f"({os.environ.get('HF_HOME') or '~/.cache/huggingface'}), or point the server at a local folder or "
+        ".safetensors file"
+    )
+    if offline:
+        raise ModelUnavailable(f"model {repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: {hint}")
+    try:
+        from diffusers import DiffusionPipeline
+
+        with _short_hub_timeouts():
+            return Path(DiffusionPipeline.download(repo_id))
+    except Exception as exc:
+        raise ModelUnavailable(
+            f"model {repo_id!r} is not in the local Hugging Face cache and could not be downloaded "
+            f"({type(exc).__name__}: {str(exc)[:300]}): {hint}"
+        ) from None
+
+
+@contextlib.contextmanager
+def _short_hub_timeouts() -> Iterator[None]:
+    # huggingface_hub reads these per request; the defaults wait ~10 s per try and retry.
+    saved = {name: os.environ.get(name) for name in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT")}
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
 
 
 class ModelManager:

@@ -267,3 +267,38 @@ def ensure_tiny_model(directory: str | os.PathLike[str]) -> Path:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(staging)
     return target
+
+
+TAESD_NAME = "tiny-taesd"
+_TAESD_CONFIG: dict[str, Any] = {
+    "encoder_block_out_channels": (8, 8, 8, 8),
+    "decoder_block_out_channels": (8, 8, 8, 8),
+    "num_encoder_blocks": (1, 1, 1, 1),
+    "num_decoder_blocks": (1, 1, 1, 1),
+    "latent_channels": 4,
+}
+
+
+def ensure_tiny_taesd(directory: str | os.PathLike[str]) -> Path:
+    """A random-weight TAESD (diffusers' AutoencoderTiny) with the real class and folder layout, for
+    `builtin:tiny-taesd` live previews; built once, then loaded with `from_pretrained` like a downloaded one."""
+    from diffusers import AutoencoderTiny
+
+    target = Path(directory)
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    try:
+        with torch.random.fork_rng(devices=[]):
+            _seeded(7)
+            AutoencoderTiny(**_TAESD_CONFIG).save_pretrained(staging)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(staging)
+    return target

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from engine.schedulers import SchedulerName
 
-__all__ = ["Dimension", "Guidance", "Offset", "SchedulerName", "Side", "Steps", "Strength"]
+__all__ = ["Dimension", "Guidance", "Offset", "Resize", "SchedulerName", "Side", "Steps", "Strength"]
 
 # Multiples of 8: the VAE maps 8x8 pixels to one latent cell.
 Side = Annotated[int, Field(ge=64, le=2048, multiple_of=8)]
@@ -19,3 +19,12 @@ Strength = Annotated[float, Field(gt=0.0, le=1.0, description="How much to chang
 # The editing operations work on any size, not just multiples of 8; 4096 bounds memory (64 MiB as RGBA).
 Dimension = Annotated[int, Field(ge=1, le=4096, description="Pixels.")]
 Offset = Annotated[int, Field(ge=-8192, le=8192, description="Pixels from the left or top edge.")]
+
+# How a source larger than the model's working size is treated (engine.limits.fit_within).
+Resize = Annotated[
+    Literal["fit", "none"],
+    Field(
+        description="fit: a source larger than the model's working size is scaled down into it (aspect kept); "
+        "none: rendered at the source's size, within the server's limits."
+    ),
+]

@@ -7,7 +7,9 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from engine.imaging import canny, fit_to_grid, restore_size
 from engine.operation import LayerInput, Operation, Params, Prompt
-from engine.ops.common import Guidance, SchedulerName, Steps
+from engine.limits import RenderLimits, Size, WorkEstimate
+from engine.ops.common import Guidance, Resize, SchedulerName, Steps
+from engine.ops.img2img import estimate_from_source
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -29,6 +31,7 @@ class ControlNetCannyParams(Params):
     steps: Steps = 25
     guidance: Guidance = 7.5
     scheduler: SchedulerName = "dpm++"
+    resize: Resize = "fit"
 
     @field_validator("high_threshold")
     @classmethod
@@ -48,8 +51,14 @@ class ControlNetCanny(Operation):
     uses_seed = True
     needs_model = True
 
+    @classmethod
+    def estimate(
+        cls, params: ControlNetCannyParams, input_sizes: Mapping[str, Size | None], limits: RenderLimits | None = None
+    ) -> WorkEstimate | None:
+        return estimate_from_source(input_sizes.get("control"), params.resize, params.steps, limits)
+
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: ControlNetCannyParams) -> Image:
-        control = inputs["control"]
+        control = ctx.working_image(inputs["control"], params.resize)
         edges = canny(fit_to_grid(control), params.low_threshold, params.high_threshold)
         pipe = ctx.pipeline("controlnet_canny", params.scheduler)
         image = pipe(

@@ -4,9 +4,10 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from engine.imaging import fit_to_grid, restore_size
+from engine.imaging import fit_to_grid, grid_size, restore_size
+from engine.limits import RenderLimits, Size, WorkEstimate, working_size
 from engine.operation import LayerInput, Operation, Params, Prompt
-from engine.ops.common import Guidance, SchedulerName, Steps, Strength
+from engine.ops.common import Guidance, Resize, SchedulerName, Steps, Strength
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -19,6 +20,16 @@ def effective_steps(steps: int, strength: float) -> int:
     return max(steps, math.ceil(1 / strength)) if int(steps * strength) < 1 else steps
 
 
+def estimate_from_source(
+    source: Size | None, rule: str, steps: int, limits: RenderLimits | None
+) -> WorkEstimate | None:
+    """The cost of a diffusion render over a source image brought to the working size by `rule`."""
+    if source is None:
+        return None
+    size = grid_size(working_size(source, rule, limits))  # type: ignore[arg-type]
+    return WorkEstimate(size[0] * size[1], steps, diffusion=True, size=size)
+
+
 class Img2ImgParams(Params):
     source: str = LayerInput("The picture to start from.")
     prompt: str = Prompt("What to paint.")
@@ -27,6 +38,7 @@ class Img2ImgParams(Params):
     steps: Steps = 30
     guidance: Guidance = 7.5
     scheduler: SchedulerName = "dpm++"
+    resize: Resize = "fit"
 
 
 class Img2Img(Operation):
@@ -38,8 +50,15 @@ class Img2Img(Operation):
     uses_seed = True
     needs_model = True
 
+    @classmethod
+    def estimate(
+        cls, params: Img2ImgParams, input_sizes: Mapping[str, Size | None], limits: RenderLimits | None = None
+    ) -> WorkEstimate | None:
+        steps = int(effective_steps(params.steps, params.strength) * params.strength)
+        return estimate_from_source(input_sizes.get("source"), params.resize, steps, limits)
+
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: Img2ImgParams) -> Image:
-        source = inputs["source"]
+        source = ctx.working_image(inputs["source"], params.resize)
         pipe = ctx.pipeline("img2img", params.scheduler)
         image = pipe(
             prompt=params.prompt,

@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 from PIL import Image as PILImage
 
 from engine.imaging import fit_to_grid, mask_from_layer, restore_size
+from engine.limits import RenderLimits, Size, WorkEstimate
 from engine.operation import LayerInput, MaskInput, Operation, Params, Prompt
-from engine.ops.common import Guidance, SchedulerName, Steps, Strength
-from engine.ops.img2img import effective_steps
+from engine.ops.common import Guidance, Resize, SchedulerName, Steps, Strength
+from engine.ops.img2img import effective_steps, estimate_from_source
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -25,6 +26,7 @@ class InpaintParams(Params):
     steps: Steps = 30
     guidance: Guidance = 7.5
     scheduler: SchedulerName = "dpm++"
+    resize: Resize = "fit"
 
 
 class Inpaint(Operation):
@@ -36,8 +38,15 @@ class Inpaint(Operation):
     uses_seed = True
     needs_model = True
 
+    @classmethod
+    def estimate(
+        cls, params: InpaintParams, input_sizes: Mapping[str, Size | None], limits: RenderLimits | None = None
+    ) -> WorkEstimate | None:
+        steps = int(effective_steps(params.steps, params.strength) * params.strength)
+        return estimate_from_source(input_sizes.get("source"), params.resize, steps, limits)
+
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: InpaintParams) -> Image:
-        source = inputs["source"].convert("RGB")
+        source = ctx.working_image(inputs["source"], params.resize).convert("RGB")
         image = fit_to_grid(source)
         mask = mask_from_layer(inputs["mask"], image.size)
         pipe = ctx.pipeline("inpaint", params.scheduler)

@@ -7,7 +7,9 @@ from pydantic import Field
 
 from engine.imaging import fit_to_grid, restore_size
 from engine.operation import LayerInput, Operation, Params, Prompt
-from engine.ops.common import Guidance, SchedulerName, Steps
+from engine.limits import RenderLimits, Size, WorkEstimate
+from engine.ops.common import Guidance, Resize, SchedulerName, Steps
+from engine.ops.img2img import estimate_from_source
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -25,6 +27,7 @@ class InstructPix2PixParams(Params):
         float, Field(ge=0.0, le=30.0, description="How closely to stay with the source picture.")
     ] = 1.5
     scheduler: SchedulerName = "euler_a"
+    resize: Resize = "fit"
 
 
 class InstructPix2Pix(Operation):
@@ -36,8 +39,14 @@ class InstructPix2Pix(Operation):
     uses_seed = True
     needs_model = True
 
+    @classmethod
+    def estimate(
+        cls, params: InstructPix2PixParams, input_sizes: Mapping[str, Size | None], limits: RenderLimits | None = None
+    ) -> WorkEstimate | None:
+        return estimate_from_source(input_sizes.get("source"), params.resize, params.steps, limits)
+
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: InstructPix2PixParams) -> Image:
-        source = inputs["source"]
+        source = ctx.working_image(inputs["source"], params.resize)
         pipe = ctx.pipeline("instruct_pix2pix", params.scheduler)
         image = pipe(
             prompt=params.instruction,

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from engine.limits import RenderLimits, Size, WorkEstimate
 from engine.operation import Operation, Params, Prompt
 from engine.ops.common import Guidance, SchedulerName, Side, Steps
 
@@ -30,6 +31,13 @@ class Txt2Img(Operation):
     Params = Txt2ImgParams
     uses_seed = True
     needs_model = True
+
+    @classmethod
+    def estimate(
+        cls, params: Txt2ImgParams, input_sizes: Mapping[str, Size | None], limits: RenderLimits | None = None
+    ) -> WorkEstimate:
+        size = (params.width, params.height)
+        return WorkEstimate(params.width * params.height, params.steps, diffusion=True, size=size)
 
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: Txt2ImgParams) -> Image:
         pipe = ctx.pipeline("txt2img", params.scheduler)

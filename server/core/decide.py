@@ -10,7 +10,8 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.operation import InvalidParams, OperationRegistry, ValidatedParams, validate_params
+from engine.limits import RenderLimits, Size
+from engine.operation import InvalidParams, Operation, OperationRegistry, ValidatedParams, validate_params
 from server.core.commands import (
     AddLayer,
     ChangeParams,
@@ -70,6 +71,8 @@ class Decider:
     new_layer_id: Callable[[], str] = field(default=_random_layer_id)
     # Whether an uploaded image exists; None skips the check (the decider is also used without a blob store).
     blob_exists: Callable[[str], bool] | None = None
+    # The server's bounds on one render; None decides without them (tests of the event core, scripts).
+    limits: RenderLimits | None = None
 
     def decide(self, state: CanvasState, command: Command) -> list[EventData]:
         if not state.created:
@@ -148,6 +151,7 @@ class Decider:
         validated = _validate(operation.name, self.operations, command.params)
         parents = _parents(state, validated, layer_id)
         self._check_blobs(validated)
+        self._check_cost(state, operation, validated)
         seed = command.seed if command.seed is not None or not operation.uses_seed else self.new_seed()
         return LayerAdded(
             layer_id=layer_id,
@@ -168,6 +172,7 @@ class Decider:
         validated = _validate(operation.name, self.operations, command.params)
         parents = _parents(state, validated, layer.id)
         self._check_blobs(validated)
+        self._check_cost(state, operation, validated)
         descendants = set(state.descendants(layer.id))
         for parent in parents:
             if parent in descendants:
@@ -191,6 +196,20 @@ class Decider:
                     f"params.{path}: no uploaded image {sha256} (POST /api/blobs first)",
                     f"params.{path}",
                 )
+
+    def _check_cost(self, state: CanvasState, operation: type[Operation], validated: ValidatedParams) -> None:
+        """Refuse work over the server's limits now, when the sizes of the inputs are already known (the
+        render checks again, just before it starts, for inputs that were not rendered yet)."""
+        if self.limits is None:
+            return
+        sizes: dict[str, Size | None] = {}
+        for path, parent_id in validated.inputs.items():
+            output = state.layers[parent_id].output
+            sizes[path] = (output.width, output.height) if output is not None else None
+        estimate = operation.estimate(operation.Params.model_validate(validated.params), sizes, self.limits)
+        problem = None if estimate is None else self.limits.check(operation.name, estimate)
+        if problem is not None:
+            raise CommandRejected("over_limit", problem, "params")
 
     @staticmethod
     def _check_revision(state: CanvasState, layer_id: str, revision: int) -> None:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from engine.builtins import builtin_operations, default_registry
-from engine.errors import CapabilityMissing, MissingInput
+from engine.errors import CapabilityMissing, MissingInput, ModelUnavailable
 from engine.models.loader import ModelManager, ModelOptions
 from engine.operation import INPUT_KEY, WIDGET_KEY, InvalidParams, validate_params
 from engine.render import Renderer
@@ -217,7 +217,7 @@ def test_inpaint_with_missing_model_folder_fails_clearly(tmp_path: Path) -> None
     shutil.rmtree(tmp_path, ignore_errors=True)
     renderer = Renderer(ModelManager(str(tmp_path / "nowhere")))
     params, inputs = CASES["txt2img"]
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ModelUnavailable, match="not found: no such file or folder"):
         renderer.render("txt2img", params, 1, inputs)
 
 

@@ -140,6 +140,7 @@ class LayerRow {
     this.thumb = h('div.layer-thumb', null, this.thumbImg, this.thumbIcon, this.thumbStatus);
     this.name = h('span.layer-name', { title: 'Double-click to rename' });
     this.meta = h('span.layer-meta');
+    this.statusLine = h('span.layer-state');
     this.progress = h('div.layer-progress', null, h('div.layer-progress-bar'));
     this.people = h('span.layer-people');
     this.eye = iconButton('eye', 'Hide', (e) => {
@@ -185,7 +186,7 @@ class LayerRow {
         null,
         h('span.layer-grip', { title: 'Drag to reorder' }, icon('grip', { size: 14 })),
         this.thumb,
-        h('div.layer-text', null, this.name, this.meta),
+        h('div.layer-text', null, this.name, this.meta, this.statusLine),
         this.people,
         h('div.layer-actions', null, this.cancelBtn, this.retryBtn, h('span.layer-hover-actions', null, this.downloadBtn, this.deleteBtn)),
         this.eye,
@@ -254,8 +255,10 @@ class LayerRow {
     fill(this.meta, 
       h('span.meta-op', null, title),
       parents.length ? h('span.meta-from', { title: `Made from ${parents.join(', ')}` }, ` ← ${parents.join(', ')}`) : null,
-      status ? h(`span.meta-status.status-${kind || layer.status}`, { title: cancelled ? `Cancelled: ${layer.error}` : status, dataset: { testid: 'layer-status' } }, ` · ${status}`) : null,
     );
+    // the status on a line of its own: why a layer waits can take a sentence
+    this.statusLine.hidden = !status;
+    fill(this.statusLine, status ? h(`span.meta-status.status-${kind || layer.status}`, { title: cancelled ? `Cancelled: ${layer.error}` : status, dataset: { testid: 'layer-status' } }, status) : null);
     const showPreview = !!preview && !past;
     this.thumb.classList.toggle('previewing', showPreview);
     if (showPreview) {
