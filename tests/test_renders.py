@@ -315,7 +315,7 @@ async def test_an_upload_of_an_unknown_blob_is_rejected(tmp_path, ops):
 
 
 async def test_a_past_state_whose_images_were_never_rendered_is_shown_without_computing_until_asked(
-    engine, renderer
+    engine, renderer, monkeypatch
 ):
     service, background, blobs, store, _ = engine
     await background.stop()  # nothing renders in the background: versions 2 and 3 never get their images
@@ -326,7 +326,7 @@ async def test_a_past_state_whose_images_were_never_rendered_is_shown_without_co
         rendered.append(operation)
         return real_render(operation, *args, **kwargs)
 
-    renderer.render = counting_render
+    monkeypatch.setattr(renderer, "render", counting_render)
     queue = RenderQueue(service, store, blobs, operations(), lambda: renderer)  # not started: on demand only
     canvas_id = await canvas_with(service, txt2img("a"), img2img("b", "a"))
     past = await service.state(canvas_id, 3)
