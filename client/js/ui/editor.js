@@ -511,7 +511,8 @@ export class Editor {
       icon(op.category === 'generate' ? 'sparkles' : 'plus'),
       op.category === 'generate' ? 'Generate' : `Add ${op.title.toLowerCase()} layer`,
     );
-    fill(this.leftFoot, this.generateBtn, this.readOnly ? h('div.foot-note', null, icon('lock', { size: 12 }), this.scrub ? 'Go back to live to edit.' : 'View only') : h('div.foot-note', null, 'Adds a layer on top. ', h('kbd', null, 'Ctrl'), '+', h('kbd', null, 'Enter')));
+    // what the render will be (size, steps, limits) stays in sight next to the button that starts it
+    fill(this.leftFoot, this.readOnly ? null : this.form.estimateEl, this.generateBtn, this.readOnly ? h('div.foot-note', null, icon('lock', { size: 12 }), this.scrub ? 'Go back to live to edit.' : 'View only') : h('div.foot-note', null, 'Adds a layer on top. ', h('kbd', null, 'Ctrl'), '+', h('kbd', null, 'Enter')));
   }
 
   saveNewValues() {
@@ -582,6 +583,7 @@ export class Editor {
     this.applyBtn = h('button.btn.btn-primary.btn-block.btn-large', { type: 'button', disabled: true, dataset: { testid: 'apply' }, onclick: () => this.applyChanges() }, icon('check'), 'Apply changes');
     this.revertBtn = h('button.btn', { type: 'button', disabled: true, onclick: () => this.buildLeft() }, 'Revert');
     fill(this.leftFoot, 
+      this.readOnly ? null : this.form.estimateEl,
       this.readOnly ? null : h('div.row.gap-8', null, this.revertBtn, this.applyBtn),
       h('div.foot-note', null, this.readOnly ? [icon('lock', { size: 12 }), this.scrub ? 'An old version: read-only.' : 'View only'] : 'Re-renders this layer and the layers made from it.'),
     );
