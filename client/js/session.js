@@ -83,6 +83,12 @@ export class CanvasSession {
         return this.preview(message);
       case 'queue':
         return this.queueChanged(message);
+      case 'render_blocked': // the worker set this canvas aside ({reason, retry_in_s, attempts})
+        this.blocked = blockedFrom(message, this.now());
+        return this.emit('renders');
+      case 'render_unblocked':
+        this.blocked = null;
+        return this.emit('renders');
       case 'render_finished':
       case 'render_failed':
       case 'render_cancelled':
@@ -281,5 +287,7 @@ function queueEntry(item, known, now) {
 
 function blockedFrom(blocked, now) {
   if (!blocked) return null;
-  return { reason: blocked.reason || '', retryInS: Number.isFinite(blocked.retry_in_s) ? blocked.retry_in_s : null, receivedAt: now };
+  const entry = { reason: blocked.reason || '', retryInS: Number.isFinite(blocked.retry_in_s) ? blocked.retry_in_s : null, receivedAt: now };
+  if (Number.isFinite(blocked.attempts)) entry.attempts = blocked.attempts;
+  return entry;
 }

@@ -154,6 +154,11 @@ test('the queue: why a layer waits, its ETA, and a canvas the worker cannot sche
   assert.deepEqual([session.renders.get('A').step, session.renders.get('A').etaS, session.renders.get('A').receivedAt], [5, 6, 3000]);
   assert.equal(session.renders.has('B'), false); // no longer queued
   assert.equal(session.blocked.retryInS, 8);
+  // the worker's own notices
+  session.handle({ type: 'render_unblocked' });
+  assert.equal(session.blocked, null);
+  session.handle({ type: 'render_blocked', reason: 'this canvas cannot be scheduled: TypeError: x', attempts: 2, since: 1, retry_in_s: 4 });
+  assert.deepEqual(session.blocked, { reason: 'this canvas cannot be scheduled: TypeError: x', retryInS: 4, receivedAt: 3000, attempts: 2 });
   // another canvas's queue is not this one's
   session.handle({ type: 'queue', canvas_id: 'c2', blocked: null, queue: [] });
   assert.equal(session.renders.has('A'), true);
