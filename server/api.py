@@ -269,6 +269,7 @@ async def get_renders(request: Request) -> Response:
         state = await services(request).canvases.state(canvas_id)
     except CanvasNotFound as exc:
         raise not_found(exc) from None
+    await queue.refresh_backlog()  # so that "ahead" counts canvases not yet taken
     return JSONResponse(
         {
             "canvas_id": canvas_id,

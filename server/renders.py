@@ -706,11 +706,27 @@ class RenderQueue:
             "cancelling": running.cancel.is_set(),
         }
 
+    async def refresh_backlog(self) -> list[str]:
+        """Bring the backlog up to date with every canvas marked as having work, also those not yet taken."""
+        try:
+            marked = await self.work.waiting()
+        except Exception:
+            marked = []
+        for canvas_id in marked[:200]:
+            if canvas_id in self._backlog or self._quarantines.get(canvas_id) is not None:
+                continue
+            with contextlib.suppress(Exception):
+                waiting = self._waiting(await self.service.state(canvas_id))
+                if waiting:
+                    self._backlog[canvas_id] = waiting
+        running = self._running
+        return list(dict.fromkeys([*([running.canvas_id] if running else []), *self._backlog, *marked,
+                                   *self._quarantines.by_canvas]))  # fmt: skip
+
     async def overview(self) -> dict[str, Any]:
         """The whole server's render queue, for admins: what renders now, for whom, and what waits where."""
         canvases = []
-        ids = list(dict.fromkeys([*self._backlog, *self._quarantines.by_canvas]))
-        for canvas_id in ids[:200]:
+        for canvas_id in (await self.refresh_backlog())[:200]:
             try:
                 state = await self.service.state(canvas_id)
                 queue = self.queue(state)
@@ -722,7 +738,7 @@ class RenderQueue:
 
     async def _publish_queues(self, current: str) -> None:
         """Tell the canvases with work (and the one just served) where their renders stand."""
-        for canvas_id in list(dict.fromkeys([current, *self._backlog]))[:50]:
+        for canvas_id in list(dict.fromkeys([current, *(await self.refresh_backlog())]))[:50]:
             try:
                 state = await self.service.state(canvas_id)
             except Exception:

@@ -50,6 +50,10 @@ class LocalWork:
     def pending(self) -> bool:
         return bool(self._dirty)
 
+    async def waiting(self) -> list[str]:
+        """The canvases marked as having work, in turn order."""
+        return list(self._dirty)
+
     async def close(self) -> None:
         pass
 
@@ -157,6 +161,14 @@ class SharedWork:
     def pending(self) -> bool:
         with self.engine.connect() as conn:
             return conn.exec_driver_sql("SELECT count(*) FROM render_jobs").scalar() > 0
+
+    async def waiting(self) -> list[str]:
+        def read() -> list[str]:
+            with self.engine.connect() as conn:
+                rows = conn.exec_driver_sql("SELECT canvas_id FROM render_jobs ORDER BY requested_at LIMIT 1000")
+                return [row[0] for row in rows]
+
+        return await asyncio.to_thread(read)
 
     async def close(self) -> None:
         if self._renewer is not None:

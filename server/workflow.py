@@ -37,6 +37,7 @@ from server.core.events import (
     UnknownEventType,
     decode_payload,
 )
+from server.core.payload_types import PayloadTypeError, check_payload_types
 from server.core.projection import apply, empty_state
 from server.images import InvalidImage, inspect_image
 from server.service import CanvasService, CommandResult, RecordedEvent
@@ -224,8 +225,11 @@ def _parse_event(index: int, raw: Any) -> Event:
         raise InvalidWorkflow("payload must be an object", f"{where}.payload")
     try:
         data = decode_payload(event_type, schema_version, dict(payload))
+        check_payload_types(data)
     except (TypeError, UnknownEventType) as exc:
         raise InvalidWorkflow(f"payload does not fit {event_type}: {exc}", f"{where}.payload") from None
+    except PayloadTypeError as exc:
+        raise InvalidWorkflow(f"payload of {event_type}: {exc}", f"{where}.payload.{exc.field}") from None
     actor = raw.get("actor", "import")
     command_id = raw.get("command_id")
     timestamp = raw.get("timestamp", 0.0)

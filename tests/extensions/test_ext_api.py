@@ -14,6 +14,7 @@ from pydantic import Field
 from engine.blobs import ImageLimits, decode_image
 from engine.builtins import builtin_operations, default_registry
 from engine.context import RunContext
+from engine.errors import ModelUnavailable
 from engine.errors import InvalidBlob, MissingBlob, MissingInput
 from engine.models.loader import ModelHandle
 from engine.operation import (
@@ -230,7 +231,7 @@ def test_edit_operations_never_touch_the_model(renderer: Renderer, missing_model
     assert cropped.fingerprint == fingerprint
     assert fingerprint["engine"] == "opendream-edit" and fingerprint["operation_version"] == 1
     assert {"pillow", "numpy"} <= fingerprint.keys() and "model" not in fingerprint
-    with pytest.raises(FileNotFoundError):  # the model-bound operations do need it
+    with pytest.raises(ModelUnavailable):  # the model-bound operations do need it
         renderer.fingerprint_for("txt2img")
     with pytest.raises(KeyError):
         renderer.fingerprint_for("nope")
