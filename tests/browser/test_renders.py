@@ -134,6 +134,7 @@ def test_img2img_on_a_large_upload_shows_the_size_it_renders_at(pages, server):
         page.click("[data-testid=generate]")
         # refused by the server, which names the limit: shown as rejections are
         expect(page.locator(".toast-error").last).to_contain_text(re.compile(r"max_pixels|max_work|limit", re.I))
+        shot(page, "renders-4b-img2img-refused")
         expect(rows(page)).to_have_count(1)
 
     # resized to fit: accepted, and rendered at the size the form said
@@ -152,7 +153,7 @@ def test_a_past_version_never_rendered_says_so_and_an_editor_can_render_it(pages
     # Keep the worker busy on another canvas while this one's layer changes twice: its first params are
     # never rendered, so the version that had them has no picture for it.
     blocker = Canvas(server, "Busy elsewhere")
-    blocker.txt2img("slow", "slow", width=256, height=256, steps=150)
+    blocker.txt2img("slow", "slow", width=512, height=512, steps=60)
     wait_until(
         lambda: any(
             item.get("rendering") for item in blocker.http.get(f"/api/canvases/{blocker.id}/renders").json()["queue"]
@@ -170,6 +171,14 @@ def test_a_past_version_never_rendered_says_so_and_an_editor_can_render_it(pages
             "params": {"prompt": "a blue sky", "width": 64, "height": 64, "steps": 2},
         }
     )
+    # meanwhile the editor says why the layer waits, and the pill too
+    page = open_editor(pages, canvas.path)
+    waiting = row(page, "sky").locator("[data-testid=layer-status]")
+    expect(waiting).to_contain_text(re.compile(r"^Waiting: behind \d+ renders? on other canvases"))
+    expect(page.locator("[data-testid=render-pill]")).to_contain_text(
+        re.compile(r"behind \d+ renders? on other canvases")
+    )
+    shot(page, "renders-0-waiting")
     assert blocker.http.post(f"/api/canvases/{blocker.id}/layers/slow/cancel").status_code in (200, 202, 204)
     canvas.wait_rendered("sky", timeout=60)
     images = canvas.http.get(f"/api/canvases/{canvas.id}/images?version={past}").json()
@@ -190,7 +199,6 @@ def test_a_past_version_never_rendered_says_so_and_an_editor_can_render_it(pages
     assert canvas.http.get(f"/api/canvases/{canvas.id}/images?version={past}").json()["missing"] == 1
 
     # an editor: "Render this version" renders it, then shows it
-    page = open_editor(pages, canvas.path)
     set_range(page.locator("[data-testid=timeline-slider]"), past)
     sky = row(page, "sky")
     expect(sky.locator("[data-testid=layer-status]")).to_have_text("Not rendered at this version")

@@ -986,8 +986,9 @@ export class Editor {
   pastNote() {
     const past = this.pastSummary();
     if (!past || past.checking || !past.missing) return null;
-    const count = past.missing === 1 ? '1 layer was' : `${past.missing} layers were`;
-    return h('span.scrub-note', { dataset: { testid: 'past-missing' } }, ` · ${count} not rendered at this version${past.canRender ? '' : ' (an editor can render them)'}`);
+    const count = past.missing === 1 ? '1 layer' : `${past.missing} layers`;
+    const who = past.canRender ? '' : past.missing === 1 ? ' — an editor can render it' : ' — an editor can render them';
+    return h('span.scrub-note', { dataset: { testid: 'past-missing' }, title: `${count} not rendered at this version${who}` }, `· ${count} not rendered at this version${who}`);
   }
 
   /** "Render this version": the server renders what the past version lacks (editors only). */
