@@ -44,6 +44,8 @@ POLICY = {
     ("POST", "/api/canvases/{canvas_id}/commands"): "editor",
     ("GET", "/api/canvases/{canvas_id}/renders"): "viewer",
     ("GET", "/api/canvases/{canvas_id}/images"): "viewer",
+    ("POST", "/api/canvases/{canvas_id}/images"): "editor",
+    ("GET", "/api/renders"): "admin",
     ("POST", "/api/canvases/{canvas_id}/layers/{layer_id}/cancel"): "editor",
     ("POST", "/api/canvases/{canvas_id}/fork"): "viewer",
     ("GET", "/api/canvases/{canvas_id}/workflow"): "viewer",
