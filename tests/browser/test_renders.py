@@ -82,6 +82,19 @@ def test_a_render_shows_previews_in_its_row_and_on_the_canvas_then_the_final_ima
     expect(page.locator("[data-testid=render-pill]")).to_be_hidden()
     shot(page, "renders-2-final")
 
+    # a canvas the worker has set aside: a notice that says why and counts down to the retry
+    page.evaluate(
+        "() => window.opendream.session.handle({type: 'render_blocked', reason: 'this canvas cannot be scheduled: "
+        "TypeError: bad payload', attempts: 1, since: 0, retry_in_s: 30})"
+    )
+    notice = page.locator("[data-testid=render-blocked]")
+    expect(notice).to_contain_text(
+        re.compile(r"Rendering is paused for this canvas: this canvas cannot be scheduled: .* — retrying in \d+ s")
+    )
+    shot(page, "renders-2b-blocked")
+    page.evaluate("() => window.opendream.session.handle({type: 'render_unblocked'})")
+    expect(notice).to_be_hidden()
+
 
 def test_img2img_on_a_large_upload_shows_the_size_it_renders_at(pages, server):
     canvas = Canvas(server, "Large source")

@@ -51,7 +51,7 @@ def test_scrub_the_history_then_fork_from_a_past_version(pages, server, shoot):
     shoot(page, "12-history-scrub")
     page.locator(f"[data-testid=history-list] li[data-seq='{past - 1}']").click()  # the add of "first"
     expect(page.locator("[data-testid=scrub-banner]")).to_contain_text(f"Viewing version {past - 1}")
-    # a version whose layer had not rendered yet: its picture is rendered on demand
+    # a version whose layer had not rendered yet: the picture its params made later, from the render cache
     page.click("[data-testid=tab-layers]")
     expect(row(page, "first").locator(".layer-thumb img")).to_be_visible(timeout=30_000)
     page.keyboard.press("Escape")
