@@ -189,6 +189,7 @@ class RenderQueue:
         self._turns: dict[str, dict[str, int]] = {}  # canvas -> user -> when they were last served
         self._served = 0
         self._backlog: dict[str, list[_Waiting]] = {}  # canvases with work -> their waiting layers
+        self._turn_order: list[str] = []  # canvases marked as having work, next first (as last looked at)
         self.times = RenderTimes()
         self._log = ThrottledLog(log)
         self.stats: Counter[str] = Counter()
@@ -647,7 +648,18 @@ class RenderQueue:
         running = self._running
         if running is not None and running.canvas_id == canvas_id:
             mine.sort(key=lambda item: item.layer_id != running.layer_id)
-        others = [items for other, items in self._backlog.items() if other != canvas_id]
+        # What waits on other canvases (the one rendering there is counted once, as `running`), and whether
+        # that canvas's turn comes before this one's in each round (LocalWork/SharedWork order).
+        order = self._turn_order
+        mine_at = order.index(canvas_id) if canvas_id in order else len(order)
+        others: list[tuple[list[_Waiting], bool]] = []
+        for other, entries in self._backlog.items():
+            if other == canvas_id:
+                continue
+            if running is not None and other == running.canvas_id:
+                entries = [entry for entry in entries if entry.layer_id != running.layer_id]
+            before = other in order and order.index(other) < mine_at
+            others.append((entries, before))
         head = 0.0 if running is None else running.remaining_s()
         running_elsewhere = running is not None and running.canvas_id != canvas_id
         items: list[dict[str, Any]] = []
@@ -659,7 +671,7 @@ class RenderQueue:
                 eta = running.remaining_s() if running is not None else None
                 items.append(self._item(item, index, True, 0, 0, eta, None))
                 continue
-            elsewhere = [entries[: turn + 1] for entries in others]
+            elsewhere = [entries[: turn + 1 if before else turn] for entries, before in others]
             ahead_elsewhere = sum(len(entries) for entries in elsewhere) + (1 if running_elsewhere else 0)
             ahead = ahead_elsewhere + turn + (1 if running is not None and not running_elsewhere else 0)
             eta = _total(
@@ -712,14 +724,17 @@ class RenderQueue:
             marked = await self.work.waiting()
         except Exception:
             marked = []
-        for canvas_id in marked[:200]:
-            if canvas_id in self._backlog or self._quarantines.get(canvas_id) is not None:
+        self._turn_order = marked
+        running = self._running
+        for canvas_id in list(dict.fromkeys([*([running.canvas_id] if running else []), *marked]))[:200]:
+            if self._quarantines.get(canvas_id) is not None:
                 continue
             with contextlib.suppress(Exception):
                 waiting = self._waiting(await self.service.state(canvas_id))
                 if waiting:
                     self._backlog[canvas_id] = waiting
-        running = self._running
+                else:
+                    self._backlog.pop(canvas_id, None)
         return list(dict.fromkeys([*([running.canvas_id] if running else []), *self._backlog, *marked,
                                    *self._quarantines.by_canvas]))  # fmt: skip
 

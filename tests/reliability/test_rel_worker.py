@@ -376,8 +376,9 @@ def test_the_queue_says_why_a_layer_waits_and_admins_see_the_whole_server(server
             view = member.get(f"/api/canvases/{other}/renders").json()
             assert member.get("/api/renders").status_code == 403  # the whole server is for admins
         items = {item["layer_id"]: item for item in view["queue"]}
-        assert items["waiter"]["ahead"] >= 1 and items["waiter"]["ahead_elsewhere"] >= 1
-        assert "on other canvases" in items["waiter"]["wait_reason"], items
+        # "hog" renders, "hog2" has its turn first (its canvas was marked first): two renders, both elsewhere
+        assert (items["waiter"]["ahead"], items["waiter"]["ahead_elsewhere"]) == (2, 2), items
+        assert items["waiter"]["wait_reason"].startswith("behind 2 renders on other canvases"), items
         assert items["child"]["wait_reason"].startswith("waiting for “"), items
         overview = client.get("/api/renders").json()
         assert overview["rendering"]["canvas_id"] == busy and overview["rendering"]["layer_id"] == "hog"
