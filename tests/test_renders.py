@@ -7,6 +7,7 @@ import io
 import json
 import os
 import subprocess
+import threading
 import sys
 
 import pytest
@@ -343,3 +344,93 @@ async def test_a_past_state_whose_images_were_never_rendered_is_shown_without_co
     again = await queue.images_at(past)  # the next look costs nothing: the cache has them
     assert {layer_id: image["source"] for layer_id, image in again.items()} == {"a": "cache", "b": "cache"}
     assert len(store.read(canvas_id)) == 3  # and nothing was appended
+
+
+GATE = threading.Event()
+
+
+class Gate(Operation):
+    """Holds the render thread until the test opens the gate."""
+
+    name = "gate"
+    title = "Gate"
+
+    class Params(Params):
+        pass
+
+    def run(self, ctx, inputs, params):
+        GATE.wait(30)
+        return Image.new("RGB", (8, 8))
+
+
+async def test_users_take_turns_within_a_canvas(tmp_path, renderer):
+    registry = operations()
+    registry.register(Gate)
+    store = SQLEventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    service = CanvasService(store, Decider(registry))
+    await service.start()
+    gated = Renderer(renderer.models, registry)
+    queue = RenderQueue(service, store, LocalBlobStore(tmp_path / "blobs"), registry, lambda: gated)
+    await queue.start()
+    GATE.clear()
+    try:
+        held = await canvas_with(service, AddLayer(layer_id="gate", operation="gate"))
+        while queue.running() is None:
+            await asyncio.sleep(0.01)
+        shared = (await service.create_canvas("shared", "alice")).canvas_id
+        for layer_id, user in (("a1", "alice"), ("a2", "alice"), ("a3", "alice"), ("b1", "bob")):
+            await service.execute(shared, txt2img(layer_id, seed=len(layer_id) + ord(layer_id[-1])), user)
+        waiting = {item["layer_id"]: item for item in queue.queue(await service.state(shared))}
+        assert waiting["b1"]["user"] == "bob" and waiting["a1"]["wait_reason"] == "behind 1 render on other canvases"
+        GATE.set()
+        await queue.wait_idle()
+        order = [e.data.layer_id for e in store.read(shared) if e.type == "layer.rendered"]
+        assert order == ["a1", "b1", "a2", "a3"]  # bob is not made to wait behind all of alice's work
+        assert (await service.state(held)).layers["gate"].status == "rendered"
+    finally:
+        GATE.set()
+        await queue.stop()
+        await service.stop()
+        store.close()
+
+
+async def test_a_canvas_whose_state_cannot_be_scheduled_is_set_aside_and_cured_by_an_edit(tmp_path, renderer):
+    from server.core.commands import DeleteLayer
+    from server.core.events import CanvasCreated, LayerAdded
+    from server.quarantine import Backoff
+    from server.service import RecordedEvent
+
+    store = SQLEventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    service = CanvasService(store, Decider(operations()))
+    await service.start()
+    queue = RenderQueue(service, store, LocalBlobStore(tmp_path / "blobs"), operations(), lambda: renderer,
+                        backoff=Backoff(base_s=0.05, cap_s=0.4))  # fmt: skip
+    blocked_notices: list[dict] = []
+    queue.subscribe(lambda canvas_id, n: blocked_notices.append(n) if n["type"].startswith("render_") else None)
+    await queue.start()
+    try:
+        events = [CanvasCreated(name="bad"), LayerAdded("ghostly", "img2img", {"source": "ghost"}, 1, ("ghost",), "G")]
+        bad = (await service.import_log([RecordedEvent(e, "import", None, 0.0) for e in events])).canvas_id
+        good = await canvas_with(service, txt2img("fine"))
+        for _ in range(200):
+            if (queue.blocked(bad) or {}).get("attempts", 0) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        blocked = queue.blocked(bad)
+        assert blocked is not None and blocked["attempts"] >= 3 and "KeyError" in blocked["reason"]
+        await queue.wait_idle()
+        assert (await service.state(good)).layers["fine"].status == "rendered"  # the others were served
+        assert any(n["type"] == "render_blocked" for n in blocked_notices)
+        await service.execute(bad, DeleteLayer(layer_id="ghostly"), "alice")  # the owner removes the cause
+        for _ in range(100):
+            if queue.blocked(bad) is None:
+                break
+            await asyncio.sleep(0.05)
+        assert queue.blocked(bad) is None
+        assert any(n["type"] == "render_unblocked" for n in blocked_notices)
+    finally:
+        await queue.stop()
+        await service.stop()
+        store.close()
