@@ -4,11 +4,17 @@
    alternately on one loaded model, so drift in machine speed hits both alike; ratio of medians), and the
    whole materialisation path (render queue → PNG → blob store → `layer.rendered` committed) per layer;
 2. the render cache: a 20-layer canvas rendered cold, then the same canvas again (same operations, params,
-   seeds, inputs) where every layer is a cache hit.
+   seeds, inputs) where every layer is a cache hit;
+3. cancellation: renders at --cancel-size (512²) cancelled at evenly spread moments of their run (text
+   encoding, every step, the VAE decode); the time from the cancel to the render having stopped (the worker
+   free), p50 and p99;
+4. live previews: the same render with previews on and off, alternately (ratio of medians), with the linear
+   latent preview and with a (tiny) TAESD.
 
     .venv/bin/python bench/engine.py [--size 256] [--steps 20] [--repeats 9] [--model builtin:tiny]
 
-The last line printed is JSON: {"engine_over_raw": ..., "cached_over_cold": ..., ...}.
+The last line printed is JSON: {"engine_over_raw", "cached_over_cold", "cancel_p50_ms", "cancel_p99_ms",
+"preview_over_plain", ...}.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +102,79 @@ async def cache_figures(renderer: Renderer, size: int, steps: int) -> dict[str, 
     }
 
 
+def cancel_figures(renderer: Renderer, size: int, steps: int, trials: int) -> dict[str, float]:
+    """Cancel renders at evenly spread moments of a whole run; how long each took to stop after the cancel."""
+    from engine.errors import RenderCancelled
+
+    params = {"prompt": "a harbour at dusk", "width": size, "height": size, "steps": steps}
+    started = time.perf_counter()
+    renderer.render("txt2img", params, 1, {})
+    whole = time.perf_counter() - started
+    latencies: list[float] = []
+    for trial in range(trials):
+        cancel = threading.Event()
+        at = whole * (trial + 0.5) / trials
+        cancelled_at: list[float] = []
+
+        def fire(at: float = at, cancel: threading.Event = cancel, cancelled_at: list[float] = cancelled_at) -> None:
+            time.sleep(at)
+            cancelled_at.append(time.perf_counter())
+            cancel.set()
+
+        timer = threading.Thread(target=fire)
+        timer.start()
+        try:
+            renderer.render("txt2img", params, 2 + trial, {}, cancelled=cancel.is_set)
+        except RenderCancelled:
+            latencies.append((time.perf_counter() - cancelled_at[0]) * 1000.0)
+        timer.join()
+    latencies.sort()
+    return {
+        "cancel_p50_ms": round(statistics.median(latencies), 1),
+        "cancel_p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+        "cancel_max_ms": round(latencies[-1], 1),
+        "cancel_trials": len(latencies),
+        "cancel_render_s": round(whole, 3),
+        "cancel_size": size,
+    }
+
+
+def preview_figures(renderer: Renderer, size: int, steps: int, repeats: int) -> dict[str, float]:
+    """Render time with live previews on (linear, then TAESD) over the same render with them off."""
+    params = {"prompt": "a harbour at dusk", "width": size, "height": size, "steps": steps}
+    sent: list[int] = []
+
+    def keep(step: int, total: int, picture: Any) -> None:
+        picture.jpeg_data_url()  # what the server does with each: encoded for the wire
+        sent.append(step)
+
+    def plain() -> None:
+        renderer.render("txt2img", params, 7, {})
+
+    def previewed() -> None:
+        renderer.render("txt2img", params, 7, {}, preview=keep)
+
+    figures: dict[str, float] = {}
+    for label, count, taesd in (
+        ("preview_over_plain", "previews_per_render", None),
+        ("preview_taesd_over_plain", "taesd_previews_per_render", "builtin:tiny-taesd"),
+    ):
+        handle = renderer.models.get()
+        handle.options = replace(handle.options, taesd=taesd)
+        handle._taesd = None
+        previewed()  # warm-up (and TAESD's load)
+        times: dict[str, list[float]] = {"plain": [], "previewed": []}
+        sent.clear()
+        for _ in range(repeats):
+            for name, fn in (("plain", plain), ("previewed", previewed)):
+                started = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - started)
+        figures[label] = round(statistics.median(times["previewed"]) / statistics.median(times["plain"]), 4)
+        figures[count] = round(len(sent) / repeats, 1)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="builtin:tiny")
@@ -102,6 +183,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--scheduler", default="dpm++")
     parser.add_argument("--models-dir", type=Path, default=None)
+    parser.add_argument("--cancel-size", type=int, default=512)
+    parser.add_argument("--cancel-steps", type=int, default=25)
+    parser.add_argument("--cancel-trials", type=int, default=20)
     args = parser.parse_args()
 
     manager = ModelManager(args.model, ModelOptions(models_dir=args.models_dir))
@@ -147,6 +231,11 @@ def main() -> None:
     cache = asyncio.run(cache_figures(renderer, args.size, args.steps))
     print(f"20-layer canvas: cold {cache['cold_s_20_layers']} s, all cached {cache['cached_s_20_layers']} s; "
           f"{cache['materialise_overhead_ms_per_layer']} ms per layer around the renderer")  # fmt: skip
+    cancel = cancel_figures(renderer, args.cancel_size, args.cancel_steps, args.cancel_trials)
+    print(f"cancel at {args.cancel_size}px: p50 {cancel['cancel_p50_ms']} ms, p99 {cancel['cancel_p99_ms']} ms "
+          f"over {cancel['cancel_trials']} renders of {cancel['cancel_render_s']} s")  # fmt: skip
+    previews = preview_figures(renderer, args.cancel_size, args.cancel_steps, max(3, args.repeats // 2))
+    print(f"previews: linear x{previews['preview_over_plain']}, TAESD x{previews['preview_taesd_over_plain']}")
     print(
         json.dumps(
             {
@@ -155,6 +244,8 @@ def main() -> None:
                 "engine_ms": round(medians["engine"], 1),
                 "raw_ms": round(medians["raw"], 1),
                 **cache,
+                **cancel,
+                **previews,
                 "identical": same,
                 "device": str(handle.device),
                 "dtype": str(handle.dtype).removeprefix("torch."),

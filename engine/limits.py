@@ -1,6 +1,6 @@
 """Bounded work: how much a render costs, decided from its params and input sizes before it starts.
 
-Every operation declares its cost (`Operation.estimate`): output pixels × denoising steps for diffusion,
+Every operation declares its cost (`Operation.estimate`): output pixels x denoising steps for diffusion,
 pixels read or written for editing operations. A server's `RenderLimits` refuse a command whose cost is over
 a hard limit (at decide time when the input sizes are known, otherwise just before the render starts), and
 an input larger than the model's working size is brought into it by the explicit `resize: "fit"` rule
@@ -41,7 +41,7 @@ class RenderLimits:
 
     working_pixels: the model's working area; a larger source is resized into it by `resize: "fit"`.
     max_pixels: the largest image one diffusion render may produce.
-    max_work: pixels × steps of one diffusion render (512² × 60 steps on CPU is minutes already).
+    max_work: pixels x steps of one diffusion render (512² x 60 steps on CPU is minutes already).
     max_edit_pixels: the largest image an editing operation (crop, resize, ...) may read or write.
     """
 
@@ -119,9 +119,9 @@ def largest(sizes: Mapping[str, Size | None]) -> Size | None:
 def _mp(value: int) -> str:
     side = math.isqrt(value)
     if side * side == value:
-        return f"{side}×{side} pixels"
+        return f"{side}x{side} pixels"
     return f"{value / 1_000_000:.1f} megapixels"
 
 
 def _size_text(estimate: WorkEstimate) -> str:
-    return f"{estimate.size[0]}×{estimate.size[1]}" if estimate.size else f"{estimate.pixels} pixels"
+    return f"{estimate.size[0]}x{estimate.size[1]}" if estimate.size else f"{estimate.pixels} pixels"

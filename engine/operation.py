@@ -102,7 +102,7 @@ class Operation:
     ) -> WorkEstimate | None:
         """The cost of one render with these (typed) params and inputs (path -> size, None when not yet
         known), or None while it cannot be told. The default suits editing operations: the largest image among
-        the inputs and a `width` × `height` the params make. Diffusion operations override it."""
+        the inputs and a `width` x `height` the params make. Diffusion operations override it."""
         sizes = dict(input_sizes)
         width, height = getattr(params, "width", None), getattr(params, "height", None)
         if isinstance(width, int) and isinstance(height, int):

@@ -2,7 +2,7 @@
 show them.
 
 Two ways, per model family: a fixed linear projection of the latent channels onto RGB (the factors ComfyUI
-publishes in comfy/latent_formats.py, fitted against each family's VAE; a matrix product on a 64×64 grid,
+publishes in comfy/latent_formats.py, fitted against each family's VAE; a matrix product on a 64x64 grid,
 microseconds), or TAESD (diffusers' `AutoencoderTiny`, a ~1 M-parameter decoder) when one is configured.
 Previews are throttled (`min_interval_s`), small (at most `max_side` pixels), JPEG-encoded, and never enter
 the log or the render cache.
@@ -55,7 +55,7 @@ def latents_to_rgb(latents: torch.Tensor, family: str = "sd1") -> Image.Image:
     factors = LATENT_RGB_FACTORS.get(family, LATENT_RGB_FACTORS["sd1"])
     latent = latents[0].detach().float().cpu()
     channels = min(latent.shape[0], len(factors))
-    matrix = torch.tensor(factors[:channels], dtype=torch.float32)  # C × 3
+    matrix = torch.tensor(factors[:channels], dtype=torch.float32)  # C x 3
     rgb = torch.einsum("chw,cr->hwr", latent[:channels], matrix)
     pixels = ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
     return Image.fromarray(pixels, "RGB")

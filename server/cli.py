@@ -27,7 +27,7 @@ def _add_render_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-work",
         type=int,
-        help="pixels × steps one render may take (default: 512²×60 on CPU, 1024²×150 on a GPU)",
+        help="pixels x steps one render may take (default: 512²x60 on CPU, 1024²x150 on a GPU)",
     )
     parser.add_argument(
         "--taesd", help="live previews through TAESD: a diffusers AutoencoderTiny folder or hub id (default: a "

@@ -77,10 +77,7 @@ class Settings:
 
     @property
     def render_limits(self) -> RenderLimits:
-        if self.device is not None:
-            gpu = not self.device.startswith("cpu")
-        else:
-            gpu = gpu_visible()
+        gpu = not self.device.startswith("cpu") if self.device is not None else gpu_visible()
         limits = RenderLimits.for_device("gpu" if gpu else "cpu", self.working_side)
         overrides = {"max_pixels": self.max_pixels, "max_work": self.max_work}
         return replace(limits, **{key: value for key, value in overrides.items() if value is not None})

@@ -28,9 +28,7 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 class RenderThread:
     def __init__(self, name: str = "opendream-render") -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Any, Any] | None] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Any, Any] | None] = queue.SimpleQueue()
         self._busy = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()

@@ -185,6 +185,7 @@ class RenderQueue:
         self._stopping = threading.Event()  # also stops on-demand renders of past versions
         self._quarantines = Quarantines(backoff or Backoff())
         self._retry_timers: dict[str, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._requested_by: dict[tuple[str, str], str] = {}  # (canvas, layer) -> who asked for its render
         self._turns: dict[str, dict[str, int]] = {}  # canvas -> user -> when they were last served
         self._served = 0
@@ -362,7 +363,9 @@ class RenderQueue:
             if isinstance(self.work, LocalWork):
                 self.work.mark(canvas_id)
             else:
-                loop.create_task(self.work.scan([canvas_id]))
+                task = loop.create_task(self.work.scan([canvas_id]))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
         self._retry_timers[canvas_id] = loop.call_later(delay, again)
 
@@ -685,7 +688,13 @@ class RenderQueue:
 
     @staticmethod
     def _item(
-        item: _Waiting, position: int, rendering: bool, ahead: int, elsewhere: int, eta: float | None, reason: str | None
+        item: _Waiting,
+        position: int,
+        rendering: bool,
+        ahead: int,
+        elsewhere: int,
+        eta: float | None,
+        reason: str | None,
     ) -> dict[str, Any]:
         return {
             "layer_id": item.layer_id,
@@ -794,9 +803,7 @@ class RenderQueue:
                     if not render or layer.status == "failed":
                         found[layer.id] = {"sha256": None, "missing": _missing(layer)}
                         continue
-                    record, cached = self._materialise(
-                        layer, inputs, lambda step, total: None, self._stopping.is_set
-                    )
+                    record, cached = self._materialise(layer, inputs, lambda step, total: None, self._stopping.is_set)
                     source = "cache" if cached else "rendered"
                 images_of[layer.id] = (record.output, *record.extra)
                 found[layer.id] = {"sha256": record.output, "source": source}

@@ -7,8 +7,8 @@ import io
 import json
 import os
 import subprocess
-import threading
 import sys
+import threading
 
 import pytest
 from PIL import Image

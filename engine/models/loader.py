@@ -424,7 +424,9 @@ def locate_hub_model(repo_id: str) -> Path:
         ".safetensors file"
     )
     if offline:
-        raise ModelUnavailable(f"model {repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: {hint}")
+        raise ModelUnavailable(
+            f"model {repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: {hint}"
+        )
     try:
         from diffusers import DiffusionPipeline
 

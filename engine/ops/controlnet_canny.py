@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field, ValidationInfo, field_validator
 
 from engine.imaging import canny, fit_to_grid, restore_size
-from engine.operation import LayerInput, Operation, Params, Prompt
 from engine.limits import RenderLimits, Size, WorkEstimate
+from engine.operation import LayerInput, Operation, Params, Prompt
 from engine.ops.common import Guidance, Resize, SchedulerName, Steps
 from engine.ops.img2img import estimate_from_source
 

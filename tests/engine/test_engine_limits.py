@@ -32,7 +32,7 @@ def test_fit_never_enlarges():
 
 def test_limits_name_the_limit_and_the_setting():
     over_pixels = CPU.check("txt2img", WorkEstimate(2048 * 2048, 10, diffusion=True, size=(2048, 2048)))
-    assert over_pixels is not None and "2048×2048" in over_pixels and "max_pixels" in over_pixels
+    assert over_pixels is not None and "2048x2048" in over_pixels and "max_pixels" in over_pixels
     over_work = CPU.check("txt2img", WorkEstimate(1024 * 1024, 150, diffusion=True, size=(1024, 1024)))
     assert over_work is not None and "150 steps" in over_work and "max_work" in over_work
     over_edit = CPU.check("resize", WorkEstimate(9000 * 9000, size=(9000, 9000)))

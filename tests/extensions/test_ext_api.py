@@ -14,8 +14,7 @@ from pydantic import Field
 from engine.blobs import ImageLimits, decode_image
 from engine.builtins import builtin_operations, default_registry
 from engine.context import RunContext
-from engine.errors import ModelUnavailable
-from engine.errors import InvalidBlob, MissingBlob, MissingInput
+from engine.errors import InvalidBlob, MissingBlob, MissingInput, ModelUnavailable
 from engine.models.loader import ModelHandle
 from engine.operation import (
     BLOB_KEY,

@@ -111,14 +111,61 @@ def workflow_with(events: list[dict[str, Any]]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("event", "field"),
     [
-        ({"type": "layer.added", "payload": {"layer_id": 5, "operation": "blank", "params": {}, "seed": None,
-                                             "parents": [], "name": "x"}}, "events[1].payload.layer_id"),  # fmt: skip
-        ({"type": "layer.added", "payload": {"layer_id": "a", "operation": "blank", "params": {}, "seed": "7",
-                                             "parents": [], "name": "x"}}, "events[1].payload.seed"),  # fmt: skip
-        ({"type": "layer.restored", "payload": {"layers": [{"id": "a", "name": "x", "operation": "blank",
-            "params": {}, "seed": None, "parents": [], "visible": True, "opacity": 1.0, "revision": 1,
-            "status": "pending", "output": None, "error": None, "created_seq": "2", "updated_seq": 2}],
-            "positions": [0]}}, "events[1].payload.layers.0.created_seq"),  # fmt: skip
+        (
+            {
+                "type": "layer.added",
+                "payload": {
+                    "layer_id": 5,
+                    "operation": "blank",
+                    "params": {},
+                    "seed": None,
+                    "parents": [],
+                    "name": "x",
+                },
+            },
+            "events[1].payload.layer_id",
+        ),
+        (
+            {
+                "type": "layer.added",
+                "payload": {
+                    "layer_id": "a",
+                    "operation": "blank",
+                    "params": {},
+                    "seed": "7",
+                    "parents": [],
+                    "name": "x",
+                },
+            },
+            "events[1].payload.seed",
+        ),
+        (
+            {
+                "type": "layer.restored",
+                "payload": {
+                    "layers": [
+                        {
+                            "id": "a",
+                            "name": "x",
+                            "operation": "blank",
+                            "params": {},
+                            "seed": None,
+                            "parents": [],
+                            "visible": True,
+                            "opacity": 1.0,
+                            "revision": 1,
+                            "status": "pending",
+                            "output": None,
+                            "error": None,
+                            "created_seq": "2",
+                            "updated_seq": 2,
+                        }
+                    ],
+                    "positions": [0],
+                },
+            },
+            "events[1].payload.layers.0.created_seq",
+        ),
     ],
 )
 def test_an_import_whose_payloads_have_wrong_types_is_refused_naming_the_field(server, event, field):
@@ -144,9 +191,9 @@ def test_a_canvas_that_cannot_be_scheduled_is_set_aside_while_the_others_render(
     store = SQLEventStore(f"sqlite:///{(data / 'opendream.db').resolve()}")
 
     async def poison() -> str:
-        from server.core.decide import Decider
         from server.app import load_operations
         from server.config import Settings
+        from server.core.decide import Decider
 
         service = CanvasService(store, Decider(load_operations(Settings(data_dir=data))))
         await service.start()
@@ -243,7 +290,7 @@ def test_an_oversized_img2img_is_resized_to_fit_or_refused_by_the_limit(server):
                           "params": {"source": "photo", "prompt": "x", "resize": "none"}})  # fmt: skip
         assert refused.status_code == 422, refused.text
         error = refused.json()["error"]
-        assert error["code"] == "over_limit" and "max_pixels" in error["message"] and "3000×2000" in error["message"]
+        assert error["code"] == "over_limit" and "max_pixels" in error["message"] and "3000x2000" in error["message"]
         # Too many steps at a large size: refused, naming the other limit.
         heavy = command(client, canvas_id, "heavy", {"type": "add_layer", "operation": "txt2img",
                         "params": {"prompt": "x", "width": 1024, "height": 1024, "steps": 150}})  # fmt: skip
@@ -325,11 +372,7 @@ def test_sigterm_during_a_render_exits_within_10_s_and_the_render_resumes(tmp_pa
     extensions.mkdir()
     (extensions / "stubborn.py").write_text(STUBBORN)
     server = start_server(tmp_path / "data", "--extensions", str(extensions))
-    params = (
-        {"prompt": "a storm", "width": 512, "height": 512, "steps": 60}
-        if what == "txt2img"
-        else {"seconds": 60.0}
-    )
+    params = {"prompt": "a storm", "width": 512, "height": 512, "steps": 60} if what == "txt2img" else {"seconds": 60.0}
     try:
         canvas_id, _ = new_canvas(server, "Interrupted")
         with server.client() as client:
@@ -362,7 +405,7 @@ def test_sigterm_during_a_render_exits_within_10_s_and_the_render_resumes(tmp_pa
 
 
 def test_the_queue_says_why_a_layer_waits_and_admins_see_the_whole_server(server):
-    busy, busy_owner = new_canvas(server, "Busy")
+    busy, _ = new_canvas(server, "Busy")
     other, other_owner = new_canvas(server, "Other")
     viewer = share(server, other, other_owner, "viewer")["token"]
     with server.client() as client:
