@@ -44,10 +44,23 @@ PreviewCallback = Callable[[int, int, "PreviewImage"], None]
 class PreviewImage:
     image: Image.Image
 
-    def jpeg_data_url(self, quality: int = 70) -> str:
-        buffer = io.BytesIO()
-        self.image.save(buffer, format="JPEG", quality=quality)
-        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    def jpeg_data_url(self, quality: int = 70, max_bytes: int = 6000) -> str:
+        return self.encode(quality, max_bytes)[0]
+
+    def encode(self, quality: int = 70, max_bytes: int = 6000) -> tuple[str, tuple[int, int]]:
+        """A JPEG data URL of at most about `max_bytes` (a PostgreSQL NOTIFY to other replicas carries < 8000),
+        and the size it has: a preview too detailed for it loses quality first, then size."""
+        image = self.image
+        while True:
+            for attempt in (quality, 50, 35):
+                buffer = io.BytesIO()
+                image.save(buffer, format="JPEG", quality=attempt)
+                url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+                if len(url) <= max_bytes:
+                    return url, image.size
+            if max(image.size) <= 32:
+                return url, image.size
+            image = image.resize((max(1, image.width // 2), max(1, image.height // 2)), Image.Resampling.BILINEAR)
 
 
 def latents_to_rgb(latents: torch.Tensor, family: str = "sd1") -> Image.Image:

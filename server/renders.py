@@ -452,11 +452,11 @@ class RenderQueue:
                   "stage": name})  # fmt: skip
 
         def preview(step: int, total: int, picture: PreviewImage) -> None:
-            width, height = picture.image.size
-            final = render_size or (width * 8, height * 8)
+            final = render_size or (picture.image.width * 8, picture.image.height * 8)
+            image, (width, height) = picture.encode()
             tell({"type": "preview", "layer_id": layer.id, "step": step, "total": total, "width": width,
                   "height": height, "render_width": final[0], "render_height": final[1],
-                  "image": picture.jpeg_data_url()})  # fmt: skip
+                  "image": image})  # fmt: skip
 
         self._notify(
             canvas_id,
