@@ -134,6 +134,7 @@ def cancel_figures(renderer: Renderer, size: int, steps: int, trials: int) -> di
         "cancel_p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
         "cancel_max_ms": round(latencies[-1], 1),
         "cancel_trials": len(latencies),
+        "cancel_finished_first": trials - len(latencies),  # cancelled so late that the render had ended
         "cancel_render_s": round(whole, 3),
         "cancel_size": size,
     }
