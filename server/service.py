@@ -20,7 +20,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import orjson
 from sqlalchemy.exc import IntegrityError
@@ -84,21 +84,37 @@ class RecordedEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class ImportLog:
-    """Start a new canvas from recorded events; the first must be canvas.created."""
+class PreparedImport:
+    """A new canvas's whole log, numbered, folded and snapshotted outside the writer (a fork, an imported
+    workflow). The writer only stores it, `IMPORT_SLICE` events per turn, so that a large import takes turns
+    with every other canvas's commands instead of holding them up."""
 
-    events: tuple[RecordedEvent, ...]
+    events: tuple[Event, ...]
+    snapshots: tuple[Snapshot, ...]
+    state: CanvasState
+
+    @property
+    def name(self) -> str:
+        return self.state.name
+
+
+IMPORT_SLICE = 2000  # events of an import written per writer turn (a few ms of inserts)
 
 
 @dataclass(slots=True)
 class _Submission:
     canvas_id: str
-    command: Command | CanvasCreated | ImportLog
+    command: Command | CanvasCreated | PreparedImport
     actor: str
     command_id: str | None
     expected_version: int | None
     future: asyncio.Future[CommandResult]
     command_hash: str = ""
+    written: int = 0  # events of a PreparedImport already stored (unlisted) by earlier turns
+
+
+class _Unfinished(Exception):
+    """An import wrote one more slice and waits for its next turn."""
 
 
 @dataclass(slots=True)
@@ -111,9 +127,11 @@ class _Staged:
     commands: list[CommandRecord] = field(default_factory=list)
     snapshots: list[Snapshot] = field(default_factory=list)
     name_changed: bool = False
+    preloaded: int = 0  # an import's events stored by earlier turns
+    unlisted: bool = False  # an import's slice: stored without creating the canvas yet
 
 
-def command_hash(command: Command | CanvasCreated | ImportLog, expected_version: int | None) -> str:
+def command_hash(command: Command | CanvasCreated | PreparedImport, expected_version: int | None) -> str:
     body = command.model_dump(mode="json") if hasattr(command, "model_dump") else {"create": command.name}
     raw = orjson.dumps({"command": body, "expected_version": expected_version}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(raw).hexdigest()
@@ -175,10 +193,13 @@ class CanvasService:
         """A new canvas whose log starts with `events` (a fork, an imported workflow)."""
         if not events or not isinstance(events[0].data, CanvasCreated):
             raise ValueError("an imported log starts with canvas.created")
-        return await self._submit(canvas_id or "c" + secrets.token_hex(8), ImportLog(tuple(events)), "import", None, 0)
+        canvas_id = canvas_id or "c" + secrets.token_hex(8)
+        prepared = await asyncio.to_thread(self._prepare_import, canvas_id, events, None)
+        return await self._submit(canvas_id, prepared, "import", None, 0)
 
     async def fork(self, canvas_id: str, version: int, actor: str) -> CommandResult:
-        """A new canvas whose log is this one's first `version` events, recording where it came from."""
+        """A new canvas whose log is this one's first `version` events, recording where it came from. Its state
+        is folded from the source's nearest snapshot, not from seq 1."""
         head = await asyncio.to_thread(self.store.head, canvas_id)
         if head is None:
             raise CanvasNotFound(canvas_id)
@@ -190,7 +211,36 @@ class CanvasService:
         origin = {"kind": "fork", "canvas_id": canvas_id, "version": version}
         first = RecordedEvent(CanvasCreated(f"{created.name} (fork)", origin), actor, None, time.time())
         copied = [RecordedEvent(event.data, event.actor, event.command_id, event.timestamp) for event in log[1:]]
-        return await self.import_log([first, *copied])
+        snapshot = await asyncio.to_thread(self.store.snapshot_at_or_before, canvas_id, version)
+        new_id = "c" + secrets.token_hex(8)
+        base = None
+        if snapshot is not None and snapshot.schema_version == SNAPSHOT_SCHEMA_VERSION and snapshot.version > 1:
+            source = decode_state(snapshot.state)
+            renamed = any(event.type == "canvas.renamed" for event in log[1 : snapshot.version])
+            base = replace(source, canvas_id=new_id, origin=origin, name=source.name if renamed else first.data.name)
+        prepared = await asyncio.to_thread(self._prepare_import, new_id, [first, *copied], base)
+        return await self._submit(new_id, prepared, "import", None, 0)
+
+    def _prepare_import(
+        self, canvas_id: str, recorded: list[RecordedEvent], base: CanvasState | None
+    ) -> PreparedImport:
+        """Number and fold the log (from `base`, a state part-way through it, when given), keeping a snapshot
+        at every boundary as if the events had been appended one by one."""
+        new_events = tuple(
+            Event(canvas_id, seq, str(uuid.uuid4()), item.data, item.actor, item.command_id, item.timestamp,
+                  item.data.schema_version)
+            for seq, item in enumerate(recorded, start=1)
+        )  # fmt: skip
+        state = base if base is not None else empty_state(canvas_id)
+        snapshots: list[Snapshot] = []
+        if base is not None and base.version % self.snapshot_every == 0:
+            snapshots.append(Snapshot(canvas_id, base.version, SNAPSHOT_SCHEMA_VERSION, encode_state(base)))
+        while state.version < len(new_events):
+            until = min(len(new_events), (state.version // self.snapshot_every + 1) * self.snapshot_every)
+            state = project(state, new_events[state.version : until])
+            if state.version % self.snapshot_every == 0:
+                snapshots.append(Snapshot(canvas_id, state.version, SNAPSHOT_SCHEMA_VERSION, encode_state(state)))
+        return PreparedImport(new_events, tuple(snapshots), state)
 
     async def execute(
         self,
@@ -227,19 +277,14 @@ class CanvasService:
             batch = [await self._queue.get()]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                outcomes = await loop.run_in_executor(self._writer_thread, self._write_batch, batch)
-            except Exception as exc:  # storage failure: nothing was acknowledged, so nothing is lost
-                log.exception("writing a batch of %d commands failed", len(batch))
-                for submission in batch:
-                    if not submission.future.done():
-                        submission.future.set_exception(
-                            CommandRejected("storage_error", f"the command could not be stored: {exc}")
-                        )
-                continue
+            outcomes = await self._write_isolating(loop, batch)
             published: dict[str, list[Event]] = {}
             for submission, outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
+                if isinstance(outcome, _Unfinished):
+                    self._queue.put_nowait(submission)  # its next slice after what is queued now
+                elif isinstance(outcome, BaseException):
+                    if isinstance(submission.command, PreparedImport) and submission.written:
+                        await loop.run_in_executor(self._writer_thread, self._discard, submission.canvas_id)
                     if not submission.future.done():  # a caller that gave up must not stop the writer
                         submission.future.set_exception(outcome)
                 else:
@@ -249,6 +294,29 @@ class CanvasService:
                         submission.future.set_result(outcome)
             for canvas_id, new_events in published.items():
                 self._publish(canvas_id, new_events)
+
+    async def _write_isolating(
+        self, loop: asyncio.AbstractEventLoop, batch: list[_Submission]
+    ) -> list[CommandResult | BaseException]:
+        """Write a batch; if the batch as a whole fails, write its submissions one by one, so that one bad
+        submission fails alone and never anyone else's command."""
+        try:
+            return await loop.run_in_executor(self._writer_thread, self._write_batch, batch)
+        except Exception as exc:  # nothing of the batch was committed, so nothing acknowledged is lost
+            if len(batch) == 1:
+                log.exception("storing a command for canvas %s failed", batch[0].canvas_id)
+                return [CommandRejected("storage_error", f"the command could not be stored: {exc}")]
+            log.warning("a batch of %d commands failed (%s); writing them one by one", len(batch), exc)
+        outcomes: list[CommandResult | BaseException] = []
+        for submission in batch:
+            outcomes.extend(await self._write_isolating(loop, [submission]))
+        return outcomes
+
+    def _discard(self, canvas_id: str) -> None:
+        try:
+            self.store.discard_unlisted(canvas_id)
+        except Exception:
+            log.exception("removing the unfinished import of %s failed", canvas_id)
 
     # --- publication: every subscriber sees each canvas's events once, in order, without gaps --------------
 
@@ -332,12 +400,18 @@ class CanvasService:
             for submission in batch:
                 try:
                     outcomes.append(self._stage(submission, staged, seen_commands, earlier, now))
-                except (CommandRejected, CanvasNotFound) as exc:
+                except (CommandRejected, CanvasNotFound, _Unfinished) as exc:
                     outcomes.append(exc)
+                except Exception as exc:  # a bug deciding this one command: it fails alone, nothing was staged
+                    log.exception("deciding a command for canvas %s failed", submission.canvas_id)
+                    outcomes.append(CommandRejected("internal_error", f"the command could not be decided: {exc}"))
             tx.append([request for request in map(self._append_request, staged.values()) if request is not None])
         for stage in staged.values():
             if stage.state.created:
                 self._remember(stage.state)
+        for submission, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, _Unfinished):  # committed: the next turn writes from here
+                submission.written += outcome.args[0]
         return outcomes
 
     def _append_request(self, stage: _Staged) -> AppendRequest | None:
@@ -346,7 +420,13 @@ class CanvasService:
         state = stage.state
         snapshots = list(stage.snapshots)
         crossed = state.version // self.snapshot_every > stage.base_version // self.snapshot_every
-        if stage.events and crossed and not any(snapshot.version == state.version for snapshot in snapshots):
+        if (
+            stage.events
+            and crossed
+            and not stage.unlisted
+            and not stage.preloaded
+            and not any(snapshot.version == state.version for snapshot in snapshots)
+        ):
             snapshots.append(Snapshot(state.canvas_id, state.version, SNAPSHOT_SCHEMA_VERSION, encode_state(state)))
         return AppendRequest(
             canvas_id=state.canvas_id,
@@ -356,6 +436,8 @@ class CanvasService:
             canvas_name=state.name if stage.name_changed else None,
             snapshots=tuple(snapshots),
             wake_renders=any(event.type in WAKING_EVENTS for event in stage.events),
+            preloaded=stage.preloaded,
+            unlisted=stage.unlisted,
         )
 
     def _stage(
@@ -388,8 +470,8 @@ class CanvasService:
                     canvas_id, submission.command_id, original.events, original.version, duplicate=True
                 )
 
-        if isinstance(submission.command, ImportLog):
-            return self._stage_import(stage, submission.command, canvas_id)
+        if isinstance(submission.command, PreparedImport):
+            return self._stage_import(stage, submission)
         if isinstance(submission.command, CanvasCreated):
             if state.created:
                 raise CommandRejected("canvas_exists", f"canvas {canvas_id!r} already exists")
@@ -444,24 +526,23 @@ class CanvasService:
             seen_commands[(canvas_id, submission.command_id)] = (submission.command_hash, result)
         return result
 
-    def _stage_import(self, stage: _Staged, log: ImportLog, canvas_id: str) -> CommandResult:
+    def _stage_import(self, stage: _Staged, submission: _Submission) -> CommandResult:
+        prepared = submission.command
+        assert isinstance(prepared, PreparedImport)
+        canvas_id = submission.canvas_id
         if stage.state.created or stage.events:
             raise CommandRejected("canvas_exists", f"canvas {canvas_id!r} already exists")
-        new_events = [
-            Event(canvas_id, seq, str(uuid.uuid4()), recorded.data, recorded.actor, recorded.command_id,
-                  recorded.timestamp, recorded.data.schema_version)
-            for seq, recorded in enumerate(log.events, start=1)
-        ]  # fmt: skip
-        state = stage.state
-        # Fold in steps, keeping a snapshot at every boundary, as if the events had been appended one by one.
-        for start in range(0, len(new_events), self.snapshot_every):
-            state = project(state, new_events[start : start + self.snapshot_every])
-            if state.version % self.snapshot_every == 0:
-                stage.snapshots.append(Snapshot(canvas_id, state.version, SNAPSHOT_SCHEMA_VERSION, encode_state(state)))
-        stage.state = state
-        stage.events.extend(new_events)
+        start = submission.written
+        end = min(len(prepared.events), start + IMPORT_SLICE)
+        stage.events.extend(prepared.events[start:end])
+        stage.snapshots.extend(s for s in prepared.snapshots if start < s.version <= end)
+        stage.preloaded = start
+        if end < len(prepared.events):
+            stage.unlisted = True
+            raise _Unfinished(end - start)
+        stage.state = prepared.state
         stage.name_changed = True
-        return CommandResult(canvas_id, None, tuple(new_events), state.version)
+        return CommandResult(canvas_id, None, prepared.events, prepared.state.version)
 
     def _restore_events(self, stage: _Staged, version: int) -> list[EventData]:
         state = stage.state

@@ -21,9 +21,10 @@ from typing import Any
 import orjson
 
 import server
-from engine.operation import InvalidParams, OperationRegistry, blob_refs, input_refs, validate_params
+from engine.operation import OperationRegistry, blob_refs
 from server.blobs import BlobStore
 from server.config import WorkflowLimits
+from server.core.decide import Admission, CommandRejected, Decider
 from server.core.events import (
     EVENT_TYPES,
     CanvasCreated,
@@ -243,48 +244,24 @@ def _parse_event(index: int, raw: Any) -> Event:
 
 
 def _check_log(events: list[Event], operations: OperationRegistry, blob_known: Callable[[str], bool]) -> None:
-    """What the decider would have refused, had the events come as commands: replay the fold and check."""
+    """Every event must be one the decider would have made from a client's command at that point of the log
+    (`Admission`: the same rules, one validator): replay the fold and check each event against it."""
+    admission = Admission(Decider(operations), blob_known)
     state = empty_state("import")
     for index, event in enumerate(events):
         where = f"events[{index}]"
         data = event.data
         if index and isinstance(data, CanvasCreated):
             raise InvalidWorkflow("canvas.created may only be the first event", where)
-        if isinstance(data, LayerAdded | LayerParamsChanged):
-            if isinstance(data, LayerAdded):
-                if data.layer_id in state.layers or data.layer_id in state.deleted:
-                    raise InvalidWorkflow(f"layer {data.layer_id!r} is added twice", where)
-                operation_name = data.operation
-            else:
-                layer = state.layers.get(data.layer_id)
-                if layer is None:
-                    raise InvalidWorkflow(f"layer {data.layer_id!r} does not exist at this point", where)
-                operation_name = layer.operation
-            operation = operations.get(operation_name)
-            if operation is None:
-                raise InvalidWorkflow(f"unknown operation {operation_name!r} (is an extension missing?)", where)
-            try:
-                validate_params(operation, data.params)
-            except InvalidParams as exc:
-                field = f".{exc.field}" if exc.field else ""
-                raise InvalidWorkflow(str(exc), f"{where}.payload.params{field}") from None
-            parents = tuple(dict.fromkeys(input_refs(operation, data.params).values()))
-            if parents != tuple(data.parents):
-                raise InvalidWorkflow(f"parents {list(data.parents)} do not match the layers the params read", where)
-            for parent in parents:
-                if parent not in state.layers:
-                    raise InvalidWorkflow(f"layer {parent!r} it reads does not exist at this point", where)
-                if isinstance(data, LayerParamsChanged) and (
-                    parent == data.layer_id or parent in state.descendants(data.layer_id)
-                ):
-                    raise InvalidWorkflow(f"cycle: layer {data.layer_id!r} would read {parent!r}, made from it", where)
-            if isinstance(data, LayerAdded) and data.layer_id in parents:
-                raise InvalidWorkflow(f"cycle: layer {data.layer_id!r} reads itself", where)
-            for path, sha in blob_refs(operation, data.params).items():
-                if not blob_known(sha):
-                    raise InvalidWorkflow(
-                        f"params.{path} refers to image {sha}, which is neither in the file nor on this server", where
-                    )
+        if index == 0:
+            state = apply(state, event)
+            admission.check(state, data)
+            continue
+        try:
+            admission.check(state, data)
+        except CommandRejected as exc:
+            field = f".payload.{exc.field}" if exc.field else ""
+            raise InvalidWorkflow(f"{data.type} refused ({exc.code}): {exc.message}", f"{where}{field}") from None
         state = apply(state, event)
 
 

@@ -259,3 +259,66 @@ async def test_writers_in_two_processes_racing_on_one_canvas_keep_one_gapless_lo
     log = store.read(canvas_id)
     assert [event.seq for event in log] == list(range(1, 92))
     assert sorted(seq for seqs in acknowledged for seq in seqs) == list(range(2, 92))
+
+
+def _import_of(count: int, *, bad_at: int | None = None) -> list:
+    """A recorded log of `count` events: a layer and opacity changes (one unstorable when `bad_at` is set)."""
+    from server.core.events import CanvasCreated, LayerAdded, LayerOpacityChanged, LayerRenamed
+    from server.service import RecordedEvent
+
+    events = [RecordedEvent(CanvasCreated("imported"), "import", None, 0.0),
+              RecordedEvent(LayerAdded("a", "generate", {"prompt": "", "steps": 4}, 1, (), "A"), "import", None, 0.0)]  # fmt: skip
+    for index in range(count - 2):
+        data = LayerOpacityChanged("a", (index % 100) / 100)
+        if index == bad_at:
+            data = LayerRenamed("a", {"too big for JSON": 2**70})  # type: ignore[arg-type]
+        events.append(RecordedEvent(data, "import", f"c{index}", 0.0))
+    return events
+
+
+async def test_a_large_import_is_written_in_slices_and_shows_only_when_complete(service, store):
+    from server.service import IMPORT_SLICE
+
+    others = await new_canvas(service)
+    total = 3 * IMPORT_SLICE + 7
+    importing = asyncio.ensure_future(service.import_log(_import_of(total)))
+    served_meanwhile = 0
+    for index in range(200):  # other canvases' commands go on while the import takes its turns
+        await service.execute(others, RenameCanvas(name=f"n{index}"), "alice")
+        listed = [info.version for info in store.canvases() if info.name == "imported"]
+        assert listed in ([], [total]), f"a half-written import was listed at version {listed}"
+        if importing.done():
+            break
+        served_meanwhile += 1
+    result = await importing
+    assert served_meanwhile >= 2
+    assert store.head(result.canvas_id) == 3 * IMPORT_SLICE + 7
+    assert [event.seq for event in store.read(result.canvas_id)] == list(range(1, 3 * IMPORT_SLICE + 8))
+    assert (await service.state(result.canvas_id)) == service.project_at(result.canvas_id, result.version, False)
+
+
+async def test_one_bad_submission_never_fails_another_canvas_s_commands(service, store):
+    others = [await new_canvas(service) for _ in range(5)]
+    # Prepared beforehand so that all six reach the writer in one batch; unstorable after the last snapshot,
+    # so that it fails in the writer's transaction, where it once failed everyone's.
+    bad = await asyncio.to_thread(service._prepare_import, "cbad", _import_of(57, bad_at=53), None)
+    outcomes = await asyncio.gather(
+        service._submit("cbad", bad, "import", None, 0),
+        *(service.execute(canvas_id, RenameCanvas(name="fine"), "alice") for canvas_id in others),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], CommandRejected) and outcomes[0].code == "storage_error"
+    assert all(not isinstance(outcome, BaseException) for outcome in outcomes[1:]), outcomes
+    assert all(store.canvas(canvas_id).name == "fine" for canvas_id in others)
+    assert not any(info.name == "imported" for info in store.canvases())  # the bad import left nothing
+
+
+async def test_a_fork_starts_from_the_nearest_snapshot_and_equals_a_fold_from_seq_1(service, store):
+    source = (await service.import_log(_import_of(57))).canvas_id  # snapshots every 10 events
+    await service.execute(source, RenameCanvas(name="renamed later"), "alice")
+    for version in (9, 10, 35, 57):
+        fork = await service.fork(source, version, "bob")
+        state = await service.state(fork.canvas_id)
+        assert state == service.project_at(fork.canvas_id, version, use_snapshots=False)
+        assert state.name == "imported (fork)" and state.origin == {"kind": "fork", "canvas_id": source,
+                                                                      "version": version}  # fmt: skip

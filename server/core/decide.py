@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pydantic import ValidationError
 
 from engine.limits import RenderLimits, Size
 from engine.operation import InvalidParams, Operation, OperationRegistry, ValidatedParams, validate_params
@@ -27,6 +30,7 @@ from server.core.commands import (
     SetVisibility,
 )
 from server.core.events import (
+    CanvasCreated,
     CanvasRenamed,
     EventData,
     LayerAdded,
@@ -38,6 +42,7 @@ from server.core.events import (
     LayerRenamed,
     LayerRendered,
     LayerRenderRequested,
+    LayerRestored,
     LayerVisibilityChanged,
 )
 from server.core.state import CanvasState, Layer
@@ -252,3 +257,121 @@ def _parents(state: CanvasState, validated: ValidatedParams, layer_id: str) -> t
         if parent not in parents:
             parents.append(parent)
     return tuple(parents)
+
+
+# --- recorded events entering a log (imports) ---------------------------------------------------------------
+
+
+def _as_command(model: type[Any], **fields: Any) -> Any:
+    """The command a recorded event stands for, validated like a client's (ids, names, params depth)."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        raise CommandRejected("invalid_event", f"{field or 'payload'}: {first['msg']}", field) from None
+
+
+class Admission:
+    """Whether a recorded event (from an imported file) may enter a log: the rules of the command it stands
+    for, decided by the same `Decider` against the state the log has reached. One validator for live commands
+    and imported events, so an import can hold nothing a client could not have made.
+
+    Lenient only where the log legitimately differs from a fresh decision: an operation unavailable on this
+    server (it fails when rendered, with the reason), renders of any revision (the fold ignores stale ones).
+    """
+
+    def __init__(self, decider: Decider, blob_known: Callable[[str], bool] | None = None) -> None:
+        # Limits and uploads are the server's concern at render and upload time; a file's images are checked
+        # against the file and the server (`blob_known`), with a message that says so.
+        self.decider = replace(decider, blob_exists=None, limits=None)
+        self.blob_known = blob_known
+
+    def _check_file_blobs(self, operation_name: str, params: dict[str, Any]) -> None:
+        operation = self.decider.operations.get(operation_name)
+        if self.blob_known is None or operation is None:
+            return
+        for path, sha in validate_params(operation, params).blobs.items():
+            if not self.blob_known(sha):
+                raise CommandRejected(
+                    "unknown_blob", f"params.{path} refers to image {sha}, which is neither in the file nor on "
+                    "this server", f"params.{path}",
+                )  # fmt: skip
+
+    def check(self, state: CanvasState, data: EventData) -> None:
+        match data:
+            case CanvasCreated(name=name):
+                _as_command(RenameCanvas, name=name)
+            case CanvasRenamed(name=name):
+                _as_command(RenameCanvas, name=name)
+            case LayerAdded():
+                command = _as_command(
+                    AddLayer, layer_id=data.layer_id, operation=data.operation, params=data.params,
+                    seed=data.seed, name=data.name,
+                )  # fmt: skip
+                decided = self._decide_ignoring_availability(state, command)
+                self._check_file_blobs(data.operation, data.params)
+                if decided.parents != tuple(data.parents):
+                    raise CommandRejected(
+                        "invalid_event", f"parents {list(data.parents)} do not match the layers the params read",
+                        "parents",
+                    )  # fmt: skip
+            case LayerParamsChanged():
+                command = _as_command(ChangeParams, layer_id=data.layer_id, params=data.params, seed=data.seed)
+                changes = self.decider._change_params(state, command)
+                self._check_file_blobs(state.layers[data.layer_id].operation, data.params)
+                if changes and tuple(changes[0].parents) != tuple(data.parents):  # type: ignore[attr-defined]
+                    raise CommandRejected(
+                        "invalid_event", f"parents {list(data.parents)} do not match the layers the params read",
+                        "parents",
+                    )  # fmt: skip
+            case LayerDeleted(layer_id=layer_id) | LayerRenderRequested(layer_id=layer_id):
+                _existing(state, _as_command(DeleteLayer, layer_id=layer_id).layer_id)
+            case LayerVisibilityChanged(layer_id=layer_id, visible=visible):
+                _existing(state, _as_command(SetVisibility, layer_id=layer_id, visible=visible).layer_id)
+            case LayerOpacityChanged(layer_id=layer_id, opacity=opacity):
+                _existing(state, _as_command(SetOpacity, layer_id=layer_id, opacity=opacity).layer_id)
+            case LayerRenamed(layer_id=layer_id, name=name):
+                _existing(state, _as_command(RenameLayer, layer_id=layer_id, name=name).layer_id)
+            case LayerMoved(layer_id=layer_id, index=index):
+                _existing(state, _as_command(MoveLayer, layer_id=layer_id, index=index).layer_id)
+                if index >= len(state.order):
+                    raise CommandRejected("invalid_index", f"index {index} is out of range", "index")
+            case LayerRendered():
+                _as_command(
+                    RecordRender, layer_id=data.layer_id, revision=data.revision, output=data.output,
+                    width=data.width, height=data.height, fingerprint=data.fingerprint, duration_ms=data.duration_ms,
+                    cache_key=data.cache_key, cached=data.cached, extra_outputs=data.extra_outputs,
+                )  # fmt: skip
+            case LayerFailed():
+                _as_command(RecordFailure, layer_id=data.layer_id, revision=data.revision, reason=data.reason)
+            case LayerRestored():
+                for index, layer in enumerate(data.layers):
+                    try:
+                        self._check_restored(layer)
+                    except CommandRejected as exc:
+                        where = f"layers.{index}.{exc.field or ''}".rstrip(".")
+                        raise CommandRejected(exc.code, exc.message, where) from None
+            case _:
+                pass  # history markers: numbers only, checked by their types
+
+    def _decide_ignoring_availability(self, state: CanvasState, command: AddLayer) -> LayerAdded:
+        registry = self.decider.operations
+        if command.operation in registry.unavailable():
+            open_registry = OperationRegistry()
+            for name in registry.names():
+                operation = registry.get(name)
+                assert operation is not None
+                open_registry.register(operation)
+            return replace(self.decider, operations=open_registry)._add_layer(state, command)
+        return self.decider._add_layer(state, command)
+
+    def _check_restored(self, layer: dict[str, Any]) -> None:
+        _as_command(RenameLayer, layer_id=layer.get("id"), name=layer.get("name"))
+        operation = self.decider.operations.get(str(layer.get("operation")))
+        if operation is None:
+            raise CommandRejected("unknown_operation", f"unknown operation {layer.get('operation')!r}", "operation")
+        try:
+            validate_params(operation, layer.get("params") or {})
+        except InvalidParams as exc:
+            raise CommandRejected("invalid_params", str(exc), "params") from None

@@ -39,6 +39,10 @@ class AppendRequest:
     canvas_name: str | None = None  # kept on the canvas row for listings
     snapshots: Sequence[Snapshot] = ()  # projected states to store with the events
     wake_renders: bool = False  # the events give render workers something to do (shared deployments)
+    # A large import is written in slices: the first slices' events are stored `unlisted` (no canvas row yet,
+    # so nobody sees a half-imported canvas), and the last one creates the canvas over the `preloaded` ones.
+    preloaded: int = 0
+    unlisted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,9 @@ class EventStore(Protocol):
         """The records of those `command_ids` that were accepted before, by command id."""
 
     def snapshot_at_or_before(self, canvas_id: str, version: int) -> Snapshot | None: ...
+
+    def discard_unlisted(self, canvas_id: str) -> None:
+        """Remove the slices of an import that never finished (events and snapshots of a canvas with no row)."""
 
     def find_render(self, cache_key: str) -> RenderRecord | None: ...
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.core.events import Event, decode_payload
@@ -133,12 +133,16 @@ class SQLEventStore:
 
     def canvases(self) -> list[CanvasInfo]:
         with self._reader.connect() as conn:
-            rows = conn.execute(select(canvases).order_by(canvases.c.updated_at.desc())).all()
+            rows = conn.execute(
+                select(canvases).where(canvases.c.version != IMPORTING).order_by(canvases.c.updated_at.desc())
+            ).all()
         return [CanvasInfo(row.id, row.name, row.version, row.created_at, row.updated_at) for row in rows]
 
     def canvas(self, canvas_id: str) -> CanvasInfo | None:
         with self._reader.connect() as conn:
-            row = conn.execute(select(canvases).where(canvases.c.id == canvas_id)).first()
+            row = conn.execute(
+                select(canvases).where(canvases.c.id == canvas_id, canvases.c.version != IMPORTING)
+            ).first()
         return None if row is None else CanvasInfo(row.id, row.name, row.version, row.created_at, row.updated_at)
 
     def find_commands(self, canvas_id: str, command_ids: Sequence[str]) -> dict[str, CommandRecord]:
@@ -147,6 +151,13 @@ class SQLEventStore:
 
     def find_command(self, canvas_id: str, command_id: str) -> CommandRecord | None:
         return self.find_commands(canvas_id, [command_id]).get(command_id)
+
+    def discard_unlisted(self, canvas_id: str) -> None:
+        with self._writer.begin() as conn:
+            if _raw_head(conn, canvas_id) == IMPORTING:
+                conn.execute(delete(events).where(events.c.canvas_id == canvas_id))
+                conn.execute(delete(snapshots).where(snapshots.c.canvas_id == canvas_id))
+                conn.execute(delete(canvases).where(canvases.c.id == canvas_id))
 
     def snapshot_at_or_before(self, canvas_id: str, version: int) -> Snapshot | None:
         with self._reader.connect() as conn:
@@ -196,8 +207,18 @@ class SQLEventStore:
             self._reader.dispose()
 
 
-def _head(conn: Connection, canvas_id: str) -> int | None:
+# The version of a canvas row whose import is still being written in slices: it exists for the store (its
+# events need their canvas row) but not for anyone else (head() is None, listings leave it out).
+IMPORTING = -1
+
+
+def _raw_head(conn: Connection, canvas_id: str) -> int | None:
     return conn.execute(select(canvases.c.version).where(canvases.c.id == canvas_id)).scalar()
+
+
+def _head(conn: Connection, canvas_id: str) -> int | None:
+    version = _raw_head(conn, canvas_id)
+    return None if version is None or version == IMPORTING else version
 
 
 def _find_commands(conn: Connection, canvas_id: str, command_ids: Sequence[str]) -> dict[str, CommandRecord]:
@@ -262,9 +283,9 @@ def _announce(conn: Connection, requests: Sequence[AppendRequest], now: float) -
     """Tell other processes, as part of the same transaction (PostgreSQL delivers NOTIFY only on commit):
     replicas that a canvas moved on, workers that it has renders to do."""
     for request in requests:
-        if not request.events:
+        if not request.events or request.unlisted:
             continue
-        head = request.expected_version + len(request.events)
+        head = request.expected_version + request.preloaded + len(request.events)
         conn.exec_driver_sql("SELECT pg_notify('opendream_events', %s)", (f"{request.canvas_id}:{head}",))
         if request.wake_renders:
             conn.exec_driver_sql(
@@ -303,9 +324,28 @@ class WriteTransaction:
         command_rows: list[dict[str, Any]] = []
         snapshot_rows: list[dict[str, Any]] = []
         for request in requests:
-            new_version = request.expected_version + len(request.events)
-            if request.expected_version == 0:
-                existing = _head(conn, request.canvas_id)
+            base = request.expected_version + request.preloaded
+            new_version = base + len(request.events)
+            if request.preloaded or (request.unlisted and request.expected_version == 0):
+                # A slice of an import: the first makes the canvas row (hidden), the last shows it.
+                existing = _raw_head(conn, request.canvas_id)
+                if request.preloaded == 0:
+                    if existing is not None:
+                        raise ConcurrencyError(request.canvas_id, 0, existing)
+                    hidden = {"version": IMPORTING, "created_at": now, "updated_at": now}
+                    conn.execute(
+                        insert(canvases).values(id=request.canvas_id, name=request.canvas_name or "", **hidden)
+                    )
+                elif existing != IMPORTING:
+                    raise ConcurrencyError(request.canvas_id, 0, existing)
+                if not request.unlisted:
+                    conn.execute(
+                        update(canvases)
+                        .where(canvases.c.id == request.canvas_id)
+                        .values(version=new_version, name=request.canvas_name or "", updated_at=now)
+                    )
+            elif request.expected_version == 0:
+                existing = _raw_head(conn, request.canvas_id)
                 if existing is not None:
                     raise ConcurrencyError(request.canvas_id, 0, existing)
                 try:
@@ -324,8 +364,8 @@ class WriteTransaction:
                 if not _advance_head(conn, request, new_version, now):
                     raise ConcurrencyError(request.canvas_id, request.expected_version, _head(conn, request.canvas_id))
             for offset, stored in enumerate(request.events, start=1):
-                if stored.seq != request.expected_version + offset or stored.canvas_id != request.canvas_id:
-                    raise ValueError(f"event {stored.seq} does not follow version {request.expected_version}")
+                if stored.seq != base + offset or stored.canvas_id != request.canvas_id:
+                    raise ValueError(f"event {stored.seq} does not follow version {base}")
                 event_rows.append(
                     {
                         "canvas_id": stored.canvas_id,
