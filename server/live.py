@@ -1,9 +1,16 @@
 """Live collaboration over WebSockets: one room per canvas, the log's events broadcast in order, presence,
 render progress, catch-up after reconnecting. The protocol is written down in docs/protocol.md.
 
-Every connection has a bounded outbound queue drained by its own sender task, so a slow or dead client never
-holds up the broadcast to the others: when its queue overflows it is disconnected with code 4008 and
-reconnects with the last seq it saw, which brings it back without a gap or a duplicate.
+Every connection has an outbound queue bounded in bytes (UTF-8, `LiveLimits.outbound_bytes`) drained by its own
+sender task, so a slow or dead client never holds up the broadcast to the others: when its queue would pass
+the bound it is disconnected with code 4008 and reconnects with the last seq written to its socket, which
+brings it back without a gap or a duplicate.
+
+What one client can make the server do is bounded in the unit it costs: connections per client address and
+per token (4429 beyond them); frames read per second, binary and unparsable ones included (a token bucket
+taken before parsing; past it the connection is not read until the bucket refills, so a flood is held back by
+TCP); presence per connection (the latest wins); and lossy messages a room fans out per second (presence,
+progress, previews and queue news wait for the budget, the latest of each kind replacing older ones).
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,19 +47,28 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 4008
+CLOSE_TOO_MANY = 4429
 USER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 COLOUR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
 LOSSY = frozenset({"progress", "presence", "preview", "queue"})  # dropped for a busy client: the next says more
+RENDER_ENDED = frozenset({"render_finished", "render_failed", "render_cancelled"})  # no progress after these
 
 
 @dataclass(frozen=True)
 class LiveLimits:
     max_message_bytes: int = 1024 * 1024
-    outbound_queue: int = 2048  # messages waiting for one client before it is cut off
+    # UTF-8 bytes queued for one client (not yet handed to its socket) before it is cut off with 4008. One message
+    # larger than this is still sent when nothing else is queued (a welcome carrying a big state).
+    outbound_bytes: int = 8 * 1024 * 1024
     catch_up_events: int = 5000  # a client further behind gets a fresh state instead of the events
     hello_timeout_s: float = 10.0
-    rate_per_s: float = 100.0  # messages a client may send per second, sustained
+    rate_per_s: float = 100.0  # frames a client may send per second, sustained (binary and unparsable ones too)
     rate_burst: float = 400.0
+    presence_per_s: float = 30.0  # presence one connection fans out per second; extra ones: the latest wins
+    fanout_per_s: float = 2000.0  # lossy deliveries (message x recipient) one room makes per second
+    fanout_burst: float = 2000.0
+    max_connections_per_address: int = 128  # open sockets (waiting for their hello included) per client address
+    max_connections_per_token: int = 256  # open sockets per token: a share link is used by many people
 
 
 class TokenBucket:
@@ -58,14 +76,36 @@ class TokenBucket:
         self.rate, self.burst = rate, burst
         self.tokens, self.stamp = burst, time.monotonic()
 
-    def take(self) -> bool:
+    def _refill(self) -> None:
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
+
+    def take(self) -> bool:
+        self._refill()
         if self.tokens < 1:
             return False
         self.tokens -= 1
         return True
+
+    def spend(self, amount: float) -> bool:
+        """Take `amount` while any is left, going into debt if it is more: the debt is paid back before the next."""
+        self._refill()
+        if self.tokens <= 0:
+            return False
+        self.tokens -= amount
+        return True
+
+    def wait_s(self, need: float = 1.0) -> float:
+        """Seconds until `need` tokens are there (0 if they are)."""
+        self._refill()
+        if self.tokens >= need:
+            return 0.0
+        return (need - self.tokens) / self.rate if self.rate > 0 else math.inf
+
+
+def utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -85,7 +125,11 @@ class Connection:
     colour: str
     limits: LiveLimits
     id: str = field(default_factory=lambda: secrets.token_hex(4))
-    outbox: asyncio.Queue[str | None] = field(init=False)
+    # (message, its UTF-8 size); None tells the sender to close. Bounded by queued_bytes <= limits.outbound_bytes.
+    outbox: deque[tuple[str | None, int]] = field(default_factory=deque)
+    queued_bytes: int = 0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # set when the outbox has something
+    presence_due: float = 0.0  # monotonic time before which this connection's next presence is held back
     catching_up: bool = True
     held: list[tuple[int, str]] = field(default_factory=list)  # live events that arrived during catch-up
     last_seq: int = 0  # the highest event seq queued to this client
@@ -95,9 +139,6 @@ class Connection:
     revoked: bool = False  # its token was revoked while it was open: it gets nothing more, and is closed
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # cut off or revoked: stop listening to it
 
-    def __post_init__(self) -> None:
-        self.outbox = asyncio.Queue(self.limits.outbound_queue)
-
     @property
     def can_edit(self) -> bool:
         return not self.revoked and self.grant.allows(self.canvas_id, "editor")
@@ -106,17 +147,24 @@ class Connection:
         """Queue a message without waiting; a client that cannot keep up is cut off (and resyncs later)."""
         if self.cut_off or self.revoked:
             return False
-        try:
-            self.outbox.put_nowait(message)
-            return True
-        except asyncio.QueueFull:
+        size = utf8_len(message)
+        if self.queued_bytes and self.queued_bytes + size > self.limits.outbound_bytes:
             self.cut_off = True
             self.ended.set()
-            with contextlib.suppress(asyncio.QueueEmpty):
-                while True:
-                    self.outbox.get_nowait()
-            self.outbox.put_nowait(None)  # tells the sender to close with CLOSE_TOO_SLOW
+            self._drop_queued()
+            self._put(None, 0)  # tells the sender to close with CLOSE_TOO_SLOW
             return False
+        self._put(message, size)
+        return True
+
+    def _put(self, message: str | None, size: int) -> None:
+        self.outbox.append((message, size))
+        self.queued_bytes += size
+        self.ready.set()
+
+    def _drop_queued(self) -> None:
+        self.outbox.clear()
+        self.queued_bytes = 0
 
     def send_event(self, seq: int, message: str) -> None:
         if self.catching_up:
@@ -125,30 +173,42 @@ class Connection:
             self.last_seq = seq
 
     def finish(self) -> None:
-        """Have the sender close the socket after what is queued (dropping the oldest if there is no room)."""
-        while self.outbox.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.outbox.get_nowait()
-        self.outbox.put_nowait(None)
+        """Have the sender close the socket after what is queued."""
+        self._put(None, 0)
 
     def busy(self) -> bool:
-        return self.outbox.qsize() > self.limits.outbound_queue // 2
+        """Half the byte budget is taken: lossy messages skip this client."""
+        return self.queued_bytes > self.limits.outbound_bytes // 2
 
     def revoke(self) -> None:
         """Drop what is queued (it may postdate the revocation), say why, and close with CLOSE_UNAUTHORIZED."""
         self.revoked = True
         self.ended.set()
-        with contextlib.suppress(asyncio.QueueEmpty):
-            while True:
-                self.outbox.get_nowait()
-        self.outbox.put_nowait(encode({"type": "error", "code": "unauthorized", "message": "this token was revoked"}))
-        self.outbox.put_nowait(None)
+        self._drop_queued()
+        error = encode({"type": "error", "code": "unauthorized", "message": "this token was revoked"})
+        self._put(error, utf8_len(error))
+        self._put(None, 0)
+
+
+@dataclass
+class Pending:
+    """A lossy message waiting for the room's fan-out budget (or its sender's presence rate)."""
+
+    message: str
+    source: Connection | None  # a connection of this process whose presence this is (rate-limited, relayed)
+    exclude: str | None  # the conn id that does not get it back (its own cursor)
+    relay: dict[str, Any] | None = None
 
 
 @dataclass
 class Room:
     canvas_id: str
+    fanout: TokenBucket
     connections: set[Connection] = field(default_factory=set)
+    # Lossy messages waiting for the budget, oldest first, one per key (presence:conn, progress:layer, queue:…):
+    # a newer message replaces the one waiting under its key, so what finally goes out is the latest.
+    pending: dict[str, Pending] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
 
 
 class LiveHub:
@@ -164,6 +224,8 @@ class LiveHub:
         self.renders = renders
         self.limits = limits or LiveLimits()
         self.rooms: dict[str, Room] = {}
+        self.per_address: dict[str, int] = {}  # open sockets per client address
+        self.per_token: dict[str, int] = {}  # open sockets per token id (past their hello)
         self._unsubscribe: list[Any] = []
         # Set when other replicas exist: ephemeral messages are sent to them too.
         self.relay: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
@@ -207,19 +269,80 @@ class LiveHub:
         room = self.rooms.get(canvas_id)
         if room is None:
             return
+        kind, conn = notice["type"], notice.get("conn")
+        if kind in LOSSY:  # through the room's fan-out budget, the latest of its kind replacing older ones
+            subject = conn if kind == "presence" else notice.get("layer_id", "")
+            self._offer(room, f"{kind}:{subject}", Pending(encode(notice), None, conn))
+            return
+        if kind == "presence_left":
+            room.pending.pop(f"presence:{conn}", None)  # a cursor that waited must not come back after this
+        elif kind in RENDER_ENDED:
+            room.pending.pop(f"progress:{notice.get('layer_id')}", None)
+            room.pending.pop(f"preview:{notice.get('layer_id')}", None)
         message = encode(notice)
         for connection in list(room.connections):
-            if notice["type"] in LOSSY and connection.busy():
-                continue  # lossy: the next one says more
-            if notice.get("conn") is not None and notice["conn"] == connection.id:
+            if conn is not None and conn == connection.id:
                 continue  # nobody needs their own cursor back
             connection.send(message)
 
-    def _broadcast(self, room: Room, message: str, exclude: Connection | None = None, lossy: bool = False) -> None:
+    def _broadcast(self, room: Room, message: str, exclude: Connection | None = None) -> None:
         for connection in list(room.connections):
-            if connection is exclude or (lossy and connection.busy()):
+            if connection is not exclude:
+                connection.send(message)
+
+    # --- the fan-out budget of a room -----------------------------------------------------------------
+
+    def _offer(self, room: Room, key: str, item: Pending) -> None:
+        """A lossy message for the room: out now if the budget (and its sender's presence rate) allow, else it
+        waits under `key`, where a newer one replaces it."""
+        room.pending[key] = item  # a replaced key keeps its place in line
+        if room.timer is None:  # otherwise the timer is about to go through the line
+            self._pump(room)
+
+    def _pump(self, room: Room) -> None:
+        room.timer = None
+        now = time.monotonic()
+        wake = math.inf
+        for key, item in list(room.pending.items()):
+            source = item.source
+            if source is not None and source.presence_due > now:
+                wake = min(wake, source.presence_due)  # its sender's presence rate: wait, the latest wins
                 continue
-            connection.send(message)
+            recipients = [
+                c for c in room.connections if c is not source and c.id != item.exclude and not c.busy()
+            ]  # busy: lossy messages skip a client whose buffer is half full; the next one says more
+            if recipients and not room.fanout.spend(len(recipients)):
+                wake = min(wake, now + max(room.fanout.wait_s(0.0), 0.001))
+                break  # the room's budget is spent: the line waits (oldest first)
+            del room.pending[key]
+            for connection in recipients:
+                connection.send(item.message)
+            if source is not None:
+                source.presence_due = now + 1 / self.limits.presence_per_s
+            if item.relay is not None:
+                self._relay(room.canvas_id, item.relay)
+        if room.pending and wake < math.inf and self.rooms.get(room.canvas_id) is room:
+            room.timer = asyncio.get_running_loop().call_later(max(wake - now, 0.001), self._pump, room)
+
+    def _new_room(self, canvas_id: str) -> Room:
+        return Room(canvas_id, TokenBucket(self.limits.fanout_per_s, self.limits.fanout_burst))
+
+    # --- connection caps ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _acquire(table: dict[str, int], key: str, cap: int) -> bool:
+        if table.get(key, 0) >= cap:
+            return False
+        table[key] = table.get(key, 0) + 1
+        return True
+
+    @staticmethod
+    def _release(table: dict[str, int], key: str) -> None:
+        left = table.get(key, 0) - 1
+        if left > 0:
+            table[key] = left
+        else:
+            table.pop(key, None)
 
     def revoke(self, token_id: str) -> int:
         """Close the sockets of this process that were opened with a token that has just been revoked."""
@@ -232,8 +355,23 @@ class LiveHub:
     # --- one connection -------------------------------------------------------------------------------
 
     async def serve(self, websocket: WebSocket) -> None:
-        canvas_id = websocket.path_params["canvas_id"]
         await websocket.accept()
+        address = websocket.client.host if websocket.client is not None else "unknown"
+        cap = self.limits.max_connections_per_address
+        if not self._acquire(self.per_address, address, cap):
+            await _refuse(websocket, CLOSE_TOO_MANY, "too_many_connections",
+                          f"more than {cap} connections from this address; close some and retry")  # fmt: skip
+            return
+        token_slot: list[str] = []  # the token id whose slot this socket holds, once taken
+        try:
+            await self._serve(websocket, token_slot)
+        finally:
+            for key in token_slot:
+                self._release(self.per_token, key)
+            self._release(self.per_address, address)
+
+    async def _serve(self, websocket: WebSocket, token_slot: list[str]) -> None:
+        canvas_id = websocket.path_params["canvas_id"]
         hello = await self._receive_hello(websocket)
         if hello is None:
             return
@@ -248,6 +386,12 @@ class LiveHub:
         if not grant.allows(canvas_id, "viewer"):
             await _refuse(websocket, CLOSE_FORBIDDEN, "forbidden", f"this token does not open canvas {canvas_id!r}")
             return
+        cap = self.limits.max_connections_per_token
+        if not self._acquire(self.per_token, grant.token_id, cap):
+            await _refuse(websocket, CLOSE_TOO_MANY, "too_many_connections",
+                          f"more than {cap} connections with this token; close some and retry")  # fmt: skip
+            return
+        token_slot.append(grant.token_id)
         try:
             await self.service.state(canvas_id)
         except CanvasNotFound:
@@ -266,7 +410,7 @@ class LiveHub:
             colour=colour if COLOUR_PATTERN.match(colour) else "#888888",
             limits=self.limits,
         )
-        room = self.rooms.setdefault(canvas_id, Room(canvas_id))
+        room = self.rooms.get(canvas_id) or self.rooms.setdefault(canvas_id, self._new_room(canvas_id))
         room.connections.add(connection)  # before catch-up: events committed from now on are held, not missed
         sender = asyncio.create_task(self._send_loop(connection), name=f"ws-send-{connection.id}")
         try:
@@ -276,12 +420,17 @@ class LiveHub:
             pass
         finally:
             room.connections.discard(connection)
+            room.pending.pop(f"presence:{connection.id}", None)
             if connection.presence is not None:
                 left = {"type": "presence_left", "user": connection.user, "conn": connection.id}
                 self._broadcast(room, encode(left))
                 self._relay(canvas_id, left)
             if not room.connections:
-                self.rooms.pop(canvas_id, None)
+                if self.rooms.get(canvas_id) is room:
+                    self.rooms.pop(canvas_id, None)
+                if room.timer is not None:
+                    room.timer.cancel()
+                    room.timer = None
             if not sender.done():
                 connection.finish()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -336,7 +485,12 @@ class LiveHub:
     async def _send_loop(self, connection: Connection) -> None:
         websocket = connection.websocket
         while True:
-            message = await connection.outbox.get()
+            if not connection.outbox:
+                connection.ready.clear()
+                await connection.ready.wait()
+                continue
+            message, size = connection.outbox.popleft()
+            connection.queued_bytes -= size
             if message is None:
                 if websocket.application_state == WebSocketState.CONNECTED:
                     code, reason = (1001, "going away")
@@ -356,6 +510,7 @@ class LiveHub:
 
     async def _receive_loop(self, connection: Connection, room: Room) -> None:
         bucket = TokenBucket(self.limits.rate_per_s, self.limits.rate_burst)
+        notices = TokenBucket(1.0, 1.0)  # `rate_limited` answers to frames that are not commands: one a second
         # A client cut off for not reading may never read (or send) again: stop waiting for it then, so that it
         # leaves the room (and the others' screens) now, not when its TCP connection finally dies.
         ending = asyncio.ensure_future(connection.ended.wait())
@@ -369,23 +524,34 @@ class LiveHub:
                 raw = receiving.result()
                 if raw.get("type") == "websocket.disconnect" or connection.revoked:
                     return
-                await self._handle(connection, room, raw, bucket)
+                if bucket.take():  # before parsing: every frame counts, binary and unparsable ones too
+                    await self._handle(connection, room, raw)
+                    continue
+                self._over_rate(connection, raw, notices)
+                # Read nothing more until a token is back: the frames wait in the kernel and TCP holds the sender
+                # back, so a flood costs this process about two frames per token, not one answer per frame.
+                await asyncio.sleep(bucket.wait_s())
         finally:
             ending.cancel()
             if receiving is not None and not receiving.done():
                 receiving.cancel()
 
-    async def _handle(self, connection: Connection, room: Room, raw: dict[str, Any], bucket: TokenBucket) -> None:
+    def _over_rate(self, connection: Connection, raw: dict[str, Any], notices: TokenBucket) -> None:
+        """A frame past the rate: a command is rejected (its sender retries it), anything else is dropped, with
+        at most one `rate_limited` error a second."""
+        message, error = _parse(raw, self.limits.max_message_bytes) if raw.get("text") is not None else ({}, "")
+        text = "too many messages; slow down"
+        if error is None and message.get("type") == "command":
+            command_id = message.get("command_id")
+            connection.send(encode({"type": "reject", "command_id": command_id if isinstance(command_id, str) else None,
+                                    "code": "rate_limited", "message": text, "field": None}))  # fmt: skip
+        elif notices.take():
+            connection.send(encode({"type": "error", "code": "rate_limited", "message": text}))
+
+    async def _handle(self, connection: Connection, room: Room, raw: dict[str, Any]) -> None:
         message, error = _parse(raw, self.limits.max_message_bytes)
         if error is not None:
             connection.send(encode({"type": "error", "code": "malformed", "message": error}))
-            return
-        if not bucket.take():
-            reply = {"type": "reject" if message.get("type") == "command" else "error", "code": "rate_limited",
-                     "message": "too many messages; slow down"}  # fmt: skip
-            if message.get("type") == "command":
-                reply["command_id"] = message.get("command_id")
-            connection.send(encode(reply))
             return
         await self._dispatch(connection, room, message)
 
@@ -404,8 +570,8 @@ class LiveHub:
                 "selected_layer": message.get("selected_layer") if isinstance(message.get("selected_layer"), str)
                 and len(message["selected_layer"]) <= 128 else None,
             }  # fmt: skip
-            self._broadcast(room, encode(connection.presence), exclude=connection, lossy=True)
-            self._relay(connection.canvas_id, connection.presence)
+            pending = Pending(encode(connection.presence), connection, connection.id, connection.presence)
+            self._offer(room, f"presence:{connection.id}", pending)
         elif kind == "cancel":
             await self._cancel(connection, message)
         elif kind == "get_state":
