@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import secrets
+from math import ceil
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,6 +21,7 @@ from server.http import ApiError, JSONResponse, int_query, read_body, read_json
 from server.images import InvalidImage, inspect_image
 from server.live import USER_PATTERN
 from server.pictures import composite_png
+from server.security import local_session_refusal
 from server.service import CanvasNotFound
 from server.workflow import (
     InvalidWorkflow,
@@ -108,19 +109,28 @@ async def list_operations(request: Request) -> Response:
 
 
 async def local_session(request: Request) -> Response:
-    """The admin token, for a browser on the same machine as a server that listens on loopback only."""
+    """The admin token, for a browser on the same machine as a server that listens on loopback only
+    (server/security.py says exactly who; docs/security.md why)."""
     svc = services(request)
-    client = request.client.host if request.client else ""
-    if not (svc.settings.local_admin and is_loopback(svc.settings.host) and is_loopback(client)):
-        raise ApiError(403, "forbidden", "tokens are handed out only to the local machine of a loopback server")
-    return JSONResponse({"token": svc.admin_token, "role": "admin"})
+    reason = local_session_refusal(request.scope, svc.settings)
+    if reason is not None:
+        raise ApiError(403, "forbidden", reason)
+    return JSONResponse({"token": svc.admin_token, "role": "admin"}, headers={"Cache-Control": "no-store"})
 
 
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+async def may_create(request: Request) -> None:
+    """Creating or importing a canvas: an editor (or more) of some canvas, the admin included. With
+    --open-creation also anyone without a token, so many per minute per client address."""
+    svc = services(request)
+    if bearer_token(request) is None:
+        if not svc.settings.open_creation:
+            raise ApiError(401, "unauthorized", "creating a canvas needs a token (the admin's, or an owner's or "
+                           "editor's link); the server's operator may allow anyone with --open-creation")  # fmt: skip
+        wait = request.app.state.creations.take(request.client.host if request.client else "")
+        if wait:
+            raise ApiError(429, "rate_limited", f"too many canvases from this address: try again in {ceil(wait)} s")
+        return
+    await grant_for(request, None, "editor")
 
 
 async def list_canvases(request: Request) -> Response:
@@ -145,6 +155,7 @@ async def list_canvases(request: Request) -> Response:
 
 async def create_canvas(request: Request) -> Response:
     svc = services(request)
+    await may_create(request)
     body = await read_json(request, svc.settings.max_request_bytes)
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "request body must be a JSON object")
@@ -425,6 +436,7 @@ def _slug(name: str) -> str:
 async def import_workflow_route(request: Request) -> Response:
     """A new canvas from a workflow file (JSON, a PNG carrying one, or an original Opendream file)."""
     svc = services(request)
+    await may_create(request)
     limits = svc.settings.workflow_limits
     raw = await read_body(request, limits.max_bytes)
     if not raw:
@@ -487,7 +499,7 @@ async def create_share(request: Request) -> Response:
     label = _string(body, "label", body["role"], 200)
     token, share = await asyncio.to_thread(svc.tokens.issue, canvas_id, body["role"], label)
     return JSONResponse(
-        {**_share_json(share), "token": token, "path": f"/?canvas={canvas_id}&token={token}"}, status_code=201
+        {**_share_json(share), "token": token, "path": f"/?canvas={canvas_id}#token={token}"}, status_code=201
     )
 
 

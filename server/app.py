@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -28,6 +29,7 @@ from server.http import ApiError, JSONResponse
 from server.images import configure_pillow
 from server.live import LiveHub
 from server.renders import RenderQueue
+from server.security import SECURITY_HEADERS, CreationLimiter, EdgeGuard
 from server.service import CanvasService
 from server.store.sql import SQLEventStore
 from server.work import LocalWork, SharedWork
@@ -131,6 +133,7 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             await bus.start()
             live.relay = bus.publish
         app.state.services = Services(settings, store, blobs, service, registry, renders, tokens, live, admin_token)
+        app.state.creations = CreationLimiter(settings.creations_per_minute, settings.creation_burst)
         log.info("opendream: data in %s, database %s", settings.data_dir, settings.database_url)
         log.info("opendream: admin token in %s", settings.admin_token_path)
         try:
@@ -160,7 +163,9 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
     async def server_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse(
-            {"error": {"code": "internal_error", "message": "internal server error", "field": None}}, status_code=500
+            {"error": {"code": "internal_error", "message": "internal server error", "field": None}},
+            status_code=500,
+            headers=SECURITY_HEADERS,  # sent outside EdgeGuard, which adds them to every other response
         )
 
     return Starlette(
@@ -195,5 +200,6 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             Mount("/", StaticFiles(directory=CLIENT_DIR, html=True, check_dir=False), name="client"),
         ],
         exception_handlers={ApiError: api_error, 404: not_found, 405: method_not_allowed, 500: server_error},
+        middleware=[Middleware(EdgeGuard, settings=settings)],  # Host, Origin, security headers, access log
         lifespan=lifespan,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -60,6 +61,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
+    from server.security import RedactQueries, bounded_h11_protocol
 
     settings = _settings(
         args,
@@ -72,20 +74,43 @@ def serve(args: argparse.Namespace) -> int:
         vae_tiling=args.vae_tiling or None,
         render=False if args.no_render else None,
         extensions_dir=args.extensions,
+        local_admin=False if args.no_local_admin else None,
+        allowed_hosts=_list(args.allowed_hosts),
+        allowed_origins=_list(args.allowed_origins),
+        open_creation=True if args.open_creation else None,
+        header_timeout_s=args.header_timeout,
         **_render_settings(args),
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Requests are logged by server/security.py (opendream.access: no query strings, where tokens may be), at
+    # the level asked for; uvicorn's access log is off and its own lines lose their query strings.
+    logging.getLogger("opendream.access").setLevel(args.log_level.upper())
     print(f"opendream: serving on http://{settings.host}:{settings.port}  (data: {settings.data_dir})", flush=True)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=args.log_level,
+        access_log=False,
+        # h11 bounds what one request's line and headers may buffer (httptools does not), and the protocol adds
+        # a deadline for the headers; an idle kept-alive connection is closed after keep_alive_s.
+        http=bounded_h11_protocol(settings.header_timeout_s),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keep_alive_s,
         ws_max_size=settings.max_request_bytes,
         # Open WebSockets and slow clients must not hold a shutdown (SIGTERM, Ctrl+C) for long.
         timeout_graceful_shutdown=3,
     )
-    return 0
+    for name in ("uvicorn.error", "uvicorn.access"):  # after Config: it configures uvicorn's logging
+        logging.getLogger(name).addFilter(RedactQueries())
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else 3  # uvicorn's STARTUP_FAILURE, as uvicorn.run exits
+
+
+def _list(value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(item.strip() for item in value.split(",") if item.strip())
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -349,6 +374,29 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="pin threads and deterministic kernels for bit-identical replays; env OPENDREAM_REPRODUCIBLE=1",
     )
+    serve_parser.add_argument(
+        "--no-local-admin", action="store_true",
+        help="never hand the admin token to a browser on this machine (GET /api/session); env OPENDREAM_LOCAL_ADMIN=0",
+    )  # fmt: skip
+    serve_parser.add_argument(
+        "--allowed-hosts", metavar="HOST,…",
+        help="host names requests may use besides loopback ones ('*': any, '*.example.com': its subdomains); "
+        "env OPENDREAM_ALLOWED_HOSTS",
+    )  # fmt: skip
+    serve_parser.add_argument(
+        "--allowed-origins", metavar="ORIGIN,…",
+        help="origins (https://host[:port]) besides the server's own whose pages may write and open WebSockets; "
+        "env OPENDREAM_ALLOWED_ORIGINS",
+    )  # fmt: skip
+    serve_parser.add_argument(
+        "--open-creation", action="store_true", default=None,
+        help="let anyone create and import canvases without a token (rate-limited per address); "
+        "env OPENDREAM_OPEN_CREATION=1",
+    )  # fmt: skip
+    serve_parser.add_argument(
+        "--header-timeout", type=float, metavar="SECONDS", help="longest a request may take to send its headers "
+        "(default 10)",
+    )  # fmt: skip
     _add_render_flags(serve_parser)
     _add_storage_flags(serve_parser)
     serve_parser.set_defaults(run=serve)

@@ -15,6 +15,11 @@ def _env_int(name: str) -> int | None:
     return int(value) if value else None
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    """A comma-separated environment variable as a tuple of its non-empty, stripped items."""
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
 def gpu_visible() -> bool:
     """Whether this machine has a GPU the engine will use, told without importing torch (seconds)."""
     if Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists():
@@ -50,7 +55,20 @@ class Settings:
             Path(os.environ["OPENDREAM_EXTENSIONS_DIR"]) if os.environ.get("OPENDREAM_EXTENSIONS_DIR") else None
         )
     )
-    local_admin: bool = True  # hand the admin token to a browser on this machine (only if listening on loopback)
+    # Hand the admin token to a browser on this machine (only when listening on loopback): docs/security.md.
+    local_admin: bool = field(default_factory=lambda: os.environ.get("OPENDREAM_LOCAL_ADMIN", "1") != "0")
+    # The edge (server/security.py). Host names, besides loopback ones, that requests may name ("*": any); on a
+    # loopback bind a request naming another host is refused (DNS rebinding), on another bind only when set.
+    allowed_hosts: tuple[str, ...] = field(default_factory=lambda: _env_list("OPENDREAM_ALLOWED_HOSTS"))
+    # Origins (scheme://host[:port]), besides the request's own, that may send writes and open WebSockets.
+    allowed_origins: tuple[str, ...] = field(default_factory=lambda: _env_list("OPENDREAM_ALLOWED_ORIGINS"))
+    # Let anyone create and import canvases without a token, rate-limited per client address.
+    open_creation: bool = field(default_factory=lambda: os.environ.get("OPENDREAM_OPEN_CREATION", "") == "1")
+    creations_per_minute: float = 10.0  # anonymous creations per address (with open_creation) ...
+    creation_burst: int = 20  # ... and how many may come at once
+    max_header_bytes: int = 64 * 1024  # request line and headers of one request (uvicorn's h11 parser)
+    header_timeout_s: float = 10.0  # from a request's first byte to the end of its headers
+    keep_alive_s: int = 5  # an idle keep-alive connection is closed after this long
     attention_slicing: bool = False  # less GPU memory, a little slower
     vae_tiling: bool = False  # decode large images in tiles
     # Pin thread count and deterministic kernels so replays match bit for bit (costs speed: docs/reproducibility.md)

@@ -90,16 +90,19 @@ def test_the_canvas_list_shows_only_what_the_token_opens(setup):
 
 
 def test_creating_a_canvas_hands_out_its_owner_token_once(setup):
-    server, _, _ = setup
-    first = httpx.post(server.url + "/api/canvases", json={"name": "Mine", "command_id": "create-1"}).json()
-    assert first["owner_token"] and not first["duplicate"]
-    again = httpx.post(server.url + "/api/canvases", json={"name": "Mine", "command_id": "create-1"}).json()
-    assert again["id"] == first["id"] and again["duplicate"] and again["owner_token"] is None
-    other = httpx.post(server.url + "/api/canvases", json={"name": "Mine"}).json()  # no command id: a new canvas
-    assert other["id"] != first["id"]
-    with_id = httpx.post(server.url + "/api/canvases", json={"id": "fixed", "command_id": "c-fixed"}).json()
-    retry = httpx.post(server.url + "/api/canvases", json={"id": "fixed", "command_id": "c-fixed"}).json()
-    assert with_id["owner_token"] and retry["duplicate"] and retry["owner_token"] is None
+    server, _, tokens = setup
+    with server.client(tokens["editor"]) as client:  # creating needs a token: an editor's (or more) of some canvas
+        first = client.post("/api/canvases", json={"name": "Mine", "command_id": "create-1"}).json()
+        assert first["owner_token"] and not first["duplicate"]
+        again = client.post("/api/canvases", json={"name": "Mine", "command_id": "create-1"}).json()
+        assert again["id"] == first["id"] and again["duplicate"] and again["owner_token"] is None
+        other = client.post("/api/canvases", json={"name": "Mine"}).json()  # no command id: a new canvas
+        assert other["id"] != first["id"]
+        with_id = client.post("/api/canvases", json={"id": "fixed", "command_id": "c-fixed"}).json()
+        retry = client.post("/api/canvases", json={"id": "fixed", "command_id": "c-fixed"}).json()
+        assert with_id["owner_token"] and retry["duplicate"] and retry["owner_token"] is None
+    anonymous = httpx.post(server.url + "/api/canvases", json={"name": "Anyone's"})
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthorized"
 
 
 def test_the_local_session_hands_the_admin_token_to_this_machine(setup):

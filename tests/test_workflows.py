@@ -27,6 +27,11 @@ from tests.test_renders import canvas_with, engine, img2img, model_options, oper
 pytestmark = pytest.mark.slow
 
 
+def admin(server: ServerProcess) -> dict[str, str]:
+    """Importing needs a token (no anonymous writes): the server's admin's."""
+    return {"authorization": f"Bearer {server.admin_token}"}
+
+
 def png(colour=(10, 200, 30), size=(16, 16)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, "PNG")
@@ -147,7 +152,7 @@ def good(server) -> dict:
 
 
 def test_a_valid_workflow_imports_as_a_new_canvas(server, good):
-    response = httpx.post(server.url + "/api/workflows", content=orjson.dumps(good))
+    response = httpx.post(server.url + "/api/workflows", headers=admin(server), content=orjson.dumps(good))
     assert response.status_code == 201, response.text
     created = response.json()
     with server.client(created["owner_token"]) as client:
@@ -198,7 +203,7 @@ def test_a_broken_workflow_is_rejected_whole_with_its_own_message(server, good, 
     body = broken(good, change)
     carried = images_in(body)
     new_images = {sha for sha in carried if not (server.data_dir / "blobs" / sha[:2] / sha).exists()}
-    response = httpx.post(server.url + "/api/workflows", content=body, timeout=120)
+    response = httpx.post(server.url + "/api/workflows", headers=admin(server), content=body, timeout=120)
     assert response.status_code in (413, 422), response.text
     error = response.json()["error"]
     assert message in error["message"] or message == error["code"], error
@@ -237,7 +242,7 @@ def test_every_broken_file_names_a_different_problem(good):
 
 
 def test_a_png_carries_its_workflow_and_imports_back(server, good):
-    created = httpx.post(server.url + "/api/workflows", content=orjson.dumps(good)).json()
+    created = httpx.post(server.url + "/api/workflows", headers=admin(server), content=orjson.dumps(good)).json()
     with server.client(created["owner_token"]) as client:
         for _ in range(200):
             state = client.get(f"/api/canvases/{created['id']}/state").json()
@@ -252,11 +257,13 @@ def test_a_png_carries_its_workflow_and_imports_back(server, good):
         assert composite.status_code == 200
     image = Image.open(io.BytesIO(picture.content))
     assert image.size == (4, 4) and "opendream-workflow" in image.text
-    again = httpx.post(server.url + "/api/workflows", content=picture.content, headers={"content-type": "image/png"})
+    again = httpx.post(
+        server.url + "/api/workflows", content=picture.content, headers={**admin(server), "content-type": "image/png"}
+    )
     assert again.status_code == 201, again.text
     with server.client(again.json()["owner_token"]) as client:
         assert client.get(f"/api/canvases/{again.json()['id']}/state").json()["order"] == ["u", "c", "r"]
-    plain = httpx.post(server.url + "/api/workflows", content=png())
+    plain = httpx.post(server.url + "/api/workflows", headers=admin(server), content=png())
     assert plain.status_code == 422 and "carries no Opendream workflow" in plain.json()["error"]["message"]
 
 
@@ -278,7 +285,7 @@ def test_a_workflow_saved_by_the_original_opendream_is_imported_with_its_images(
               "options": options},
         "4": {"op": "load_image", "image": data_url(png())},
     }  # fmt: skip
-    response = httpx.post(server.url + "/api/workflows", content=orjson.dumps(original))
+    response = httpx.post(server.url + "/api/workflows", headers=admin(server), content=orjson.dumps(original))
     assert response.status_code == 201, response.text
     created = response.json()
     with server.client(created["owner_token"]) as client:
@@ -293,5 +300,9 @@ def test_a_workflow_saved_by_the_original_opendream_is_imported_with_its_images(
     assert inpaint_layer["parents"] == ["layer-1", "layer-2"] and inpaint_layer["params"]["prompt"] == "a blue sea"
     assert inpaint_layer["output"]["sha256"] == hashlib.sha256(inpainted).hexdigest()
     assert layers["layer-2"]["params"]["layer"] == "layer-1"
-    bad = httpx.post(server.url + "/api/workflows", content=orjson.dumps({"1": {"op": "teleport", "image": "x"}}))
+    bad = httpx.post(
+        server.url + "/api/workflows",
+        headers=admin(server),
+        content=orjson.dumps({"1": {"op": "teleport", "image": "x"}}),
+    )
     assert bad.status_code == 422 and "unknown Opendream operation 'teleport'" in bad.json()["error"]["message"]

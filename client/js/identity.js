@@ -101,15 +101,37 @@ export function initials(name) {
 }
 
 /**
- * The page a URL asks for: `/?canvas=ID&token=T` (the form share links have) or `#/c/ID`; else the canvas list.
+ * The page a URL asks for: `/?canvas=ID#token=T` (the form share links have: a fragment never reaches a server
+ * or its logs; `?canvas=ID&token=T`, the older form, still works) or `#/c/ID`; else the canvas list.
  */
 export function parseRoute(search, hash = '') {
   const params = new URLSearchParams(search);
   const canvas = params.get('canvas');
-  if (canvas) return { page: 'editor', canvasId: canvas, token: params.get('token'), version: toInt(params.get('v')) };
+  if (canvas) return { page: 'editor', canvasId: canvas, token: fragmentToken(hash) || params.get('token'), version: toInt(params.get('v')) };
   const match = /^#\/c\/([A-Za-z0-9_-]+)/.exec(hash);
-  if (match) return { page: 'editor', canvasId: match[1], token: null, version: null };
+  if (match) return { page: 'editor', canvasId: match[1], token: fragmentToken(hash.slice(match[0].length)), version: null };
   return { page: 'home' };
+}
+
+function fragmentParams(hash) {
+  return new URLSearchParams(String(hash || '').replace(/^#/, '').replace(/^[^?&=]*[?&]/, ''));
+}
+
+function fragmentToken(hash) {
+  return fragmentParams(hash).get('token');
+}
+
+/** The address to show once a link's token is stored: the canvas's own, without `token` in query or fragment. */
+export function cleanUrl(search, hash, canvasId) {
+  const params = new URLSearchParams(search);
+  params.delete('token');
+  if (!params.has('canvas')) params.set('canvas', canvasId);
+  const match = /^#\/c\/[A-Za-z0-9_-]+/.exec(hash || '');
+  const rest = fragmentParams(match ? hash.slice(match[0].length) : hash);
+  rest.delete('token');
+  const more = rest.toString();
+  const fragment = match ? match[0] + (more ? `&${more}` : '') : more ? `#${more}` : '';
+  return `?${params}${fragment}`;
 }
 
 function toInt(value) {

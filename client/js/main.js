@@ -1,7 +1,7 @@
-// Opendream's browser client: the canvas list at `/`, the editor at `/?canvas=ID` (share links add `&token=`).
+// Opendream's browser client: the canvas list at `/`, the editor at `/?canvas=ID` (share links add `#token=`).
 
 import { Api } from './api.js';
-import { loadIdentity, parseRoute, saveToken, tokenFor, editorUrl } from './identity.js';
+import { loadIdentity, parseRoute, saveToken, tokenFor, cleanUrl } from './identity.js';
 import { renderHome } from './ui/home.js';
 import { Editor } from './ui/editor.js';
 import { h, icon, fill, paintRange } from './ui/dom.js';
@@ -28,9 +28,9 @@ async function main() {
     return;
   }
   if (route.token) {
-    // a share link: keep its token for this canvas, and take it out of the address bar
+    // a share link: keep its token for this canvas, and take it out of the address bar (and the history)
     saveToken(storage, route.canvasId, route.token);
-    history.replaceState(null, '', editorUrl(route.canvasId) + location.hash);
+    history.replaceState(null, '', cleanUrl(location.search, location.hash, route.canvasId));
   }
   let token = tokenFor(storage, route.canvasId);
   if (!token) token = await adminToken(anonymous);

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { loadIdentity, saveIdentity, saveToken, tokenFor, tokens, forgetToken, parseRoute, initials, rememberName, knownNames, USER_ID, COLOUR } from '../js/identity.js';
+import { loadIdentity, saveIdentity, saveToken, tokenFor, tokens, forgetToken, parseRoute, cleanUrl, initials, rememberName, knownNames, USER_ID, COLOUR } from '../js/identity.js';
 
 class MemoryStorage {
   constructor() {
@@ -45,6 +45,14 @@ test('routes: share links, hash links, the list', () => {
   assert.deepEqual(parseRoute('?canvas=c12&v=7'), { page: 'editor', canvasId: 'c12', token: null, version: 7 });
   assert.deepEqual(parseRoute('', '#/c/c9'), { page: 'editor', canvasId: 'c9', token: null, version: null });
   assert.deepEqual(parseRoute('', ''), { page: 'home' });
+  // share links carry the token in the fragment (never sent to a server, never in its logs)
+  assert.deepEqual(parseRoute('?canvas=c12', '#token=abc'), { page: 'editor', canvasId: 'c12', token: 'abc', version: null });
+  assert.deepEqual(parseRoute('?canvas=c12&token=old', '#token=new'), { page: 'editor', canvasId: 'c12', token: 'new', version: null });
+  assert.deepEqual(parseRoute('', '#/c/c9&token=abc'), { page: 'editor', canvasId: 'c9', token: 'abc', version: null });
+  assert.equal(cleanUrl('?canvas=c12', '#token=abc', 'c12'), '?canvas=c12');
+  assert.equal(cleanUrl('?canvas=c12&token=abc&v=3', '', 'c12'), '?canvas=c12&v=3');
+  assert.equal(cleanUrl('?canvas=c12', '#token=abc&x=1', 'c12'), '?canvas=c12#x=1');
+  assert.equal(cleanUrl('', '#/c/c9&token=abc', 'c9'), '?canvas=c9#/c/c9');
   assert.equal(initials('Ada Lovelace'), 'AL');
   assert.equal(initials('hokusai'), 'HO');
 });

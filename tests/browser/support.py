@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -34,15 +33,16 @@ _ids = itertools.count(1)
 class Canvas:
     def __init__(self, server: ServerProcess, name: str = "Test canvas", user: str = "setup") -> None:
         self.server = server
-        created = httpx.post(f"{server.url}/api/canvases", json={"name": name}, timeout=30).json()
+        with server.client() as admin:  # creating needs a token: the admin's
+            created = admin.post("/api/canvases", json={"name": name}).json()
         self.id: str = created["id"]
         self.token: str = created["owner_token"]
         self.http = server.client(self.token, **{"x-opendream-user": user})
 
     @property
     def path(self) -> str:
-        """The editor with the owner's token, as a share link carries it."""
-        return f"/?canvas={self.id}&token={self.token}"
+        """The editor with the owner's token, as a share link carries it (in the fragment)."""
+        return f"/?canvas={self.id}#token={self.token}"
 
     def command(self, command: dict[str, Any]) -> dict[str, Any]:
         response = self.http.post(

@@ -75,7 +75,7 @@ def test_share_links_and_a_viewer_who_cannot_edit(pages, server, shoot):
     dialog.locator("[data-testid=share-role]").select_option("viewer")
     dialog.locator("[data-testid=share-create]").click()
     url = dialog.locator("[data-testid=share-url]").input_value()
-    assert re.search(rf"[?&]canvas={canvas.id}&token=[\w-]+$", url), url
+    assert re.search(rf"[?&]canvas={canvas.id}#token=[\w-]+$", url), url  # the token in the fragment only
     assert url.startswith(server.url)  # the page's own host, not a hard-coded address
     expect(dialog.locator("[data-testid=share-list] li")).to_have_count(1)
     dialog.locator("[data-testid=share-role]").select_option("editor")

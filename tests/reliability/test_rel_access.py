@@ -37,7 +37,7 @@ POLICY = {
     ("GET", "/api/session"): "loopback",
     ("GET", "/api/operations"): "open",
     ("GET", "/api/canvases"): "any",
-    ("POST", "/api/canvases"): "open",
+    ("POST", "/api/canvases"): "editor-anywhere",  # no anonymous writes (--open-creation: anyone, rate-limited)
     ("GET", "/api/canvases/{canvas_id}"): "viewer",
     ("GET", "/api/canvases/{canvas_id}/state"): "viewer",
     ("GET", "/api/canvases/{canvas_id}/events"): "viewer",
@@ -51,7 +51,7 @@ POLICY = {
     ("GET", "/api/canvases/{canvas_id}/workflow"): "viewer",
     ("GET", "/api/canvases/{canvas_id}/composite.png"): "viewer",
     ("GET", "/api/canvases/{canvas_id}/layers/{layer_id}/image.png"): "viewer",
-    ("POST", "/api/workflows"): "open",
+    ("POST", "/api/workflows"): "editor-anywhere",
     ("POST", "/api/canvases/{canvas_id}/restore"): "editor",
     ("POST", "/api/canvases/{canvas_id}/shares"): "owner",
     ("GET", "/api/canvases/{canvas_id}/shares"): "owner",

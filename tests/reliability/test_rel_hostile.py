@@ -564,7 +564,7 @@ def test_fuzzing_the_http_commands(server, http_canvas):
         elif route == "shares":
             check(client.post(f"{base}/shares", content=body), {201, 400})
         else:
-            check(httpx.post(f"{server.url}/api/canvases", content=body, headers=headers, timeout=30),
+            check(client.post("/api/canvases", content=body, headers=headers),
                   {200, 201, 400, 409})  # fmt: skip
 
     try:

@@ -360,6 +360,6 @@ def test_a_picture_carrying_a_large_workflow_imports(server):
 
         carrying = embed_in_png(picture, document.json())
         assert b"opendream-workflow" in carrying
-        imported = httpx.post(server.url + "/api/workflows", content=carrying, timeout=60)
+        imported = client.post("/api/workflows", content=carrying, timeout=60)
         assert imported.status_code == 201, imported.text[:300]
         assert imported.json()["version"] == len(commands) + 1

@@ -37,11 +37,18 @@ export async function renderHome(root, { api, storage, identity, adminToken }) {
     ),
   );
 
+  // Creating and importing need a token that may write (the server refuses anonymous creation unless it runs
+  // with --open-creation): the admin's, else an owner's or editor's link this browser holds.
+  function creator() {
+    const writable = Object.values(tokens(storage)).find((info) => ['owner', 'editor', 'admin'].includes(info.role));
+    return adminToken ? api : new Api({ token: writable?.token || null, user: identity.id });
+  }
+
   async function createCanvas() {
     const name = await promptDialog({ title: 'New canvas', label: 'Name', value: 'Untitled canvas', confirm: 'Create', testid: 'new-canvas-dialog' });
     if (!name) return;
     try {
-      const created = await api.createCanvas(name, newId('create-'));
+      const created = await creator().createCanvas(name, newId('create-'));
       if (created.owner_token) saveToken(storage, created.id, created.owner_token, { role: 'owner', name });
       location.href = editorUrl(created.id);
     } catch (error) {
@@ -53,7 +60,7 @@ export async function renderHome(root, { api, storage, identity, adminToken }) {
     const file = await pickFile('.json,.png,application/json,image/png');
     if (!file) return;
     try {
-      const created = await api.importWorkflow(file);
+      const created = await creator().importWorkflow(file);
       if (created.owner_token) saveToken(storage, created.id, created.owner_token, { role: 'owner' });
       location.href = editorUrl(created.id);
     } catch (error) {
