@@ -59,6 +59,7 @@ ENGINE_ACTOR = "engine"
 # Events that make a render in flight pointless when they touch its layer or a layer it reads.
 CANCELLING_EVENTS = frozenset({"layer.deleted", "layer.params_changed", "layer.render_requested"})
 ATTRIBUTED_EVENTS = frozenset({"layer.added", "layer.params_changed", "layer.render_requested"})
+NOTICED_EVENTS = CANCELLING_EVENTS | ATTRIBUTED_EVENTS
 MAX_QUEUE_ITEMS = 500  # per canvas in a queue view: enough to show, bounded to compute
 
 RenderNotice = dict[str, Any]
@@ -262,6 +263,8 @@ class RenderQueue:
     def _take_notice(self, canvas_id: str, events: Sequence[Event]) -> None:
         running = self._running
         for event in events:
+            if event.type not in NOTICED_EVENTS:
+                continue
             layer_id = getattr(event.data, "layer_id", None)
             if event.type in ATTRIBUTED_EVENTS and isinstance(layer_id, str) and event.actor != ENGINE_ACTOR:
                 self._requested_by[(canvas_id, layer_id)] = event.actor

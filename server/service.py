@@ -274,26 +274,38 @@ class CanvasService:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            outcomes = await self._write_isolating(loop, batch)
-            published: dict[str, list[Event]] = {}
-            for submission, outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, _Unfinished):
-                    self._queue.put_nowait(submission)  # its next slice after what is queued now
-                elif isinstance(outcome, BaseException):
-                    if isinstance(submission.command, PreparedImport) and submission.written:
-                        await loop.run_in_executor(self._writer_thread, self._discard, submission.canvas_id)
-                    if not submission.future.done():  # a caller that gave up must not stop the writer
-                        submission.future.set_exception(outcome)
-                else:
-                    if not outcome.duplicate and outcome.events:
-                        published.setdefault(submission.canvas_id, []).extend(outcome.events)
-                    if not submission.future.done():
-                        submission.future.set_result(outcome)
-            for canvas_id, new_events in published.items():
-                self._publish(canvas_id, new_events)
+            taken = [await self._queue.get()]
+            while len(taken) < self.max_batch and not self._queue.empty():
+                taken.append(self._queue.get_nowait())
+            # Commands first, in one group commit; then one slice of one import, in a transaction of its own:
+            # a command waits for at most one slice, however large the import.
+            commands = [submission for submission in taken if not isinstance(submission.command, PreparedImport)]
+            imports = [submission for submission in taken if isinstance(submission.command, PreparedImport)]
+            if commands:
+                await self._write_and_answer(loop, commands)
+            if imports:
+                for waiting in imports[1:]:
+                    self._queue.put_nowait(waiting)
+                await self._write_and_answer(loop, imports[:1])
+
+    async def _write_and_answer(self, loop: asyncio.AbstractEventLoop, batch: list[_Submission]) -> None:
+        outcomes = await self._write_isolating(loop, batch)
+        published: dict[str, list[Event]] = {}
+        for submission, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, _Unfinished):
+                self._queue.put_nowait(submission)  # its next slice after what is queued now
+            elif isinstance(outcome, BaseException):
+                if isinstance(submission.command, PreparedImport) and submission.written:
+                    await loop.run_in_executor(self._writer_thread, self._discard, submission.canvas_id)
+                if not submission.future.done():  # a caller that gave up must not stop the writer
+                    submission.future.set_exception(outcome)
+            else:
+                if not outcome.duplicate and outcome.events:
+                    published.setdefault(submission.canvas_id, []).extend(outcome.events)
+                if not submission.future.done():
+                    submission.future.set_result(outcome)
+        for canvas_id, new_events in published.items():
+            self._publish(canvas_id, new_events)
 
     async def _write_isolating(
         self, loop: asyncio.AbstractEventLoop, batch: list[_Submission]

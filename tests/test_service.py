@@ -298,19 +298,39 @@ async def test_a_large_import_is_written_in_slices_and_shows_only_when_complete(
 
 
 async def test_one_bad_submission_never_fails_another_canvas_s_commands(service, store):
+    from server.core.commands import RecordRender
+
     others = [await new_canvas(service) for _ in range(5)]
-    # Prepared beforehand so that all six reach the writer in one batch; unstorable after the last snapshot,
-    # so that it fails in the writer's transaction, where it once failed everyone's.
-    bad = await asyncio.to_thread(service._prepare_import, "cbad", _import_of(57, bad_at=53), None)
+    target = await new_canvas(service)
+    await service.execute(target, AddLayer(layer_id="a", operation="generate"), "alice")
+    # Decided fine, but its event cannot be stored (an integer JSON cannot hold): it fails in the writer's
+    # transaction, which it once failed for every command of the batch.
+    unstorable = RecordRender(layer_id="a", revision=1, output="0" * 64, width=8, height=8,
+                              fingerprint={"seed": 2**70}, duration_ms=1.0)  # fmt: skip
     outcomes = await asyncio.gather(
-        service._submit("cbad", bad, "import", None, 0),
+        service.execute(target, unstorable, "engine"),
         *(service.execute(canvas_id, RenameCanvas(name="fine"), "alice") for canvas_id in others),
         return_exceptions=True,
     )
     assert isinstance(outcomes[0], CommandRejected) and outcomes[0].code == "storage_error"
     assert all(not isinstance(outcome, BaseException) for outcome in outcomes[1:]), outcomes
     assert all(store.canvas(canvas_id).name == "fine" for canvas_id in others)
-    assert not any(info.name == "imported" for info in store.canvases())  # the bad import left nothing
+    assert [event.type for event in store.read(target)] == ["canvas.created", "layer.added"]
+
+
+async def test_an_import_that_cannot_be_stored_leaves_nothing(service, store):
+    from server.service import IMPORT_SLICE
+
+    def rows() -> tuple[int, int]:  # every row, hidden ones included
+        with store.writer_engine.connect() as conn:
+            return (conn.exec_driver_sql("SELECT count(*) FROM canvases").scalar(),
+                    conn.exec_driver_sql("SELECT count(*) FROM events").scalar())  # fmt: skip
+
+    before = rows()
+    with pytest.raises(CommandRejected) as rejected:  # unstorable in its last slice, after earlier ones were
+        await service.import_log(_import_of(2 * IMPORT_SLICE + 9, bad_at=2 * IMPORT_SLICE + 5))
+    assert rejected.value.code == "storage_error"
+    assert rows() == before
 
 
 async def test_a_fork_starts_from_the_nearest_snapshot_and_equals_a_fold_from_seq_1(service, store):
