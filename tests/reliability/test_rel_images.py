@@ -322,7 +322,8 @@ def test_workflow_imports_check_blob_names_and_images(server):
     }
     blob_dir = server.data_dir / "blobs"
     before = sorted(p.name for p in blob_dir.rglob("*") if p.is_file())
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    admin = {"authorization": f"Bearer {server.admin_token}"}  # importing needs a token
+    with httpx.Client(base_url=server.url, headers=admin, timeout=60) as client:
         for what, body in bad_cases.items():
             response = client.post("/api/workflows", content=body)
             assert response.status_code == 422, (what, response.status_code, response.text[:300])
