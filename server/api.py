@@ -334,8 +334,11 @@ async def cancel_render(request: Request) -> Response:
 
 
 async def upload_blob(request: Request) -> Response:
+    """An uploaded image. With `?canvas=ID` (an editor of it) the canvas may show it at once; otherwise it is
+    shown once a layer of a canvas names it."""
     svc = services(request)
-    await grant_for(request, None, "editor")  # an editor of some canvas: uploads are for layers
+    canvas_id = request.query_params.get("canvas")
+    await grant_for(request, canvas_id, "editor")  # an editor (of that canvas, or of some canvas)
     limits = svc.settings.image_limits
     data = await read_body(request, limits.max_bytes)
     try:
@@ -343,6 +346,10 @@ async def upload_blob(request: Request) -> Response:
     except InvalidImage as exc:
         raise ApiError(422, "invalid_image", str(exc)) from None
     sha256 = await asyncio.to_thread(svc.blobs.put, data)
+    if canvas_id is not None:
+        if await asyncio.to_thread(svc.store.head, canvas_id) is None:
+            raise ApiError(404, "canvas_not_found", f"canvas {canvas_id!r} does not exist")
+        await asyncio.to_thread(svc.store.add_blob_names, canvas_id, [sha256])
     return JSONResponse(
         {
             "sha256": sha256,
@@ -443,7 +450,8 @@ async def import_workflow_route(request: Request) -> Response:
         raise ApiError(400, "invalid_workflow", "the request body is empty: send a workflow file")
     try:
         document = await asyncio.to_thread(load_document, raw, limits)
-        workflow = await asyncio.to_thread(parse_workflow, document, svc.operations, limits, svc.blobs.exists)
+        # only the file's own images: naming the server's by their hashes would read other canvases' images
+        workflow = await asyncio.to_thread(parse_workflow, document, svc.operations, limits)
     except InvalidWorkflow as exc:
         raise ApiError(422, "invalid_workflow", str(exc), exc.where) from None
     result = await import_workflow(workflow, svc.canvases, svc.blobs, svc.operations)
@@ -526,12 +534,33 @@ def _share_json(share: Share) -> dict[str, Any]:
 
 
 async def get_blob(request: Request) -> Response:
+    """Any image, for the admin. Everyone else reads images through a canvas that names them."""
     try:
         sha256 = check_name(request.path_params["sha256"])
     except InvalidBlobName as exc:
         raise ApiError(400, "bad_blob_name", str(exc)) from None
+    await grant_for(request, None, "admin")
+    return await _blob_response(request, sha256)
+
+
+async def get_canvas_blob(request: Request) -> Response:
+    """An image the canvas's log names (at any version), for anyone who may read the canvas. Not found, rather
+    than forbidden, when it names no such image: the answer says nothing of other canvases' images."""
+    canvas_id = request.path_params["canvas_id"]
+    try:
+        sha256 = check_name(request.path_params["sha256"])
+    except InvalidBlobName as exc:
+        raise ApiError(400, "bad_blob_name", str(exc)) from None
+    await grant_for(request, canvas_id, "viewer")
+    if not await asyncio.to_thread(services(request).store.names_blob, canvas_id, sha256):
+        raise ApiError(404, "blob_not_found", f"canvas {canvas_id!r} has no image {sha256}")
+    return await _blob_response(request, sha256)
+
+
+async def _blob_response(request: Request, sha256: str) -> Response:
     blobs = services(request).blobs
-    headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{sha256}"'}
+    # private: a shared cache must not hand it to someone else; the URL's token is never logged (security.py)
+    headers = {"Cache-Control": "private, max-age=31536000, immutable", "ETag": f'"{sha256}"'}
     path = blobs.path(sha256)
     if path is not None:
         with path.open("rb") as handle:

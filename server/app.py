@@ -104,7 +104,9 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
         blobs = open_blob_store(settings.blobs, settings.blob_dir)
         limits = settings.render_limits
         service = CanvasService(
-            store, Decider(registry, blob_exists=blobs.exists, limits=limits), snapshot_every=settings.snapshot_every
+            store,
+            Decider(registry, blob_exists=blobs.exists, limits=limits, blob_named=store.names_blob),
+            snapshot_every=settings.snapshot_every,
         )
         await service.start()
         renders = None
@@ -195,6 +197,7 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             Route("/api/canvases/{canvas_id}/shares/{share_id}", api.revoke_share, methods=["DELETE"]),
             Route("/api/blobs", api.upload_blob, methods=["POST"]),
             Route("/api/blobs/{sha256}", api.get_blob),
+            Route("/api/canvases/{canvas_id}/blobs/{sha256}", api.get_canvas_blob),
             WebSocketRoute("/ws/canvases/{canvas_id}", websocket_endpoint),
             # The browser client: static files, no build step.
             Mount("/", StaticFiles(directory=CLIENT_DIR, html=True, check_dir=False), name="client"),

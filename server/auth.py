@@ -44,6 +44,20 @@ class Grant:
         return RANK[self.role] >= RANK[role]
 
 
+RESERVED_ACTORS = frozenset({"engine", "import", "system"})
+
+
+def attributed_user(grant: Grant, claimed: str | None) -> str:
+    """Whom events are attributed to (and whose undo history they join): derived from the credential.
+
+    A token may be held by several people (a share link sent to a team), so a client may name who it is
+    within its token: the id is `<token id>.<claimed>` — it can never be another token's user, nor a reserved
+    actor such as `engine`. Without a claim it is the token itself.
+    """
+    base = f"t{grant.token_id}"
+    return f"{base}.{claimed}" if claimed else base
+
+
 @dataclass(frozen=True, slots=True)
 class Share:
     id: str

@@ -333,7 +333,7 @@ def workflow_import(args: argparse.Namespace) -> int:
         service = CanvasService(store, Decider(operations, blob_exists=blobs.exists))
         await service.start()
         try:
-            return (await import_workflow(workflow, service, blobs, operations)).canvas_id
+            return (await import_workflow(workflow, service, blobs, operations, trusted=True)).canvas_id
         finally:
             await service.stop()
 

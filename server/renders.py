@@ -812,6 +812,10 @@ class RenderQueue:
                 found[layer.id] = {"sha256": record.output, "source": source}
             except Exception as exc:  # one layer that cannot be shown does not hide the others
                 found[layer.id] = {"sha256": None, "missing": failure_reason(exc)}
+        # Images are served under the canvas's access: what this version shows becomes the canvas's too.
+        shown = [image["sha256"] for image in found.values() if image.get("source") in ("cache", "rendered")]
+        if shown:
+            self.store.add_blob_names(state.canvas_id, shown)
         return found
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import orjson
 from sqlalchemy.exc import IntegrityError
 
+from server.core.blob_names import LayerOperations, blob_names
 from server.core.commands import Command, Redo, Restore, Undo
 from server.core.decide import CommandRejected, Decider
 from server.core.events import CanvasCreated, Event, EventData, HistoryRedone, HistoryUndone
@@ -92,6 +93,7 @@ class PreparedImport:
     events: tuple[Event, ...]
     snapshots: tuple[Snapshot, ...]
     state: CanvasState
+    blobs: tuple[str, ...] = ()  # the images the log names
 
     @property
     def name(self) -> str:
@@ -128,6 +130,7 @@ class _Staged:
     snapshots: list[Snapshot] = field(default_factory=list)
     name_changed: bool = False
     preloaded: int = 0  # an import's events stored by earlier turns
+    blobs: list[str] = field(default_factory=list)  # images the staged events name
     unlisted: bool = False  # an import's slice: stored without creating the canvas yet
 
 
@@ -240,7 +243,8 @@ class CanvasService:
             state = project(state, new_events[state.version : until])
             if state.version % self.snapshot_every == 0:
                 snapshots.append(Snapshot(canvas_id, state.version, SNAPSHOT_SCHEMA_VERSION, encode_state(state)))
-        return PreparedImport(new_events, tuple(snapshots), state)
+        names = tuple(dict.fromkeys(blob_names(new_events, self.decider.operations, {})))
+        return PreparedImport(new_events, tuple(snapshots), state, names)
 
     async def execute(
         self,
@@ -450,6 +454,7 @@ class CanvasService:
             wake_renders=any(event.type in WAKING_EVENTS for event in stage.events),
             preloaded=stage.preloaded,
             unlisted=stage.unlisted,
+            blobs=tuple(stage.blobs),
         )
 
     def _stage(
@@ -521,8 +526,10 @@ class CanvasService:
             for offset, data in enumerate(new_data, start=1)
         ]
         new_state = project(state, new_events) if new_events else state
+        names = list(blob_names(new_events, self.decider.operations, LayerOperations(state.layers)))
         stage.state = new_state
         stage.events.extend(new_events)
+        stage.blobs.extend(names)
         stage.name_changed |= new_state.name != state.name
         result = CommandResult(canvas_id, submission.command_id, tuple(new_events), new_state.version)
         if submission.command_id is not None:
@@ -554,6 +561,7 @@ class CanvasService:
             raise _Unfinished(end - start)
         stage.state = prepared.state
         stage.name_changed = True
+        stage.blobs.extend(prepared.blobs)
         return CommandResult(canvas_id, None, prepared.events, prepared.state.version)
 
     def _restore_events(self, stage: _Staged, version: int) -> list[EventData]:

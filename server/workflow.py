@@ -305,14 +305,23 @@ def events_to_import(workflow: Workflow, output_available: Callable[[str], bool]
 
 
 async def import_workflow(
-    workflow: Workflow, service: CanvasService, blobs: BlobStore, operations: OperationRegistry
+    workflow: Workflow,
+    service: CanvasService,
+    blobs: BlobStore,
+    operations: OperationRegistry,
+    trusted: bool = False,
 ) -> CommandResult:
-    """Store the images the log uses (only now: everything was validated first), then create the canvas."""
+    """Store the images the log uses (only now: everything was validated first), then create the canvas.
+
+    Over HTTP (`trusted` False) the new canvas names only images the file carries: a file naming an image of
+    the server by its hash would otherwise be a way to read another canvas's images. The operator's CLI may
+    also use the server's images (a lean export re-imported on the same machine)."""
     import asyncio
 
     for sha in set(workflow.blobs) & referenced_blobs(workflow, operations):
         await asyncio.to_thread(blobs.put, workflow.blobs[sha])
-    events = await asyncio.to_thread(events_to_import, workflow, blobs.exists)  # 100k events: not on the loop
+    available = blobs.exists if trusted else workflow.blobs.__contains__
+    events = await asyncio.to_thread(events_to_import, workflow, available)  # 100k events: not on the loop
     return await service.import_log(events)
 
 

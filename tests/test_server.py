@@ -44,7 +44,8 @@ def test_the_log_survives_a_server_restart(tmp_path: Path, stop_signal: int):
     data = tmp_path / "data"
     with ServerProcess(data) as first, first.client() as client:
         canvas_id = client.post("/api/canvases", json={"name": "Persistent"}).json()["id"]
-        upload = client.post("/api/blobs", content=png_bytes(), headers={"content-type": "image/png"}).json()
+        upload = client.post(f"/api/blobs?canvas={canvas_id}", content=png_bytes(),
+                             headers={"content-type": "image/png"}).json()  # fmt: skip
         for index, body in enumerate(
             [
                 {"type": "add_layer", "layer_id": "a", "operation": "txt2img", "params": {"prompt": "a lighthouse"}},

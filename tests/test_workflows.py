@@ -124,8 +124,8 @@ def server(tmp_path_factory) -> ServerProcess:
 def good(server) -> dict:
     """A small valid workflow exported from a real canvas: an upload and an edit of it."""
     with server.client() as client:
-        blob = client.post("/api/blobs", content=png()).json()["sha256"]
         canvas = client.post("/api/canvases", json={"name": "Source"}).json()
+        blob = client.post(f"/api/blobs?canvas={canvas['id']}", content=png()).json()["sha256"]
         for command in (
             {"type": "add_layer", "layer_id": "u", "operation": "upload", "params": {"blob": blob}},
             {

@@ -116,8 +116,10 @@ export class Api {
     return this.post(`/api/canvases/${enc(id)}/commands`, { command_id: commandId, command });
   }
 
-  uploadBlob(file) {
-    return this.request('POST', '/api/blobs', { body: file, contentType: file.type || 'application/octet-stream' });
+  /** Upload an image; for `canvasId` (default: the open canvas) so that the canvas may show it at once. */
+  uploadBlob(file, canvasId = blobScope?.canvasId) {
+    const path = canvasId ? `/api/blobs?canvas=${enc(canvasId)}` : '/api/blobs';
+    return this.request('POST', path, { body: file, contentType: file.type || 'application/octet-stream' });
   }
 
   shares(id) {
@@ -164,8 +166,19 @@ export class Api {
   }
 }
 
-export function blobUrl(sha256) {
-  return `/api/blobs/${sha256}`;
+// Images are served under the access of a canvas that names them: /api/canvases/{id}/blobs/{sha}. An <img>
+// sends no Authorization header, so the token rides in the query (the server never logs query strings, and
+// sends Referrer-Policy: no-referrer). The editor sets the open canvas as the scope.
+let blobScope = null;
+
+export function setBlobScope(canvasId, token) {
+  blobScope = canvasId ? { canvasId, token } : null;
+}
+
+export function blobUrl(sha256, scope = blobScope) {
+  if (!scope?.canvasId) return `/api/blobs/${sha256}`;
+  const query = scope.token ? `?token=${enc(scope.token)}` : '';
+  return `/api/canvases/${enc(scope.canvasId)}/blobs/${sha256}${query}`;
 }
 
 function enc(value) {

@@ -78,6 +78,9 @@ class Decider:
     blob_exists: Callable[[str], bool] | None = None
     # The server's bounds on one render; None decides without them (tests of the event core, scripts).
     limits: RenderLimits | None = None
+    # Whether a canvas may use an image: (canvas id, sha256) -> it was uploaded for the canvas or its log names
+    # it. Images are read under a canvas's access, so a layer must not name another canvas's image by its hash.
+    blob_named: Callable[[str, str], bool] | None = None
 
     def decide(self, state: CanvasState, command: Command) -> list[EventData]:
         if not state.created:
@@ -155,7 +158,7 @@ class Decider:
             )
         validated = _validate(operation.name, self.operations, command.params)
         parents = _parents(state, validated, layer_id)
-        self._check_blobs(validated)
+        self._check_blobs(state, validated)
         self._check_cost(state, operation, validated)
         seed = command.seed if command.seed is not None or not operation.uses_seed else self.new_seed()
         return LayerAdded(
@@ -176,7 +179,7 @@ class Decider:
             )
         validated = _validate(operation.name, self.operations, command.params)
         parents = _parents(state, validated, layer.id)
-        self._check_blobs(validated)
+        self._check_blobs(state, validated)
         self._check_cost(state, operation, validated)
         descendants = set(state.descendants(layer.id))
         for parent in parents:
@@ -191,11 +194,16 @@ class Decider:
             return []
         return [LayerParamsChanged(layer_id=layer.id, params=validated.params, seed=seed, parents=parents)]
 
-    def _check_blobs(self, validated: ValidatedParams) -> None:
-        if self.blob_exists is None:
-            return
+    def _check_blobs(self, state: CanvasState, validated: ValidatedParams) -> None:
         for path, sha256 in validated.blobs.items():
-            if not self.blob_exists(sha256):
+            if self.blob_named is not None and not self.blob_named(state.canvas_id, sha256):
+                raise CommandRejected(
+                    "unknown_blob",
+                    f"params.{path}: no image {sha256} was uploaded for this canvas "
+                    f"(POST /api/blobs?canvas={state.canvas_id} first)",
+                    f"params.{path}",
+                )
+            if self.blob_exists is not None and not self.blob_exists(sha256):
                 raise CommandRejected(
                     "unknown_blob",
                     f"params.{path}: no uploaded image {sha256} (POST /api/blobs first)",
@@ -284,7 +292,7 @@ class Admission:
     def __init__(self, decider: Decider, blob_known: Callable[[str], bool] | None = None) -> None:
         # Limits and uploads are the server's concern at render and upload time; a file's images are checked
         # against the file and the server (`blob_known`), with a message that says so.
-        self.decider = replace(decider, blob_exists=None, limits=None)
+        self.decider = replace(decider, blob_exists=None, limits=None, blob_named=None)
         self.blob_known = blob_known
 
     def _check_file_blobs(self, operation_name: str, params: dict[str, Any]) -> None:

@@ -43,6 +43,7 @@ class AppendRequest:
     # so nobody sees a half-imported canvas), and the last one creates the canvas over the `preloaded` ones.
     preloaded: int = 0
     unlisted: bool = False
+    blobs: Sequence[str] = ()  # the images the events name (recorded in canvas_blobs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,13 @@ class EventStore(Protocol):
         """The records of those `command_ids` that were accepted before, by command id."""
 
     def snapshot_at_or_before(self, canvas_id: str, version: int) -> Snapshot | None: ...
+
+    def names_blob(self, canvas_id: str, sha256: str) -> bool:
+        """Whether the canvas's log names this image (or it was uploaded for the canvas)."""
+        ...
+
+    def add_blob_names(self, canvas_id: str, shas: Sequence[str]) -> None:
+        """Record images uploaded for a canvas before a layer names them."""
 
     def discard_unlisted(self, canvas_id: str) -> None:
         """Remove the slices of an import that never finished (events and snapshots of a canvas with no row)."""

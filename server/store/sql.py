@@ -18,13 +18,14 @@ from sqlalchemy.exc import IntegrityError
 
 from server.core.events import Event, decode_payload
 from server.store.base import AppendRequest, CanvasInfo, CommandRecord, ConcurrencyError, RenderRecord, Snapshot
-from server.store.tables import CanvasRow, CommandRow, EventRow, RenderRow, SnapshotRow
+from server.store.tables import CanvasBlobRow, CanvasRow, CommandRow, EventRow, RenderRow, SnapshotRow
 
 canvases = CanvasRow.__table__  # type: ignore[attr-defined]
 events = EventRow.__table__  # type: ignore[attr-defined]
 commands = CommandRow.__table__  # type: ignore[attr-defined]
 snapshots = SnapshotRow.__table__  # type: ignore[attr-defined]
 renders = RenderRow.__table__  # type: ignore[attr-defined]
+canvas_blobs = CanvasBlobRow.__table__  # type: ignore[attr-defined]
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
@@ -152,9 +153,23 @@ class SQLEventStore:
     def find_command(self, canvas_id: str, command_id: str) -> CommandRecord | None:
         return self.find_commands(canvas_id, [command_id]).get(command_id)
 
+    def names_blob(self, canvas_id: str, sha256: str) -> bool:
+        with self._reader.connect() as conn:
+            found = conn.execute(
+                select(canvas_blobs.c.sha256).where(
+                    canvas_blobs.c.canvas_id == canvas_id, canvas_blobs.c.sha256 == sha256
+                )
+            ).first()
+        return found is not None
+
+    def add_blob_names(self, canvas_id: str, shas: Sequence[str]) -> None:
+        with self._writer.begin() as conn:
+            _name_blobs(conn, canvas_id, shas)
+
     def discard_unlisted(self, canvas_id: str) -> None:
         with self._writer.begin() as conn:
             if _raw_head(conn, canvas_id) == IMPORTING:
+                conn.execute(delete(canvas_blobs).where(canvas_blobs.c.canvas_id == canvas_id))
                 conn.execute(delete(events).where(events.c.canvas_id == canvas_id))
                 conn.execute(delete(snapshots).where(snapshots.c.canvas_id == canvas_id))
                 conn.execute(delete(canvases).where(canvases.c.id == canvas_id))
@@ -266,6 +281,17 @@ def _advance_head(conn: Connection, request: AppendRequest, new_version: int, no
     )
     params = (new_version, now, *(() if request.canvas_name is None else (request.canvas_name,)))
     return conn.exec_driver_sql(sql, (*params, request.canvas_id, request.expected_version)).rowcount == 1
+
+
+def _name_blobs(conn: Connection, canvas_id: str, shas: Sequence[str]) -> None:
+    if not shas:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+    rows = [{"canvas_id": canvas_id, "sha256": sha} for sha in dict.fromkeys(shas)]
+    conn.execute(upsert(canvas_blobs).values(rows).on_conflict_do_nothing())
 
 
 def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -408,3 +434,6 @@ class WriteTransaction:
             _insert_many(conn, commands, command_rows)
         if snapshot_rows:
             conn.execute(insert(snapshots), snapshot_rows)
+        for request in requests:
+            if request.blobs and not request.unlisted:
+                _name_blobs(conn, request.canvas_id, request.blobs)

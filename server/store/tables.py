@@ -96,3 +96,13 @@ class RenderJobRow(SQLModel, table=True):
     requested_at: float
     claimed_by: str | None = Field(default=None, max_length=64)
     lease_until: float | None = None
+
+
+class CanvasBlobRow(SQLModel, table=True):
+    """Which canvas's log names which image (uploads, masks, renders, at any version): an image is served only
+    to a request that may read a canvas that names it."""
+
+    __tablename__ = "canvas_blobs"
+
+    canvas_id: str = Field(primary_key=True, foreign_key="canvases.id", max_length=64)
+    sha256: str = Field(primary_key=True, max_length=64)

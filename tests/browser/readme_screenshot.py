@@ -68,7 +68,8 @@ def harbour(width: int = 512, height: int = 384) -> bytes:
 def main(out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(Path(tmp) / "data") as server:
         canvas = Canvas(server, "Harbour at dusk", user="u-ada")
-        upload = canvas.http.post("/api/blobs", content=harbour(), headers={"content-type": "image/png"}).json()
+        upload = canvas.http.post(f"/api/blobs?canvas={canvas.id}", content=harbour(),
+                                  headers={"content-type": "image/png"}).json()  # fmt: skip
         canvas.command(
             {
                 "type": "add_layer",

@@ -40,7 +40,7 @@ WATCH = """(id) => {
     window.__seen = seen;
     setInterval(() => {
         const src = document.querySelector(`[data-layer-id='${id}'] .layer-thumb img`)?.getAttribute('src') || '';
-        const kind = src.startsWith('data:image/jpeg') ? 'preview' : src.startsWith('/api/blobs/') ? 'final' : '';
+        const kind = src.startsWith('data:image/jpeg') ? 'preview' : /^[/]api[/]canvases[/][^/]+[/]blobs[/]/.test(src) ? 'final' : '';
         if (kind && seen.thumbs.at(-1) !== kind) seen.thumbs.push(kind);
         const p = window.opendream.viewport.previewOf(id);
         if (p) seen.canvas.push([p.width, p.height, p.img.naturalWidth]);
@@ -59,7 +59,10 @@ def test_a_render_shows_previews_in_its_row_and_on_the_canvas_then_the_final_ima
     shot(page, "renders-1-preview")
     canvas.wait_rendered("big", timeout=120)
     sha = canvas.layer("big")["output"]["sha256"]
-    expect(big.locator(".layer-thumb img")).to_have_attribute("src", f"/api/blobs/{sha}")
+    # images come under the canvas's access: its own blob route, with the editor's token
+    expect(big.locator(".layer-thumb img")).to_have_attribute(
+        "src", re.compile(rf"^/api/canvases/{canvas.id}/blobs/{sha}[?]token=.+$")
+    )
     expect(big).to_have_attribute("data-status", "rendered")
     seen = page.evaluate("window.__seen")
     assert seen["thumbs"][0] == "preview" and seen["thumbs"][-1] == "final", seen["thumbs"]
@@ -100,7 +103,8 @@ def test_img2img_on_a_large_upload_shows_the_size_it_renders_at(pages, server):
     canvas = Canvas(server, "Large source")
     buffer = io.BytesIO()
     Image.new("RGB", (3000, 2000), (40, 110, 180)).save(buffer, format="PNG")
-    blob = canvas.http.post("/api/blobs", content=buffer.getvalue(), headers={"content-type": "image/png"})
+    blob = canvas.http.post(f"/api/blobs?canvas={canvas.id}", content=buffer.getvalue(),
+                            headers={"content-type": "image/png"})  # fmt: skip
     assert blob.status_code == 201, blob.text
     canvas.command(
         {
@@ -220,7 +224,7 @@ def test_a_past_version_never_rendered_says_so_and_an_editor_can_render_it(pages
     shot(page, "renders-6-past-editor")
     render.click()
     expect(sky.locator(".layer-thumb img")).to_have_attribute(
-        "src", re.compile(r"^/api/blobs/[0-9a-f]{64}$"), timeout=60_000
+        "src", re.compile(r"^/api/canvases/[^/]+/blobs/[0-9a-f]{64}[?]token=.+$"), timeout=60_000
     )
     expect(sky.locator("[data-testid=layer-status]")).to_have_count(0)
     expect(render).to_be_hidden()

@@ -57,7 +57,8 @@ POLICY = {
     ("GET", "/api/canvases/{canvas_id}/shares"): "owner",
     ("DELETE", "/api/canvases/{canvas_id}/shares/{share_id}"): "owner",
     ("POST", "/api/blobs"): "editor-anywhere",
-    ("GET", "/api/blobs/{sha256}"): "capability",
+    ("GET", "/api/blobs/{sha256}"): "admin",
+    ("GET", "/api/canvases/{canvas_id}/blobs/{sha256}"): "viewer",
 }
 WS_MESSAGES = ["command", "cancel", "presence", "get_state", "ping"]
 _ids = itertools.count()
@@ -99,7 +100,7 @@ class World:
             revoked = client.post(f"/api/canvases/{self.canvas_id}/shares", json={"role": "editor"}).json()
             assert client.delete(f"/api/canvases/{self.canvas_id}/shares/{revoked['id']}").status_code == 200
             self.tokens["revoked"] = revoked["token"]
-            self.sha = client.post("/api/blobs", content=png()).json()["sha256"]
+            self.sha = client.post(f"/api/blobs?canvas={self.canvas_id}", content=png()).json()["sha256"]
             added = client.post(f"/api/canvases/{self.canvas_id}/commands", json={"command_id": "add-L", "command": {
                 "type": "add_layer", "layer_id": "L", "operation": "blank", "params": {"width": 8, "height": 8}}})  # fmt: skip
             assert added.status_code == 200, added.text

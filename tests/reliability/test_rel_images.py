@@ -244,7 +244,7 @@ def test_blob_names_never_become_paths(server, editor):
         _, token = editor
         picture = saved(Image.new("RGB", (4, 4), "red"), "PNG")
         sha = client.post("/api/blobs", content=picture, headers={"authorization": f"Bearer {token}"}).json()["sha256"]
-        served = client.get(f"/api/blobs/{sha}")
+        served = client.get(f"/api/blobs/{sha}")  # the admin reads any image
         assert served.status_code == 200 and served.content == picture
         assert served.headers["content-type"] == "image/png"
     data_files_after = sorted(str(p) for p in server.data_dir.rglob("*") if "blobs" not in p.parts)
@@ -346,7 +346,7 @@ def test_a_picture_carrying_a_large_workflow_imports(server):
     canvas_id, owner = new_canvas(server, "Long")
     with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {owner}"}, timeout=60) as client:
         picture = saved(Image.new("RGB", (8, 8), "teal"), "PNG")
-        sha = client.post("/api/blobs", content=picture).json()["sha256"]
+        sha = client.post(f"/api/blobs?canvas={canvas_id}", content=picture).json()["sha256"]
         long_prompt = {"prompt": "p" * 2000, "negative_prompt": "n" * 2000, "width": 64, "height": 64}
         commands = [{"type": "add_layer", "layer_id": "pic", "operation": "upload", "params": {"blob": sha}}]
         commands += [{"type": "add_layer", "layer_id": f"t{n}", "operation": "txt2img", "params": long_prompt}

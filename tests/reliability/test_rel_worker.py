@@ -80,10 +80,11 @@ def settled(client: httpx.Client, canvas_id: str, *names: str) -> bool:
     return all(state[name]["status"] in ("rendered", "failed") for name in names)
 
 
-def upload(client: httpx.Client, image: Image.Image, kind: str = "PNG") -> str:
+def upload(client: httpx.Client, canvas_id: str, image: Image.Image, kind: str = "PNG") -> str:
     buffer = io.BytesIO()
     image.save(buffer, format=kind)
-    response = client.post("/api/blobs", content=buffer.getvalue(), headers={"content-type": f"image/{kind.lower()}"})
+    response = client.post(f"/api/blobs?canvas={canvas_id}", content=buffer.getvalue(),
+                           headers={"content-type": f"image/{kind.lower()}"})  # fmt: skip
     assert response.status_code in (200, 201), response.text
     return response.json()["sha256"]
 
@@ -271,7 +272,7 @@ def test_an_oversized_img2img_is_resized_to_fit_or_refused_by_the_limit(server):
     size = (3000, 2000)
     photo = Image.linear_gradient("L").resize(size).convert("RGB")
     with server.client() as client:
-        sha = upload(client, photo, "JPEG")
+        sha = upload(client, canvas_id, photo, "JPEG")
         add(client, canvas_id, "photo", "upload", {"blob": sha})
         wait_for(lambda: layers(client, canvas_id)["photo"]["status"] == "rendered", 60, "the upload")
         limits = client.get("/api/operations").json()["limits"]

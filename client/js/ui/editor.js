@@ -16,7 +16,7 @@ import { maskParams, touches } from '../mask.js';
 import { throttle, debounce } from '../throttle.js';
 import { saveToken, updateCanvasInfo, rememberName, knownNames, initials, saveIdentity, editorUrl } from '../identity.js';
 import { relativeTime } from '../history.js';
-import { blobUrl } from '../api.js';
+import { blobUrl, setBlobScope } from '../api.js';
 import { pillStatus, blockedText, isCancelled } from '../renders.js';
 
 const ROLE_LABEL = { viewer: 'Viewer', editor: 'Editor', owner: 'Owner', admin: 'Admin' };
@@ -32,6 +32,7 @@ const REJECT_TEXT = {
 export class Editor {
   constructor(root, { api, storage, identity, canvasId, token, catalogue }) {
     Object.assign(this, { root, api, storage, identity, canvasId, token });
+    setBlobScope(canvasId, token); // every image of this canvas is fetched under its access
     this.operations = catalogue.operations;
     this.limits = catalogue.limits || null; // {working_pixels, max_pixels, max_work, device}, from newer servers
     this.opsByName = new Map(this.operations.map((o) => [o.name, o]));

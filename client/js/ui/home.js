@@ -114,7 +114,7 @@ export async function renderHome(root, { api, storage, identity, adminToken }) {
         const el = grid.querySelector(`[data-canvas-id="${CSS.escape(c.id)}"] .card-preview`);
         if (el) {
           el.querySelector('.card-count').textContent = `${state.layers.length} layer${state.layers.length === 1 ? '' : 's'}`;
-          if (top) el.prepend(h('img', { src: blobUrl(top.output.sha256), alt: '' }));
+          if (top) el.prepend(h('img', { src: blobUrl(top.output.sha256, { canvasId: c.id, token: c.token }), alt: '' }));
         }
       })
       .catch(() => {});
