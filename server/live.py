@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import math
 import re
@@ -51,6 +52,7 @@ CLOSE_TOO_MANY = 4429
 USER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 COLOUR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
 LOSSY = frozenset({"progress", "presence", "preview", "queue"})  # dropped for a busy client: the next says more
+OVER_RATE_PARSE_CHARS = 64 * 1024  # a frame past the rate is parsed (to reject a command by its id) up to this size
 RENDER_ENDED = frozenset({"render_finished", "render_failed", "render_cancelled"})  # no progress after these
 
 
@@ -64,10 +66,13 @@ class LiveLimits:
     hello_timeout_s: float = 10.0
     rate_per_s: float = 100.0  # frames a client may send per second, sustained (binary and unparsable ones too)
     rate_burst: float = 400.0
+    inbound_bytes_per_s: float = 4 * 1024 * 1024  # what a client's frames may weigh per second, sustained
+    inbound_bytes_burst: float = 16 * 1024 * 1024
     presence_per_s: float = 30.0  # presence one connection fans out per second; extra ones: the latest wins
     fanout_per_s: float = 2000.0  # lossy deliveries (message x recipient) one room makes per second
     fanout_burst: float = 2000.0
     max_connections_per_address: int = 128  # open sockets (waiting for their hello included) per client address
+    # (an IPv6 address counts by its /64, what one subscriber is usually given)
     max_connections_per_token: int = 256  # open sockets per token: a share link is used by many people
 
 
@@ -106,6 +111,21 @@ class TokenBucket:
 
 def utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
+
+
+def address_key(host: str | None) -> str:
+    """Whose connections count together: an IPv4 address, or an IPv6 address's /64."""
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -356,7 +376,7 @@ class LiveHub:
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
-        address = websocket.client.host if websocket.client is not None else "unknown"
+        address = address_key(websocket.client.host if websocket.client is not None else None)
         cap = self.limits.max_connections_per_address
         if not self._acquire(self.per_address, address, cap):
             await _refuse(websocket, CLOSE_TOO_MANY, "too_many_connections",
@@ -510,6 +530,7 @@ class LiveHub:
 
     async def _receive_loop(self, connection: Connection, room: Room) -> None:
         bucket = TokenBucket(self.limits.rate_per_s, self.limits.rate_burst)
+        inbound = TokenBucket(self.limits.inbound_bytes_per_s, self.limits.inbound_bytes_burst)
         notices = TokenBucket(1.0, 1.0)  # `rate_limited` answers to frames that are not commands: one a second
         # A client cut off for not reading may never read (or send) again: stop waiting for it then, so that it
         # leaves the room (and the others' screens) now, not when its TCP connection finally dies.
@@ -524,13 +545,15 @@ class LiveHub:
                 raw = receiving.result()
                 if raw.get("type") == "websocket.disconnect" or connection.revoked:
                     return
-                if bucket.take():  # before parsing: every frame counts, binary and unparsable ones too
+                size = len(raw.get("text") or raw.get("bytes") or "")
+                # Before parsing: every frame counts, binary and unparsable ones too, and what it weighs.
+                if bucket.take() and inbound.spend(size):
                     await self._handle(connection, room, raw)
                     continue
                 self._over_rate(connection, raw, notices)
-                # Read nothing more until a token is back: the frames wait in the kernel and TCP holds the sender
-                # back, so a flood costs this process about two frames per token, not one answer per frame.
-                await asyncio.sleep(bucket.wait_s())
+                # Read nothing more until the budgets are back: the frames wait in the kernel and TCP holds the
+                # sender back, so a flood costs this process about two frames per token, not one answer per frame.
+                await asyncio.sleep(max(bucket.wait_s(), inbound.wait_s(1.0)))
         finally:
             ending.cancel()
             if receiving is not None and not receiving.done():
@@ -538,8 +561,10 @@ class LiveHub:
 
     def _over_rate(self, connection: Connection, raw: dict[str, Any], notices: TokenBucket) -> None:
         """A frame past the rate: a command is rejected (its sender retries it), anything else is dropped, with
-        at most one `rate_limited` error a second."""
-        message, error = _parse(raw, self.limits.max_message_bytes) if raw.get("text") is not None else ({}, "")
+        at most one `rate_limited` error a second. Only a small frame is parsed to find out."""
+        frame = raw.get("text")
+        small = frame is not None and len(frame) <= OVER_RATE_PARSE_CHARS
+        message, error = _parse(raw, self.limits.max_message_bytes) if small else ({}, "")
         text = "too many messages; slow down"
         if error is None and message.get("type") == "command":
             command_id = message.get("command_id")

@@ -560,6 +560,7 @@ async def test_a_flood_of_binary_frames_is_rate_limited_and_the_server_stays_res
         while (await editor.recv())["type"] != "pong":
             pass
         pong_ms = (time.perf_counter() - ping) * 1000
+        heavy = await heavy_frames(server.port, canvas_id, editor_token, 2.5)
         await editor.ws.close()
         assert health(server)
     finally:
@@ -576,6 +577,9 @@ async def test_a_flood_of_binary_frames_is_rate_limited_and_the_server_stays_res
         "ack_flood_p50_ms": round(percentile(flooded, 0.5), 1),
         "ack_flood_p99_ms": round(percentile(flooded, 0.99), 1),
         "pong_after_ms": round(pong_ms, 1),
+        "heavy_frames_sent": heavy["sent"],
+        "heavy_frames_answered": heavy["malformed"],
+        "heavy_rate_limited": heavy["rate_limited"],
     }
     record_figures("security_binary_flood", figures)
     assert replies.get("error:rate_limited", 0) >= 4, f"the flood was never rate-limited: {figures}"
@@ -585,3 +589,36 @@ async def test_a_flood_of_binary_frames_is_rate_limited_and_the_server_stays_res
     assert replies.get("error:rate_limited", 0) <= 4 * (window + 2), figures
     assert tally["sent"] > 3 * answered, f"the server answered the flood frame by frame: {figures}"
     assert percentile(flooded, 0.99) < 250, f"the flood slowed the editor's acks: {figures}"
+    # Big frames are limited by what they weigh, far below the frame rate (a few dozen frames, not 400).
+    heavy_budget = LIMITS.inbound_bytes_burst + LIMITS.inbound_bytes_per_s * heavy["seconds"]
+    assert heavy["rate_limited"] >= 1, f"frames of {HEAVY_FRAME} bytes were never limited by weight: {figures}"
+    assert heavy["malformed"] <= heavy_budget / HEAVY_FRAME + 4, figures
+
+
+HEAVY_FRAME = 256 * 1024
+
+
+async def heavy_frames(port: int, canvas_id: str, token: str, seconds: float) -> dict[str, Any]:
+    """Binary frames of HEAVY_FRAME bytes as fast as the server takes them, for `seconds`: what came back."""
+    started = time.perf_counter()  # before the server's budget for this connection starts
+    ws = await joined(port, canvas_id, token, "127.0.0.60")
+    codes: dict[str, int] = {"malformed": 0, "rate_limited": 0}
+
+    async def read() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                message = orjson.loads(raw)
+                if message["type"] == "error":
+                    codes[message["code"]] = codes.get(message["code"], 0) + 1
+
+    reader = asyncio.create_task(read())
+    frame, sent = b"\x00" * HEAVY_FRAME, 0
+    deadline = time.perf_counter() + seconds
+    with contextlib.suppress(TimeoutError):
+        while (left := deadline - time.perf_counter()) > 0:
+            await asyncio.wait_for(ws.send(frame), left)
+            sent += 1
+    await asyncio.sleep(0.5)  # the answers to what the server has read
+    ws.transport.abort()
+    await reader
+    return {**codes, "sent": sent, "seconds": time.perf_counter() - started}
