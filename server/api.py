@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 import server
-from server.auth import RANK, SHARE_ROLES, Grant, Role, Share
+from server.auth import RANK, SHARE_ROLES, Grant, Role, Share, attributed_user
 from server.blobs import BlobNotFound, InvalidBlobName, check_name
 from server.core.commands import MalformedCommand, parse_envelope
 from server.core.decide import CommandRejected
@@ -74,10 +74,10 @@ async def grant_for(request: Request, canvas_id: str | None, role: Role) -> Gran
 
 
 def actor_of(request: Request, grant: Grant) -> str:
-    """Who the events are attributed to: the user the client names (tokens are the security boundary,
-    users are attribution and undo history), else the token's id."""
+    """Who the events are attributed to: derived from the credential (`attributed_user`); the
+    `X-Opendream-User` header only tells apart the people who share one token."""
     user = request.headers.get("x-opendream-user", "").strip()
-    return user if USER_PATTERN.match(user) else f"token-{grant.token_id}"
+    return attributed_user(grant, user if USER_PATTERN.match(user) else None)
 
 
 def rejected(exc: CommandRejected) -> ApiError:
@@ -118,7 +118,7 @@ async def local_session(request: Request) -> Response:
     return JSONResponse({"token": svc.admin_token, "role": "admin"}, headers={"Cache-Control": "no-store"})
 
 
-async def may_create(request: Request) -> None:
+async def may_create(request: Request) -> Grant | None:
     """Creating or importing a canvas: an editor (or more) of some canvas, the admin included. With
     --open-creation also anyone without a token, so many per minute per client address."""
     svc = services(request)
@@ -129,8 +129,8 @@ async def may_create(request: Request) -> None:
         wait = request.app.state.creations.take(request.client.host if request.client else "")
         if wait:
             raise ApiError(429, "rate_limited", f"too many canvases from this address: try again in {ceil(wait)} s")
-        return
-    await grant_for(request, None, "editor")
+        return None
+    return await grant_for(request, None, "editor")
 
 
 async def list_canvases(request: Request) -> Response:
@@ -155,7 +155,7 @@ async def list_canvases(request: Request) -> Response:
 
 async def create_canvas(request: Request) -> Response:
     svc = services(request)
-    await may_create(request)
+    grant = await may_create(request)
     body = await read_json(request, svc.settings.max_request_bytes)
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "request body must be a JSON object")
@@ -168,11 +168,9 @@ async def create_canvas(request: Request) -> Response:
     if canvas_id is None and command_id is not None:
         # The id follows from the command id, so a retried creation finds the canvas it made.
         canvas_id = "c" + hashlib.sha256(command_id.encode()).hexdigest()[:16]
-    user = request.headers.get("x-opendream-user", "").strip()
+    actor = "creator" if grant is None else actor_of(request, grant)  # anyone, with --open-creation
     try:
-        result = await svc.canvases.create_canvas(
-            name, user if USER_PATTERN.match(user) else "creator", canvas_id, command_id
-        )
+        result = await svc.canvases.create_canvas(name, actor, canvas_id, command_id)
     except CommandRejected as exc:
         raise rejected(exc) from None
     if result.duplicate:  # tokens are stored hashed: a retried creation cannot hand the first one out again

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from server.auth import Grant, TokenStore
+from server.auth import Grant, TokenStore, attributed_user
 from server.core.commands import MalformedCommand, parse_envelope
 from server.core.decide import CommandRejected
 from server.core.events import Event
@@ -425,7 +425,8 @@ class LiveHub:
             websocket=websocket,
             canvas_id=canvas_id,
             grant=grant,
-            user=user if USER_PATTERN.match(user) else f"anon-{secrets.token_hex(3)}",
+            # bound to the credential: the hello's user only tells apart the people sharing one token
+            user=attributed_user(grant, user if USER_PATTERN.match(user) else None),
             name=(name or user or "Anonymous")[:64],
             colour=colour if COLOUR_PATTERN.match(colour) else "#888888",
             limits=self.limits,

@@ -160,17 +160,22 @@ async def test_presence_is_relayed_and_cleared_on_disconnect(server, canvas):
     bob = await join(server, canvas_id, viewer, user="bob", name="Bob")
     await alice.send({"type": "presence", "cursor": {"x": 10, "y": 20.5}, "selected_layer": None})
     seen = await bob.until(lambda m: m["type"] == "presence")
-    assert (seen["user"], seen["name"], seen["colour"], seen["cursor"]) == (
-        "alice",
+    # users are bound to the token they came with: <token id>.<the name the client gave>
+    assert (
+        seen["user"].startswith("t")
+        and seen["user"].endswith(".alice")
+        and seen["user"] == alice.welcome["you"]["user"]
+    )
+    assert (seen["name"], seen["colour"], seen["cursor"]) == (
         "Alice",
         "#ff0000",
         {"x": 10.0, "y": 20.5},
     )
     carol = await join(server, canvas_id, viewer, user="carol")
-    assert [p["user"] for p in carol.welcome["presence"]] == ["alice"]
+    assert [p["user"] for p in carol.welcome["presence"]] == [alice.welcome["you"]["user"]]
     await alice.close()
     left = await bob.until(lambda m: m["type"] == "presence_left")
-    assert left["user"] == "alice"
+    assert left["user"] == alice.welcome["you"]["user"]
     await bob.close()
     await carol.close()
 
@@ -292,7 +297,7 @@ async def test_undo_and_redo_across_two_users(server, canvas):
     assert (await bob.command({"type": "redo"}))["type"] == "ack"
     with server.client() as client:
         state = client.get(f"/api/canvases/{canvas_id}/state").json()
-    assert state["order"] == ["a", "b"] and state["history"]["alice"] == {"undo": 1, "redo": 0}
+    assert state["order"] == ["a", "b"] and state["history"][alice.welcome["you"]["user"]] == {"undo": 1, "redo": 0}
     await alice.close()
     await bob.close()
 

@@ -96,7 +96,12 @@ def test_create_list_and_read_a_canvas(client):
         "origin": None,
     }
     [event] = client.get(f"/api/canvases/{canvas_id}/events").json()["events"]
-    assert event["type"] == "canvas.created" and event["seq"] == 1 and event["actor"] == "tester"
+    assert (
+        event["type"] == "canvas.created"
+        and event["seq"] == 1
+        and event["actor"].startswith("t")
+        and event["actor"].endswith(".tester")
+    )
 
 
 def test_commands_events_and_past_versions(client):

@@ -244,7 +244,7 @@ def test_blob_names_never_become_paths(server, editor):
         _, token = editor
         picture = saved(Image.new("RGB", (4, 4), "red"), "PNG")
         sha = client.post("/api/blobs", content=picture, headers={"authorization": f"Bearer {token}"}).json()["sha256"]
-        served = client.get(f"/api/blobs/{sha}")  # the admin reads any image
+        served = client.get(f"/api/blobs/{sha}", headers={"authorization": f"Bearer {server.admin_token}"})  # admin
         assert served.status_code == 200 and served.content == picture
         assert served.headers["content-type"] == "image/png"
     data_files_after = sorted(str(p) for p in server.data_dir.rglob("*") if "blobs" not in p.parts)

@@ -233,8 +233,12 @@ async def test_slow_and_dead_clients_do_not_stall_the_others(tmp_path):
         dead, _ = await open_client(server.port, canvas_id, editor, "dead")
         await dead.send(text({"type": "presence", "cursor": {"x": 2, "y": 2}}))
         await asyncio.sleep(0.5)
-        dead_conn = next(p["conn"] for p in (await _presence_of(server.port, canvas_id, editor)) if p["user"] == "dead")
-        slow_conn = next(p["conn"] for p in (await _presence_of(server.port, canvas_id, editor)) if p["user"] == "slow")
+        dead_conn = next(
+            p["conn"] for p in (await _presence_of(server.port, canvas_id, editor)) if p["user"].endswith(".dead")
+        )
+        slow_conn = next(
+            p["conn"] for p in (await _presence_of(server.port, canvas_id, editor)) if p["user"].endswith(".slow")
+        )
         left: dict[str, float] = {}
         watcher = asyncio.create_task(
             _watch_presence_left(server.port, canvas_id, editor, {dead_conn, slow_conn}, left)

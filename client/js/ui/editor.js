@@ -30,6 +30,11 @@ const REJECT_TEXT = {
 };
 
 export class Editor {
+  /** Whom the server attributes this browser's edits to (its token's id and this browser's): the welcome says. */
+  get me() {
+    return this.session?.me?.user || this.identity.id;
+  }
+
   constructor(root, { api, storage, identity, canvasId, token, catalogue }) {
     Object.assign(this, { root, api, storage, identity, canvasId, token });
     setBlobScope(canvasId, token); // every image of this canvas is fetched under its access
@@ -301,7 +306,7 @@ export class Editor {
     this.statusPill.dataset.status = this.status;
     fill(this.statusPill, h('span.status-dot'), STATUS_LABEL[this.status] || this.status, pending && this.status !== 'live' ? h('small', null, ` · ${pending} unsent`) : null);
     this.renderAvatars(people);
-    const counts = historyCounts(live, this.identity.id);
+    const counts = historyCounts(live, this.me);
     this.undoBtn.disabled = !this.canEdit || !!this.scrub || counts.undo === 0;
     this.redoBtn.disabled = !this.canEdit || !!this.scrub || counts.redo === 0;
     this.shareBtn.disabled = !(this.role === 'owner' || this.role === 'admin');
@@ -333,7 +338,7 @@ export class Editor {
       scrubVersion: this.scrub?.version ?? null,
       events: this.session.events,
       people,
-      me: this.identity.id,
+      me: this.me,
       names: this.names,
       layerName: this.layerName,
       operationTitle: this.operationTitle,
@@ -372,7 +377,7 @@ export class Editor {
 
   renderAvatars(people) {
     const byUser = new Map();
-    for (const p of people) if (!byUser.has(p.user) && p.user !== this.identity.id) byUser.set(p.user, p);
+    for (const p of people) if (!byUser.has(p.user) && p.user !== this.me) byUser.set(p.user, p);
     const others = [...byUser.values()];
     const key = JSON.stringify([others.map((p) => [p.user, p.name, p.colour]), this.identity.name, this.identity.colour]);
     if (key === this.avatarsKey) return;
