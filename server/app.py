@@ -27,7 +27,7 @@ from server.config import Settings
 from server.core.decide import Decider
 from server.http import ApiError, JSONResponse
 from server.images import configure_pillow
-from server.live import LiveHub
+from server.live import LiveHub, LiveLimits
 from server.renders import RenderQueue
 from server.security import SECURITY_HEADERS, CreationLimiter, EdgeGuard
 from server.service import CanvasService
@@ -127,7 +127,12 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             await renders.start()
         tokens = TokenStore(store.writer_engine, store.reader_engine)
         admin_token = await asyncio.to_thread(tokens.admin_token, settings.admin_token_path)
-        live = LiveHub(service, tokens, renders)
+        live_limits = LiveLimits(
+            outbound_bytes=settings.ws_outbound_bytes,
+            max_connections_per_address=settings.ws_max_per_address,
+            max_connections_per_token=settings.ws_max_per_token,
+        )
+        live = LiveHub(service, tokens, renders, live_limits)
         live.start()
         bus = None
         if settings.shared:  # other replicas and workers: hear of their appends, presence and progress

@@ -37,6 +37,14 @@ def _add_render_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-previews", action="store_true", help="send no live previews while denoising")
 
 
+def _add_live_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ws-max-per-address", type=int, help="live connections per client address (default 128)")
+    parser.add_argument("--ws-max-per-token", type=int, help="live connections per token (default 256)")
+    parser.add_argument(
+        "--ws-outbound-bytes", type=int, help="bytes queued for one slow client before it is cut off (default 8 MiB)"
+    )
+
+
 def _render_settings(args: argparse.Namespace) -> dict[str, object]:
     return {
         "max_pixels": args.max_pixels,
@@ -80,6 +88,9 @@ def serve(args: argparse.Namespace) -> int:
         open_creation=True if args.open_creation else None,
         header_timeout_s=args.header_timeout,
         **_render_settings(args),
+        ws_max_per_address=args.ws_max_per_address,
+        ws_max_per_token=args.ws_max_per_token,
+        ws_outbound_bytes=args.ws_outbound_bytes,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Requests are logged by server/security.py (opendream.access: no query strings, where tokens may be), at
@@ -398,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "(default 10)",
     )  # fmt: skip
     _add_render_flags(serve_parser)
+    _add_live_flags(serve_parser)
     _add_storage_flags(serve_parser)
     serve_parser.set_defaults(run=serve)
 
