@@ -83,9 +83,7 @@ class Settings:
     # Live connections (server.live.LiveLimits): per client address, per token, and a client's outbound buffer.
     ws_max_per_address: int = field(default_factory=lambda: _env_int("OPENDREAM_WS_MAX_PER_ADDRESS") or 128)
     ws_max_per_token: int = field(default_factory=lambda: _env_int("OPENDREAM_WS_MAX_PER_TOKEN") or 256)
-    ws_outbound_bytes: int = field(
-        default_factory=lambda: _env_int("OPENDREAM_WS_OUTBOUND_BYTES") or 8 * 1024 * 1024
-    )
+    ws_outbound_bytes: int = field(default_factory=lambda: _env_int("OPENDREAM_WS_OUTBOUND_BYTES") or 8 * 1024 * 1024)
     max_request_bytes: int = 1024 * 1024  # JSON bodies
     image_limits: ImageLimits = field(default_factory=ImageLimits)
     workflow_limits: WorkflowLimits = field(default_factory=WorkflowLimits)
