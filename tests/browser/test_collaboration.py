@@ -21,8 +21,8 @@ def test_two_people_see_each_others_layers_cursors_and_selection(pages, server, 
     grace = open_editor(pages, canvas.path, identity("Grace", "#17bebb", "u-grace"))
 
     # avatars of who is here
-    expect(ada.locator("[data-testid=avatar][data-user=u-grace]")).to_be_visible()
-    expect(grace.locator("[data-testid=avatar][data-user=u-ada]")).to_be_visible()
+    expect(ada.locator("[data-testid=avatar][data-user$='.u-grace']")).to_be_visible()
+    expect(grace.locator("[data-testid=avatar][data-user$='.u-ada']")).to_be_visible()
 
     # Ada adds a layer from the form; Grace sees it appear and render
     form = ada.locator(".op-form[data-operation=txt2img]")
@@ -39,7 +39,7 @@ def test_two_people_see_each_others_layers_cursors_and_selection(pages, server, 
     x, y = stage_centre(ada)
     ada.mouse.move(x - 40, y - 20)
     ada.mouse.move(x - 30, y - 10, steps=3)
-    cursor = grace.locator("[data-testid=remote-cursor][data-user=u-ada]")
+    cursor = grace.locator("[data-testid=remote-cursor][data-user$='.u-ada']")
     expect(cursor).to_be_visible()
     expect(cursor).to_contain_text("Ada")
     # Grace selects the sea layer: Ada sees who has it selected
@@ -49,7 +49,7 @@ def test_two_people_see_each_others_layers_cursors_and_selection(pages, server, 
     gx, gy = stage_centre(grace)
     grace.mouse.move(gx + 50, gy + 30)
     grace.mouse.move(gx + 60, gy + 40, steps=3)
-    expect(ada.locator("[data-testid=remote-cursor][data-user=u-grace]")).to_contain_text("Grace")
+    expect(ada.locator("[data-testid=remote-cursor][data-user$='.u-grace']")).to_contain_text("Grace")
     shoot(ada, "08-collaboration-ada")
     shoot(grace, "09-collaboration-grace")
 
@@ -61,8 +61,8 @@ def test_two_people_see_each_others_layers_cursors_and_selection(pages, server, 
 
     # leaving removes the cursor and the avatar
     grace.close()
-    expect(ada.locator("[data-testid=avatar][data-user=u-grace]")).to_have_count(0)
-    expect(ada.locator("[data-testid=remote-cursor][data-user=u-grace]")).to_have_count(0)
+    expect(ada.locator("[data-testid=avatar][data-user$='.u-grace']")).to_have_count(0)
+    expect(ada.locator("[data-testid=remote-cursor][data-user$='.u-grace']")).to_have_count(0)
 
 
 def test_share_links_and_a_viewer_who_cannot_edit(pages, server, shoot):
