@@ -66,7 +66,8 @@ export function actorLabel(actor, { me = null, names = new Map() } = {}) {
   if (me && actor === me) return 'You';
   if (names.get(actor)) return names.get(actor);
   if (actor === 'creator') return 'Creator';
-  return actor || 'Someone';
+  // the server binds users to their token (t<token id>.<the browser's id>): the token part says nothing to people
+  return (actor || '').replace(/^t[0-9a-f]+\./, '') || 'Someone';
 }
 
 /** "just now", "12 s ago", "5 min ago", "3 h ago", then a date. `timestamp` in seconds (the server's). */

@@ -36,6 +36,7 @@ test('who: you, known names, the engine, else the id', () => {
   assert.equal(actorLabel('u-1', { me: 'u-2', names: known }), 'Ada');
   assert.equal(actorLabel('engine'), 'Engine');
   assert.equal(actorLabel('u-9'), 'u-9');
+  assert.equal(actorLabel('t0a1b2c3d4e5f.u-9'), 'u-9'); // the token part of a bound user is not shown
 });
 
 test('relative times', () => {
