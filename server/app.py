@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
                 limits=limits,
                 previews=settings.previews,
                 shutdown_grace_s=settings.shutdown_grace_s,
+                private_cache=settings.private_render_cache,
             )
             await renders.start()
         tokens = TokenStore(store.writer_engine, store.reader_engine)

@@ -35,6 +35,12 @@ def _add_render_flags(parser: argparse.ArgumentParser) -> None:
         "fast linear preview); env OPENDREAM_TAESD",
     )  # fmt: skip
     parser.add_argument("--no-previews", action="store_true", help="send no live previews while denoising")
+    parser.add_argument(
+        "--private-render-cache",
+        action="store_true",
+        help="reuse renders only within a canvas, so that nobody learns what other canvases rendered; env "
+        "OPENDREAM_PRIVATE_RENDER_CACHE=1",
+    )
 
 
 def _add_live_flags(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +57,7 @@ def _render_settings(args: argparse.Namespace) -> dict[str, object]:
         "max_work": args.max_work,
         "taesd": args.taesd,
         "previews": False if args.no_previews else None,
+        "private_render_cache": True if args.private_render_cache else None,
     }
 
 
@@ -159,7 +166,7 @@ def worker(args: argparse.Namespace) -> int:
         factory = renderer_factory(settings, operations, blobs)
         renders = RenderQueue(
             service, store, blobs, operations, factory, work, limits=limits, previews=settings.previews,
-            shutdown_grace_s=settings.shutdown_grace_s,
+            shutdown_grace_s=settings.shutdown_grace_s, private_cache=settings.private_render_cache,
         )  # fmt: skip
         bus = PostgresBus(settings.database_url, service.on_remote_head)
         await bus.start()

@@ -78,6 +78,9 @@ class Settings:
     max_work: int | None = field(default_factory=lambda: _env_int("OPENDREAM_MAX_WORK"))
     working_side: int = 512  # the model's native side: a larger source is resized into its area ("fit")
     previews: bool = True  # live previews while denoising
+    # Cache hits only within a canvas (and what it was forked or imported from): on a server shared by people who
+    # must not learn what others render; identical renders on other canvases are computed again.
+    private_render_cache: bool = field(default_factory=lambda: os.environ.get("OPENDREAM_PRIVATE_RENDER_CACHE") == "1")
     taesd: str | None = field(default_factory=lambda: os.environ.get("OPENDREAM_TAESD") or None)
     shutdown_grace_s: float = 5.0  # how long shutdown waits for a render to stop before leaving it behind
     # Live connections (server.live.LiveLimits): per client address, per token, and a client's outbound buffer.

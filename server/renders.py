@@ -165,6 +165,7 @@ class RenderQueue:
         previews: bool = True,
         backoff: Backoff | None = None,
         shutdown_grace_s: float = 5.0,
+        private_cache: bool = False,
     ) -> None:
         self.service = service
         self.work = work or LocalWork()
@@ -174,6 +175,9 @@ class RenderQueue:
         self.limits = limits
         self.previews = previews
         self.shutdown_grace_s = shutdown_grace_s
+        # A cache hit only for an image the canvas's log already names (its own renders, its fork source's):
+        # nobody learns that another canvas rendered the same thing, at the price of computing it again.
+        self.private_cache = private_cache
         self._renderer_factory = renderer_factory
         self._renderer: Renderer | None = None
         self._renderer_lock = threading.Lock()
@@ -399,7 +403,7 @@ class RenderQueue:
             if layer.status not in NEEDS_RENDER or operation is None:
                 continue
             try:
-                record = self._cached_record(layer, resolve_inputs(operation, layer, images_of))
+                record = self._cached_record(layer, resolve_inputs(operation, layer, images_of), state.canvas_id)
             except Exception:
                 continue
             if record is not None:
@@ -407,10 +411,15 @@ class RenderQueue:
                 hits.append((layer, record))
         return hits
 
-    def _cached_record(self, layer: Layer, input_images: dict[str, str]) -> RenderRecord | None:
-        """The render cache's record for this layer's key, if every image it names is still in the blob store."""
-        record = self.store.find_render(self._key(layer, input_images))
+    def _cached_record(self, layer: Layer, input_images: dict[str, str], canvas_id: str) -> RenderRecord | None:
+        """The render cache's record for this layer's key, if every image it names is still in the blob store
+        (and, with a private cache, if the canvas already names its image)."""
+        return self._usable(self.store.find_render(self._key(layer, input_images)), canvas_id)
+
+    def _usable(self, record: RenderRecord | None, canvas_id: str) -> RenderRecord | None:
         if record is None or not all(self.blobs.exists(sha) for sha in (record.output, *record.extra)):
+            return None
+        if self.private_cache and not self.store.names_blob(canvas_id, record.output):
             return None
         return record
 
@@ -469,6 +478,7 @@ class RenderQueue:
         try:
             record, cached = await self._thread.run(
                 self._materialise,
+                canvas_id,
                 layer,
                 input_images,
                 progress,
@@ -540,6 +550,7 @@ class RenderQueue:
 
     def _materialise(
         self,
+        canvas_id: str,
         layer: Layer,
         input_images: dict[str, str],
         progress: Callable[[int, int], None],
@@ -556,8 +567,8 @@ class RenderQueue:
         if cancelled():
             raise RenderCancelled("render cancelled")
         key = self._key(layer, input_images)
-        found = self.store.find_render(key)
-        if found is not None and all(self.blobs.exists(sha) for sha in (found.output, *found.extra)):
+        found = self._usable(self.store.find_render(key), canvas_id)
+        if found is not None:
             return found, True
         images = {path: Image.open(io.BytesIO(self.blobs.get(sha))) for path, sha in input_images.items()}
         started = time.perf_counter()
@@ -800,13 +811,15 @@ class RenderQueue:
                 if operation is None:
                     raise InputUnavailable(f"operation {layer.operation!r} is not available on this server")
                 inputs = resolve_inputs(operation, layer, images_of)
-                record = self._cached_record(layer, inputs)
+                record = self._cached_record(layer, inputs, state.canvas_id)
                 source = "cache"
                 if record is None:
                     if not render or layer.status == "failed":
                         found[layer.id] = {"sha256": None, "missing": _missing(layer)}
                         continue
-                    record, cached = self._materialise(layer, inputs, lambda step, total: None, self._stopping.is_set)
+                    record, cached = self._materialise(
+                        state.canvas_id, layer, inputs, lambda step, total: None, self._stopping.is_set
+                    )
                     source = "cache" if cached else "rendered"
                 images_of[layer.id] = (record.output, *record.extra)
                 found[layer.id] = {"sha256": record.output, "source": source}

@@ -434,3 +434,32 @@ async def test_a_canvas_whose_state_cannot_be_scheduled_is_set_aside_and_cured_b
         await queue.stop()
         await service.stop()
         store.close()
+
+
+async def test_a_private_render_cache_reuses_renders_only_within_a_canvas(tmp_path, renderer):
+    store = SQLEventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    service = CanvasService(store, Decider(operations()))
+    await service.start()
+    queue = RenderQueue(service, store, LocalBlobStore(tmp_path / "blobs"), operations(), lambda: renderer,
+                        private_cache=True)  # fmt: skip
+    await queue.start()
+    try:
+        first = await canvas_with(service, txt2img("a", seed=31))
+        await queue.wait_idle()
+        second = await canvas_with(service, txt2img("x", seed=31))  # the same render on another canvas
+        await queue.wait_idle()
+        assert queue.stats["computed"] == 2 and queue.stats["cache_hits"] == 0
+        one, two = (await service.state(first)).layers["a"], (await service.state(second)).layers["x"]
+        assert not two.output.cached and two.output.sha256 == one.output.sha256  # computed again, same bits
+        fork = (await service.fork(first, 3, "bob")).canvas_id  # a fork names its source's images: they are its own
+        await service.execute(fork, ChangeParams(layer_id="a", params={"prompt": "a red boat", **SMALL}, seed=32),
+                              "bob")  # fmt: skip
+        await service.execute(fork, ChangeParams(layer_id="a", params={"prompt": "a red boat", **SMALL}, seed=31),
+                              "bob")  # fmt: skip
+        await queue.wait_idle()
+        assert (await service.state(fork)).layers["a"].output.cached
+    finally:
+        await queue.stop()
+        await service.stop()
+        store.close()
