@@ -61,6 +61,7 @@ CANCELLING_EVENTS = frozenset({"layer.deleted", "layer.params_changed", "layer.r
 ATTRIBUTED_EVENTS = frozenset({"layer.added", "layer.params_changed", "layer.render_requested"})
 NOTICED_EVENTS = CANCELLING_EVENTS | ATTRIBUTED_EVENTS
 MAX_QUEUE_ITEMS = 500  # per canvas in a queue view: enough to show, bounded to compute
+QUEUE_NEWS_INTERVAL_S = 1.0
 
 RenderNotice = dict[str, Any]
 """Ephemeral news for live clients: {"type": "render_started" | "progress" | "preview" | "queue" | ...}."""
@@ -196,6 +197,7 @@ class RenderQueue:
         self._served = 0
         self._backlog: dict[str, list[_Waiting]] = {}  # canvases with work -> their waiting layers
         self._turn_order: list[str] = []  # canvases marked as having work, next first (as last looked at)
+        self._queues_published_at = float("-inf")
         self.times = RenderTimes()
         self._log = ThrottledLog(log)
         self.stats: Counter[str] = Counter()
@@ -775,8 +777,14 @@ class RenderQueue:
         return {"rendering": self.running(), "canvases": canvases, "stats": dict(self.stats)}
 
     async def _publish_queues(self, current: str) -> None:
-        """Tell the canvases with work (and the one just served) where their renders stand."""
-        for canvas_id in list(dict.fromkeys([current, *(await self.refresh_backlog())]))[:50]:
+        """Tell the canvas just served, and at most once a second every canvas with work, where their renders
+        stand (a turn can take milliseconds: the whole server's queue is not recomputed at that pace)."""
+        canvases = [current]
+        now = time.monotonic()
+        if now - self._queues_published_at >= QUEUE_NEWS_INTERVAL_S:
+            self._queues_published_at = now
+            canvases = list(dict.fromkeys([current, *(await self.refresh_backlog())]))[:50]
+        for canvas_id in canvases:
             try:
                 state = await self.service.state(canvas_id)
             except Exception:
