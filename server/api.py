@@ -455,7 +455,13 @@ async def import_workflow_route(request: Request) -> Response:
     result = await import_workflow(workflow, svc.canvases, svc.blobs, svc.operations)
     token, _ = await asyncio.to_thread(svc.tokens.issue, result.canvas_id, "owner", "owner")
     return JSONResponse(
-        {"id": result.canvas_id, "version": result.version, "owner_token": token, "name": workflow.name},
+        {
+            "id": result.canvas_id,
+            "version": result.version,
+            "owner_token": token,
+            "name": workflow.name,
+            "warnings": workflow.warnings,
+        },
         status_code=201,
     )
 

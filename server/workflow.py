@@ -15,7 +15,7 @@ import io
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -59,12 +59,14 @@ class InvalidWorkflow(ValueError):
 
 @dataclass(frozen=True)
 class Workflow:
-    """A validated workflow: its events as recorded and its embedded blobs (sha256 -> bytes)."""
+    """A validated workflow: its events as recorded and its embedded blobs (sha256 -> bytes). `warnings`: what
+    a conversion could not bring in as it was (an original Opendream layer imported only as its picture)."""
 
     name: str
     events: list[Event]
     blobs: dict[str, bytes]
     source: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
 
 
 # --- export ----------------------------------------------------------------------------------------------
@@ -143,7 +145,7 @@ def load_document(raw: bytes | Mapping[str, Any], limits: WorkflowLimits) -> dic
         from server.workflow_opendream import convert_opendream_2023, looks_like_opendream_2023
 
         if looks_like_opendream_2023(document):
-            return convert_opendream_2023(document)
+            return convert_opendream_2023(document, limits)
         raise InvalidWorkflow(f'no "format": expected "{FORMAT}" (or a workflow saved by the original Opendream)')
     return document
 
@@ -179,7 +181,10 @@ def parse_workflow(
     assert isinstance(created, CanvasCreated)
     name = canvas.get("name") if isinstance(canvas.get("name"), str) else created.name
     source = {"canvas_id": canvas.get("id"), "version": events[-1].seq, "generator": document.get("generator")}
-    return Workflow(name=name[:200] or "Imported canvas", events=events, blobs=blobs, source=source)
+    raw_warnings = document.get("warnings")
+    warnings = [str(w)[:1000] for w in raw_warnings[:1000]] if isinstance(raw_warnings, list) else []
+    return Workflow(name=name[:200] or "Imported canvas", events=events, blobs=blobs, source=source,
+                    warnings=warnings)  # fmt: skip
 
 
 def _parse_blobs(raw: Any, limits: WorkflowLimits) -> dict[str, bytes]:

@@ -270,39 +270,30 @@ def test_a_png_carries_its_workflow_and_imports_back(server, good):
 # --- the original Opendream's files ------------------------------------------------------------------------
 
 
-def data_url(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode()
+ORIGINAL_FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "opendream2023")
 
 
 def test_a_workflow_saved_by_the_original_opendream_is_imported_with_its_images(server):
-    options = {"model_ckpt": "runwayml/stable-diffusion-v1-5", "seed": 42, "device": "mps", "batch_size": 1,
-               "selected": 0, "num_steps": 20, "guidance_scale": 11}  # fmt: skip
-    dream, mask, inpainted = png((200, 10, 10), (64, 64)), png((255, 255, 255), (64, 64)), png((10, 10, 200), (64, 64))
-    original = {
-        "1": {"op": "dream", "image": data_url(dream), "params": ["a red sky"], "options": options},
-        "2": {"op": "mask", "image": data_url(mask)},
-        "3": {"op": "mask_and_inpaint", "image": data_url(inpainted), "params": ["1", "2", "a blue sea"],
-              "options": options},
-        "4": {"op": "load_image", "image": data_url(png())},
-    }  # fmt: skip
-    response = httpx.post(server.url + "/api/workflows", headers=admin(server), content=orjson.dumps(original))
+    """A file the original's web UI saved (tests/fixtures/opendream2023, made by the original's own code): every
+    layer comes in with its picture; the layers we cannot run come in as pictures, and the answer says so.
+    The conversion itself, layer by layer, is tests/test_workflow_opendream.py."""
+    with open(os.path.join(ORIGINAL_FIXTURES, "webui-every-op.json"), "rb") as file:
+        original = file.read()
+    response = httpx.post(server.url + "/api/workflows", headers=admin(server), content=original)
     assert response.status_code == 201, response.text
     created = response.json()
+    assert [w.split(":")[0] for w in created["warnings"]] == ["layer 6 (controlnet_openpose)", "layer 15 (dalle)"]
     with server.client(created["owner_token"]) as client:
         state = client.get(f"/api/canvases/{created['id']}/state").json()
     layers = {layer["id"]: layer for layer in state["layers"]}
-    assert [layers[i]["operation"] for i in state["order"]] == ["txt2img", "mask", "inpaint", "upload"]
-    dream_layer, inpaint_layer = layers["layer-1"], layers["layer-3"]
-    assert dream_layer["params"]["prompt"] == "a red sky" and dream_layer["seed"] == 42
-    assert dream_layer["params"]["steps"] == 20 and dream_layer["params"]["guidance"] == 11
-    assert dream_layer["output"]["sha256"] == hashlib.sha256(dream).hexdigest()  # its picture, as it was
-    assert dream_layer["output"]["fingerprint"]["source"] == "opendream-2023"
-    assert inpaint_layer["parents"] == ["layer-1", "layer-2"] and inpaint_layer["params"]["prompt"] == "a blue sea"
-    assert inpaint_layer["output"]["sha256"] == hashlib.sha256(inpainted).hexdigest()
+    assert layers["layer-1"]["operation"] == "txt2img" and layers["layer-1"]["seed"] == 8  # seed 7, selected 1
+    inpaint = layers["layer-3"]  # mask_and_inpaint(mask_layer="2", image_layer="1", ...): the mask first
+    assert inpaint["params"]["source"] == "layer-1" and inpaint["params"]["mask"] == "layer-2"
+    assert inpaint["output"]["fingerprint"]["source"] == "opendream-2023"
     assert layers["layer-2"]["params"]["layer"] == "layer-1"
     bad = httpx.post(
         server.url + "/api/workflows",
         headers=admin(server),
-        content=orjson.dumps({"1": {"op": "teleport", "image": "x"}}),
+        content=orjson.dumps({"1": {"op": "teleport", "image": "data:image/png;base64,bm90IGFuIGltYWdl"}}),
     )
-    assert bad.status_code == 422 and "unknown Opendream operation 'teleport'" in bad.json()["error"]["message"]
+    assert bad.status_code == 422 and "layer '1' ('teleport')" in bad.json()["error"]["message"]
