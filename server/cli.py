@@ -347,18 +347,21 @@ def workflow_import(args: argparse.Namespace) -> int:
         print(f"opendream: {args.file} is not a valid workflow: {exc}", file=sys.stderr)
         return 2
 
-    async def run() -> str:
+    async def run() -> tuple[str, int]:
         service = CanvasService(store, Decider(operations, blob_exists=blobs.exists))
         await service.start()
         try:
-            return (await import_workflow(workflow, service, blobs, operations, trusted=True)).canvas_id
+            result = await import_workflow(workflow, service, blobs, operations, trusted=True)
+            return result.canvas_id, result.version
         finally:
             await service.stop()
 
-    canvas_id = asyncio.run(run())
+    canvas_id, stored = asyncio.run(run())
     token, _ = TokenStore(store.writer_engine, store.reader_engine).issue(canvas_id, "owner", "owner")
     store.close()
-    print(f"opendream: imported {args.file} as canvas {canvas_id} ({len(workflow.events)} events)")
+    print(f"opendream: imported {args.file} as canvas {canvas_id} ({stored} events stored)")
+    for warning in workflow.warnings:
+        print(f"opendream: warning: {warning}", file=sys.stderr)
     print(f"owner token: {token}")
     return 0
 
