@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import io
 import time
@@ -328,12 +329,18 @@ def convert_opendream_2023(document: dict[str, Any], limits: Any = None) -> dict
     }
 
 
+@functools.cache
+def _builtins() -> Any:
+    from engine.builtins import default_registry
+
+    return default_registry()
+
+
 def _parents(mapped: Mapped) -> list[str]:
     """The layers the params read, in the order the decider lists them."""
-    from engine.builtins import default_registry
     from engine.operation import input_refs
 
-    operation = default_registry().get(mapped.operation)
+    operation = _builtins().get(mapped.operation)
     assert operation is not None
     return list(dict.fromkeys(input_refs(operation, mapped.params).values()))
 
@@ -345,7 +352,7 @@ def _mask(layer: Layer, ids: dict[str, str], layers: list[Layer], mask_reader: d
     if target is None or target not in ids:
         before = [other for other in layers[: layers.index(layer)] if other.op != "mask" and other.key in ids]
         same = [other for other in before if other.size == layer.size]
-        target = (same or before or [None])[-1].key if (same or before) else None  # type: ignore[union-attr]
+        target = (same or before)[-1].key if (same or before) else None
     if target is None:
         return Mapped("upload", {"blob": layer.sha}, None, f"Mask {layer.key}")
     return Mapped("mask", {"layer": ids[target], "strokes": [], "blob": layer.sha}, None, f"Mask {layer.key}")
