@@ -197,62 +197,166 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(total: int, quiet: bool, describe):
+    """A callback printing one progress line per layer: `[####      ] 3/7  layer  operation  what`."""
+    done = 0
+
+    def report(verdict) -> None:
+        nonlocal done
+        done += 1
+        if not quiet:
+            bar = "#" * (20 * done // max(total, 1))
+            print(f"[{bar:<20}] {done}/{total}  {verdict.layer_id:<16} {verdict.operation:<16} {describe(verdict)}",
+                  flush=True)  # fmt: skip
+
+    return report
+
+
+def _outcome_words(outcome: str) -> str:
+    return outcome.replace("_", " ")
+
+
+def _replay_source(args: argparse.Namespace, settings: Settings, operations: object, scratch: Path):
+    """(state, blobs, label, workflow or None) of a workflow FILE (in a throwaway store) or a stored --canvas;
+    None after saying why there is none."""
+    from server.blobs import LocalBlobStore, open_blob_store
+
+    if args.file is not None:
+        loaded = _load_workflow_file(args.file, settings, operations)
+        if loaded is None:
+            return None
+        state, workflow = loaded
+        blobs = LocalBlobStore(scratch / "blobs")
+        for data in workflow.blobs.values():
+            blobs.put(data)
+        return state, blobs, str(args.file), workflow
+    if getattr(args, "canvas", None) is not None:
+        found = _stored_state(args, settings, operations)
+        if found is None:
+            return None
+        return found, open_blob_store(settings.blobs, settings.blob_dir), f"canvas {args.canvas}", None
+    print("opendream: name a workflow FILE or --canvas ID", file=sys.stderr)
+    return None
+
+
 def replay(args: argparse.Namespace) -> int:
-    """Render a canvas (stored, or a workflow file in a throwaway store) again from scratch; with --verify,
-    compare every layer with what was recorded and exit non-zero on a difference."""
+    """Render a canvas (stored, or a workflow file in a throwaway store) again from scratch and judge every layer
+    against what was recorded; with --verify, exit non-zero unless something was verified and nothing differs."""
     import tempfile
 
     import orjson
 
     from server.app import load_operations, renderer_factory
-    from server.blobs import LocalBlobStore, open_blob_store
-    from server.replay import replay_state
+    from server.replay import DIFFERS, OUTCOMES, VERIFIED, replay_state
 
     settings = _settings(args, model=args.model, device=args.device, reproducible=args.reproducible)
     operations = load_operations(settings)
     with tempfile.TemporaryDirectory(prefix="opendream-replay-") as scratch:
-        if args.file is not None:
-            loaded = _load_workflow_file(args.file, settings, operations)
-            if loaded is None:
-                return 2
-            state, blobs, label = loaded[0], LocalBlobStore(Path(scratch) / "blobs"), str(args.file)
-            for data in loaded[1].values():
-                blobs.put(data)
-        elif args.canvas is not None:
-            found = _stored_state(args, settings, operations)
-            if found is None:
-                return 2
-            state, blobs, label = found, open_blob_store(settings.blobs, settings.blob_dir), f"canvas {args.canvas}"
-        else:
-            print("opendream: name a workflow FILE or --canvas ID", file=sys.stderr)
+        source = _replay_source(args, settings, operations, Path(scratch))
+        if source is None:
             return 2
+        state, blobs, label, _ = source
         renderer = renderer_factory(settings, operations, blobs)()
-        total = len(state.layers)
+        total = len(state.order)
         if not args.json:
             print(f"opendream: replaying {label} at version {state.version}: {total} layers")
-        done = 0
 
-        def report(verdict) -> None:
-            nonlocal done
-            done += 1
-            if not args.json:
-                bar = "#" * (20 * done // max(total, 1))
-                detail = verdict.error or (
-                    f"max diff {verdict.max_diff}, {verdict.psnr:.1f} dB" if verdict.max_diff else ""
-                )
-                print(f"[{bar:<20}] {done}/{total}  {verdict.layer_id:<16} {verdict.operation:<16} "
-                      f"{verdict.outcome:<17} {detail}", flush=True)  # fmt: skip
+        def describe(verdict) -> str:
+            return f"{_outcome_words(verdict.outcome):<17} {verdict.detail}".rstrip()
 
+        report = _progress(total, args.json, describe)
         verdicts = replay_state(state, blobs, renderer, tolerance=args.tolerance, on_layer=report)
-    counts = {outcome: sum(v.outcome == outcome for v in verdicts) for outcome in sorted({v.outcome for v in verdicts})}
+    counts = {outcome: n for outcome in OUTCOMES if (n := sum(v.outcome == outcome for v in verdicts))}
+    verified = sum(v.outcome in VERIFIED for v in verdicts)
+    could_not = sum(v.outcome == "could_not_render" for v in verdicts)
+    differs = sum(v.outcome in DIFFERS for v in verdicts)
+    nothing_verified = args.verify and verified == 0
     if args.json:
-        print(orjson.dumps({"source": label, "version": state.version, "counts": counts,
+        print(orjson.dumps({"source": label, "version": state.version, "counts": counts, "verified": verified,
                             "layers": [v.to_json() for v in verdicts]}).decode())  # fmt: skip
     else:
-        print("opendream: " + (", ".join(f"{n} {outcome}" for outcome, n in counts.items()) or "no layers"))
-    failed = any(v.outcome == "failed" for v in verdicts)
-    different = any(v.outcome == "different" for v in verdicts)
-    return 1 if failed or (args.verify and different) else 0
+        summary = ", ".join(f"{n} {_outcome_words(outcome)}" for outcome, n in counts.items()) or "no layers"
+        print(f"opendream: {summary}; {verified} of {len(verdicts)} layers verified")
+    if nothing_verified:
+        print(
+            f"opendream: nothing was verified in {label}: no layer has a recorded image made by this engine and "
+            "model that could be rendered again here",
+            file=sys.stderr,
+        )
+    elif args.verify and differs:
+        print(f"opendream: {differs} of {verified} verified layers differ from their record", file=sys.stderr)
+    return 1 if could_not or (args.verify and (differs or nothing_verified)) else 0
+
+
+def run_workflow(args: argparse.Namespace) -> int:
+    """Render every layer of a workflow file (ours or the original Opendream's) headlessly in a throwaway store
+    and write each layer's PNG, with the workflow inside, and the composite into a folder."""
+    import dataclasses
+    import tempfile
+    from types import MappingProxyType
+
+    from server.app import load_operations, renderer_factory
+    from server.core.state import RenderOutput
+    from server.pictures import composite_png
+    from server.replay import replay_state
+    from server.workflow import embed_in_png, export_workflow
+
+    settings = _settings(args, model=args.model, device=args.device, reproducible=args.reproducible)
+    operations = load_operations(settings)
+    name = _file_slug(args.file.name)
+    out = args.out if args.out is not None else Path(f"opendream-run-{name}")
+    with tempfile.TemporaryDirectory(prefix="opendream-run-") as scratch:
+        source = _replay_source(args, settings, operations, Path(scratch))
+        if source is None:
+            return 2
+        state, blobs, label, workflow = source
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"opendream: cannot create {out}: {exc.strerror}", file=sys.stderr)
+            return 2
+        renderer = renderer_factory(settings, operations, blobs)()
+        total = len(state.order)
+        print(f"opendream: running {label} with {settings.model}: {total} layers into {out}", flush=True)
+
+        def describe(verdict) -> str:
+            if verdict.outcome == "could_not_render":
+                return f"could not render: {verdict.error}"
+            size = verdict.replayed_size
+            extra = "; " + verdict.detail if verdict.inputs_from_record else ""
+            return f"rendered {size[0]}x{size[1]}{extra}"
+
+        verdicts = replay_state(state, blobs, renderer, on_layer=_progress(total, False, describe))
+        document = export_workflow(state.name, str(workflow.source.get("canvas_id") or "run"), workflow.events,
+                                   blobs, operations, include_renders=False)  # fmt: skip
+        layers = dict(state.layers)
+        written = 0
+        for index, verdict in enumerate(verdicts, start=1):
+            layer = layers[verdict.layer_id]
+            if verdict.replayed is None:
+                layers[layer.id] = dataclasses.replace(layer, status="failed", output=None)
+                continue
+            width, height = verdict.replayed_size
+            output = RenderOutput(verdict.replayed, width, height, verdict.replayed_fingerprint or {}, 0.0)
+            layers[layer.id] = dataclasses.replace(layer, status="rendered", output=output)
+            png = embed_in_png(blobs.get(verdict.replayed), document)
+            (out / f"{index:02d}-{_file_slug(layer.id)}.png").write_bytes(png)
+            written += 1
+        composite = composite_png(dataclasses.replace(state, layers=MappingProxyType(layers)), blobs, operations)
+        if composite is not None:
+            (out / "composite.png").write_bytes(embed_in_png(composite, document))
+    failed = [v.layer_id for v in verdicts if v.outcome == "could_not_render"]
+    summary = f"opendream: rendered {written} of {total} layers into {out}"
+    summary += ", and composite.png" if composite is not None else " (nothing visible: no composite)"
+    if failed:
+        summary += f"; {len(failed)} could not render: {', '.join(failed)}"
+    print(summary)
+    return 1 if failed else 0
+
+
+def _file_slug(name: str) -> str:
+    stem = name.split(".")[0] if not name.startswith(".") else name
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem).strip("-")[:60] or "workflow"
 
 
 def _stored_state(args: argparse.Namespace, settings: Settings, operations: object):
@@ -276,7 +380,7 @@ def _stored_state(args: argparse.Namespace, settings: Settings, operations: obje
 
 
 def _load_workflow_file(path: Path, settings: Settings, operations: object):
-    """(state, blobs) of a workflow file, validated; None (after saying why) when it is not importable."""
+    """(state, workflow) of a workflow file, validated; None (after saying why) when it is not importable."""
     from server.core.projection import empty_state, project
     from server.workflow import InvalidWorkflow, load_document, parse_workflow
 
@@ -289,7 +393,7 @@ def _load_workflow_file(path: Path, settings: Settings, operations: object):
     except InvalidWorkflow as exc:
         print(f"opendream: {path} is not a valid workflow: {exc}", file=sys.stderr)
         return None
-    return project(empty_state("replay"), workflow.events), workflow.blobs
+    return project(empty_state("replay"), workflow.events), workflow
 
 
 def workflow_export(args: argparse.Namespace) -> int:
@@ -441,7 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     replay_parser.add_argument("file", nargs="?", type=Path, help="a workflow file (.json, or a PNG carrying one)")
     replay_parser.add_argument("--canvas", help="a stored canvas instead of a file")
-    replay_parser.add_argument("--verify", action="store_true", help="exit 1 when a layer differs from its record")
+    replay_parser.add_argument(
+        "--verify", action="store_true", help="exit 1 when a layer differs from its record or nothing was verified"
+    )
     replay_parser.add_argument("--version", type=int, help="replay the canvas as it was at this version")
     replay_parser.add_argument("--tolerance", type=int, default=2, help="max pixel difference counted as equal")
     replay_parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
@@ -450,6 +556,18 @@ def main(argv: list[str] | None = None) -> int:
     replay_parser.add_argument("--reproducible", action="store_true", default=None, help="as for serve")
     _add_storage_flags(replay_parser)
     replay_parser.set_defaults(run=replay)
+
+    run_parser = commands.add_parser(
+        "run", help="render a workflow file headlessly and write every layer's PNG and the composite"
+    )
+    run_parser.add_argument("file", type=Path, help="a workflow file (ours, a PNG carrying one, or the original "
+                            "Opendream's)")  # fmt: skip
+    run_parser.add_argument("--out", "-o", type=Path, help="folder to write (default ./opendream-run-NAME)")
+    run_parser.add_argument("--model", help="model spec (default: builtin:tiny)")
+    run_parser.add_argument("--device", help="cuda, mps or cpu")
+    run_parser.add_argument("--reproducible", action="store_true", default=None, help="as for serve")
+    _add_storage_flags(run_parser)
+    run_parser.set_defaults(run=run_workflow)
 
     workflow_parser = commands.add_parser("workflow", help="export or import workflow files")
     workflow_commands = workflow_parser.add_subparsers(dest="workflow_command", required=True)
