@@ -1,12 +1,14 @@
 """Collaboration benchmark: a real server process, real sockets, 1, 10 and 50 clients on one canvas.
 
-    .venv/bin/python bench/fanout.py [--commands 300] [--clients 1,10,50]
+    .venv/bin/python bench/fanout.py [--commands 300] [--clients 1,10,50,200]
 
 For each client count:
 - latency: one client sends commands one at a time; for each, the time from sending it to its event having
   reached every connected client (p50, p99). Appends are durable (SQLite, fsync per commit).
 - throughput: every client sends commands as fast as its acks come back; commands/s over all of them.
-Ends with one JSON line: {"p50_ms_50_clients": ..., "p99_ms_50_clients": ..., ...}.
+- the limit, measured in the same run: a bare `websockets` server in its own process that broadcasts each
+  message it receives to every client (no decision, no storage), the same clients, the same timing.
+Ends with one JSON line: {"p99_ms_50_clients", "raw_p99_ms_50_clients", "fanout_over_raw_p99_50", ...}.
 """
 
 from __future__ import annotations
@@ -76,6 +78,61 @@ async def open_clients(servers: list[ServerProcess], canvas_id: str, token: str,
     return clients
 
 
+RAW_SERVER = """
+import asyncio, json, sys
+from websockets.asyncio.server import broadcast, serve
+
+clients = set()
+
+async def handler(ws):
+    clients.add(ws)
+    try:
+        async for raw in ws:
+            message = json.loads(raw)
+            broadcast(clients, json.dumps({"type": "event", "seq": message["seq"], "event": message}))
+    finally:
+        clients.discard(ws)
+
+async def main():
+    async with serve(handler, "127.0.0.1", int(sys.argv[1]), max_size=2**24):
+        print("ready", flush=True)
+        await asyncio.Future()
+
+asyncio.run(main())
+"""
+
+
+async def measure_raw(count: int, commands: int) -> dict[str, float]:
+    """The same broadcast with nothing in between: a bare websockets server relaying each message to all."""
+    import subprocess
+
+    from tests.server_process import free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", RAW_SERVER, str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        clients = [Client(await connect(f"ws://127.0.0.1:{port}", max_size=2**24)) for _ in range(count)]
+        latencies = []
+        for seq in range(1, commands + 1):
+            started = time.perf_counter()
+            await clients[0].ws.send(json.dumps({"seq": seq, "type": "layer.opacity_changed",
+                                                 "payload": {"layer_id": "a", "opacity": seq / 1000}}))  # fmt: skip
+            await asyncio.gather(*(client.seen(seq) for client in clients))
+            latencies.append(max(client.arrivals[seq] for client in clients) - started)
+        for client in clients:
+            await client.ws.close()
+            client.reader.cancel()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    latencies.sort()
+    return {
+        "p50_ms": round(statistics.median(latencies) * 1000, 3),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 3),
+    }
+
+
 async def measure(servers: list[ServerProcess], count: int, commands: int) -> dict[str, float]:
     with servers[0].client() as http:
         created = http.post("/api/canvases", json={"name": f"fanout-{count}"}).json()
@@ -126,7 +183,7 @@ async def measure(servers: list[ServerProcess], count: int, commands: int) -> di
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--commands", type=int, default=300)
-    parser.add_argument("--clients", default="1,10,50")
+    parser.add_argument("--clients", default="1,10,50,200")
     parser.add_argument(
         "--postgres",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
@@ -137,10 +194,17 @@ async def main() -> None:
     figures: dict[str, float] = {}
     with (
         tempfile.TemporaryDirectory() as tmp,
-        ServerProcess(Path(tmp) / "data", None, "--log-level", "warning") as server,
+        # one client machine opens every connection: the per-address cap must let them all in
+        ServerProcess(Path(tmp) / "data", None, "--log-level", "warning", "--ws-max-per-address", "1000") as server,
     ):
         for count in counts:
             report(figures, f"{count} clients", f"_{count}_clients", await measure([server], count, args.commands))
+            raw = await measure_raw(count, args.commands)
+            figures[f"raw_p50_ms_{count}_clients"] = raw["p50_ms"]
+            figures[f"raw_p99_ms_{count}_clients"] = raw["p99_ms"]
+            ratio = figures[f"p99_ms_{count}_clients"] / raw["p99_ms"]
+            figures[f"fanout_over_raw_p99_{count}"] = round(ratio, 3)
+            print(f"  raw websockets broadcast: p50 {raw['p50_ms']} ms, p99 {raw['p99_ms']} ms -> x{ratio:.2f}")
     if args.postgres:
         result = await two_replicas(args.postgres, max(counts), args.commands)
         report(figures, f"{max(counts)} clients, 2 replicas", f"_{max(counts)}_clients_2_replicas", result)
@@ -169,8 +233,10 @@ async def two_replicas(postgres: str, count: int, commands: int) -> dict[str, fl
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "data"
             with (
-                ServerProcess(data, None, "--db", db, "--log-level", "warning") as one,  # this one renders
-                ServerProcess(data, None, "--db", db, "--no-worker", "--log-level", "warning") as two,
+                ServerProcess(data, None, "--db", db, "--log-level", "warning", "--ws-max-per-address", "1000") as one,
+                ServerProcess(
+                    data, None, "--db", db, "--no-worker", "--log-level", "warning", "--ws-max-per-address", "1000"
+                ) as two,  # fmt: skip
             ):
                 return await measure([one, two], count, commands)
     finally:

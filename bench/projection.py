@@ -3,7 +3,9 @@
     .venv/bin/python bench/projection.py [--events 100000] [--snapshot-every 500]
 
 Appends go through the real path (CanvasService: decide, group commit, SQLite WAL with synchronous=FULL).
-The baseline is one writer, which pays one fsync per command; ten concurrent writers share commits.
+The baseline is one writer, which pays one fsync per command; ten concurrent writers share commits. The limit,
+measured in the same run on the same disk: raw sqlite3 inserts of event-sized rows into the same kind of table
+in WAL mode with synchronous=FULL, 50 rows per commit (group commit) and one row per commit.
 Ends with one JSON line of the figures.
 """
 
@@ -38,6 +40,35 @@ from server.core.decide import Decider
 from server.core.state import CanvasState
 from server.service import CanvasService
 from server.store.sql import SQLEventStore, sqlite_url
+
+
+def raw_sqlite(path: Path, rows: int, per_commit: int) -> float:
+    """Events per second of bare sqlite3 inserts, `per_commit` rows per fsynced commit: the disk's limit."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS events (canvas_id TEXT, seq INTEGER, event_id TEXT UNIQUE, type TEXT,"
+        " schema_version INTEGER, payload TEXT, actor TEXT, command_id TEXT, timestamp REAL,"
+        " PRIMARY KEY (canvas_id, seq))"
+    )
+    payload = orjson.dumps({"layer_id": "w3-1234", "operation": "txt2img", "params": {"prompt": "p1234"},
+                            "seed": 1234, "parents": [], "name": "Text to image 1234"}).decode()  # fmt: skip
+    canvas = f"raw-{per_commit}"
+    started = time.perf_counter()
+    for start in range(0, rows, per_commit):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(canvas, seq, f"{canvas}-{seq}", "layer.added", 1, payload, "writer", f"c{seq}", time.time())
+             for seq in range(start + 1, min(rows, start + per_commit) + 1)],
+        )  # fmt: skip
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return rows / elapsed
 
 
 async def append_throughput(service: CanvasService, writers: int, per_writer: int) -> float:
@@ -134,8 +165,13 @@ async def main() -> None:
         try:
             one = await append_throughput(service, 1, args.append_commands)
             ten = await append_throughput(service, 10, args.append_commands // 10)
+            raw_path = Path(tmp) / "raw.db"
+            raw_group = raw_sqlite(raw_path, 20 * args.append_commands, 50)
+            raw_single = raw_sqlite(raw_path, args.append_commands, 1)
             print(f"durable appends: 1 writer {one:,.0f} events/s, 10 writers {ten:,.0f} events/s "
                   f"({ten / one:.1f}x by group commit)")  # fmt: skip
+            print(f"raw sqlite3, same disk: {raw_group:,.0f} events/s at 50 per commit, {raw_single:,.0f} at 1 "
+                  f"per commit; the service reaches {ten / raw_group:.3f} of the group-commit limit")  # fmt: skip
 
             started = time.perf_counter()
             canvas_id = await build_long_canvas(service, args.events)
@@ -167,6 +203,10 @@ async def main() -> None:
 
     result = {
         "append_events_per_s": round(ten),
+        "raw_group_commit_events_per_s": round(raw_group),
+        "append_over_raw": round(ten / raw_group, 4),
+        "raw_one_commit_events_per_s": round(raw_single),
+        "append_1_writer_over_raw_one_commit": round(one / raw_single, 3),
         "append_events_per_s_1_writer": round(one),
         "group_commit_speedup": round(ten / one, 2),
         "events": head,
