@@ -18,6 +18,7 @@ import { saveToken, updateCanvasInfo, rememberName, knownNames, initials, saveId
 import { relativeTime } from '../history.js';
 import { blobUrl, setBlobScope } from '../api.js';
 import { pillStatus, blockedText, isCancelled } from '../renders.js';
+import { rememberImportWarnings, takeImportWarnings, showImportWarnings } from './import-warnings.js';
 
 const ROLE_LABEL = { viewer: 'Viewer', editor: 'Editor', owner: 'Owner', admin: 'Admin' };
 const STATUS_LABEL = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', fatal: 'Disconnected', closed: 'Offline', idle: 'Connecting…' };
@@ -86,6 +87,7 @@ export class Editor {
   start() {
     this.live.start();
     window.addEventListener('online', () => this.live.reconnectNow());
+    showImportWarnings(takeImportWarnings(this.canvasId)); // a canvas just imported with warnings
   }
 
   // --- building the page ------------------------------------------------------------------------------
@@ -823,6 +825,7 @@ export class Editor {
     try {
       const created = await this.api.importWorkflow(file);
       if (created.owner_token) saveToken(this.storage, created.id, created.owner_token, { role: 'owner' });
+      rememberImportWarnings(created.id, created.warnings);
       toast('Workflow imported as a new canvas', { kind: 'success' });
       location.href = editorUrl(created.id);
     } catch (error) {

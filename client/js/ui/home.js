@@ -6,6 +6,7 @@ import { Api, blobUrl } from '../api.js';
 import { tokens, saveToken, editorUrl, initials, forgetToken } from '../identity.js';
 import { relativeTime } from '../history.js';
 import { newId } from '../commands.js';
+import { rememberImportWarnings } from './import-warnings.js';
 
 export async function renderHome(root, { api, storage, identity, adminToken }) {
   const grid = h('div.canvas-grid', { dataset: { testid: 'canvas-grid' } });
@@ -62,6 +63,7 @@ export async function renderHome(root, { api, storage, identity, adminToken }) {
     try {
       const created = await creator().importWorkflow(file);
       if (created.owner_token) saveToken(storage, created.id, created.owner_token, { role: 'owner' });
+      rememberImportWarnings(created.id, created.warnings);
       location.href = editorUrl(created.id);
     } catch (error) {
       toast(`Import failed: ${error.message}`, { kind: 'error' });
