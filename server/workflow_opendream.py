@@ -255,10 +255,11 @@ def convert_opendream_2023(document: dict[str, Any], limits: Any = None) -> dict
         events.append({"seq": len(events) + 1, "type": event_type, "schema_version": 1, "payload": payload,
                        "actor": SOURCE, "command_id": None, "timestamp": now})  # fmt: skip
 
-    def rendered(layer_id: str, layer: Layer, extra: list[str] | None = None) -> None:
+    def rendered(layer_id: str, layer: Layer, extra: list[str] | None = None, picture_only: bool = False) -> None:
+        fingerprint = {"source": SOURCE, "original": layer.metadata, **({"picture_only": True} if picture_only else {})}
         add("layer.rendered", {"layer_id": layer_id, "revision": 1, "output": layer.sha, "width": layer.size[0],
-                               "height": layer.size[1], "fingerprint": {"source": SOURCE, "original": layer.metadata},
-                               "duration_ms": 0.0, "extra_outputs": extra or []})  # fmt: skip
+                               "height": layer.size[1], "fingerprint": fingerprint, "duration_ms": 0.0,
+                               "extra_outputs": extra or []})  # fmt: skip
 
     add("canvas.created", {"name": "Imported from Opendream", "origin": None})
 
@@ -289,6 +290,7 @@ def convert_opendream_2023(document: dict[str, Any], limits: Any = None) -> dict
                and layers[index + len(run)].metadata == layer.metadata):  # fmt: skip
             run.append(layers[index + len(run)])
         index += len(run)
+        picture_only = False
         try:
             if layer.key in problems:
                 raise Unsupported(problems[layer.key])
@@ -299,6 +301,7 @@ def convert_opendream_2023(document: dict[str, Any], limits: Any = None) -> dict
             else:
                 raise Unsupported(UNSUPPORTED.get(layer.op, f"this server has no operation {layer.op!r}"))
         except Unsupported as exc:
+            picture_only = True
             mapped = Mapped("upload", {"blob": layer.sha}, None, f"{layer.op} {layer.key} (picture only)"[:200])
             warnings.append(f"layer {layer.key} ({layer.op}): {exc}; imported as its stored picture, which will "
                             "not be re-rendered")  # fmt: skip
@@ -307,7 +310,7 @@ def convert_opendream_2023(document: dict[str, Any], limits: Any = None) -> dict
         ids[layer.key] = layer_id
         add("layer.added", {"layer_id": layer_id, "operation": mapped.operation, "params": mapped.params,
                             "seed": mapped.seed, "parents": _parents(mapped), "name": mapped.name})  # fmt: skip
-        rendered(layer_id, layer, [more.sha for more in run[1:]])
+        rendered(layer_id, layer, [more.sha for more in run[1:]], picture_only)
         if len(run) > 1:
             from server.renders import output_layer_id
 

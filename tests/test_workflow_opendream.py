@@ -219,6 +219,9 @@ def test_layers_we_cannot_run_are_their_pictures_with_one_warning_each():
     assert workflow.warnings[1].startswith("layer 15 (dalle): this server has no operation 'dalle'")
     names = {e.data.layer_id: e.data.name for e in workflow.events if isinstance(e.data, LayerAdded)}
     assert names["layer-6"].startswith("controlnet_openpose") and names["layer-15"].startswith("dalle")
+    flagged = {e.data.layer_id for e in workflow.events if isinstance(e.data, LayerRendered)
+               and e.data.fingerprint.get("picture_only")}  # fmt: skip
+    assert flagged == {"layer-6", "layer-15"}
     assert imported("webui-sam.json").warnings == imported("python-api.json").warnings == []
 
 
@@ -286,3 +289,19 @@ def test_an_imported_inpaint_re_rendered_keeps_the_pixels_outside_its_mask(tmp_p
     outside = np.array(mask_from_layer(mask, source.size)) == 0
     assert 0.2 < outside.mean() < 0.95
     assert np.array_equal(np.array(inpainted.convert("RGB"))[outside], np.array(source.convert("RGB"))[outside])
+
+
+def test_the_cli_import_prints_the_events_it_stored_and_the_warnings(tmp_path):
+    import subprocess
+    import sys
+
+    workflow = imported("webui-every-op.json")
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "workflow", "import", str(FIXTURES / "webui-every-op.json"),
+         "--data", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"({len(workflow.events)} events stored)" in result.stdout
+    assert result.stderr.count("opendream: warning: layer ") == 2
+    assert "layer 6 (controlnet_openpose)" in result.stderr and "layer 15 (dalle)" in result.stderr
