@@ -36,6 +36,10 @@ def _add_render_flags(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--no-previews", action="store_true", help="send no live previews while denoising")
     parser.add_argument(
+        "--model-family",
+        help="sd1, sd2, sd2-v or sdxl: overrides what the model's files say; env OPENDREAM_MODEL_FAMILY",
+    )
+    parser.add_argument(
         "--private-render-cache",
         action="store_true",
         help="reuse renders only within a canvas, so that nobody learns what other canvases rendered; env "
@@ -58,6 +62,7 @@ def _render_settings(args: argparse.Namespace) -> dict[str, object]:
         "taesd": args.taesd,
         "previews": False if args.no_previews else None,
         "private_render_cache": True if args.private_render_cache else None,
+        "model_family": args.model_family,
     }
 
 
@@ -340,7 +345,7 @@ def run_workflow(args: argparse.Namespace) -> int:
             output = RenderOutput(verdict.replayed, width, height, verdict.replayed_fingerprint or {}, 0.0)
             layers[layer.id] = dataclasses.replace(layer, status="rendered", output=output)
             png = embed_in_png(blobs.get(verdict.replayed), document)
-            (out / f"{index:02d}-{_file_slug(layer.id)}.png").write_bytes(png)
+            (out / f"{index:02d}-{_file_slug(layer.id.replace('.', '-'))}.png").write_bytes(png)
             written += 1
         composite = composite_png(dataclasses.replace(state, layers=MappingProxyType(layers)), blobs, operations)
         if composite is not None:

@@ -110,8 +110,14 @@ def describe_fingerprint(fingerprint: Mapping[str, Any] | None) -> str:
     """What made an image, as far as its fingerprint says."""
     if not fingerprint:
         return "an unknown engine (no fingerprint recorded)"
-    if "source" in fingerprint:
-        known = [f"{key} {fingerprint[key]}" for key in ("model", "device") if key in fingerprint]
+    if "source" in fingerprint:  # e.g. {"source": "opendream-2023", "original": {"op", "params", "options"}}
+        original = fingerprint.get("original") if isinstance(fingerprint.get("original"), Mapping) else {}
+        options = original.get("options") if isinstance(original.get("options"), Mapping) else {}
+        known = [str(original["op"])] if "op" in original else []
+        for key, option in (("model", "model_ckpt"), ("device", "device")):
+            value = fingerprint.get(key, options.get(option))
+            if value is not None:
+                known.append(f"{key} {value}")
         return f"{fingerprint['source']}" + (f" ({', '.join(known)})" if known else "")
     if "model" in fingerprint:
         model_hash = str(fingerprint.get("model_hash") or "unknown hash")

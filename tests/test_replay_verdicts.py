@@ -233,3 +233,43 @@ async def test_run_exits_non_zero_when_a_layer_cannot_render(engine, tmp_path, m
     assert "could not render" in result.stdout
     assert result.stdout.strip().endswith("rendered 1 of 3 layers into " + str(out) + ", and composite.png; "
                                           "2 could not render: a, b")  # fmt: skip
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "opendream2023"
+
+
+def test_an_original_opendream_file_is_not_comparable_and_verifies_nothing(tmp_path, model_options):  # noqa: F811
+    """A dream saved by the original Opendream (its picture 68x70, which it rendered at the size floored to 8):
+    another model made it, so nothing can be verified, the verdict says who made it and both sizes, and --verify
+    fails saying so."""
+    picture = base64.b64encode(png_bytes(size=(68, 70))).decode()
+    options = {"seed": 3, "num_steps": 2, "model_ckpt": "runwayml/stable-diffusion-v1-5", "device": "mps"}
+    original = {
+        "0": {"op": "dream", "image": f"data:image/png;base64,{picture}", "params": ["a cat"], "options": options}
+    }
+    path = tmp_path / "original.json"
+    path.write_text(json.dumps(original))
+    result = cli(tmp_path, model_options, "replay", str(path), "--verify", "--json")
+    assert result.returncode == 1
+    report = report_of(result)
+    assert report["verified"] == 0 and report["counts"] == {"not_comparable": 1}
+    [layer] = report["layers"]
+    assert layer["recorded_fingerprint"]["source"] == "opendream-2023"
+    assert layer["detail"] == (
+        "recorded by opendream-2023 (dream, model runwayml/stable-diffusion-v1-5, device mps); "
+        "recorded 68x70, replayed 64x64"
+    )
+    assert "nothing was verified" in result.stderr
+
+
+def test_run_an_original_opendream_file(tmp_path, model_options):  # noqa: F811
+    """`opendream run`, as the original's `opendream.execute("workflow.json")`: its sam layer cannot render
+    without a SAM checkpoint, the further masks continue from its recorded images, and the run says so."""
+    result = cli(tmp_path, model_options, "run", str(FIXTURES / "webui-sam.json"), "--out", "out")
+    assert result.returncode == 1
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert "composite.png" in names and "03-layer-1-1.png" in names and not any("-layer-1.png" in n for n in names)
+    assert "from the recorded image of 'layer-1' (could not render)" in result.stdout
+    assert result.stdout.strip().endswith("1 could not render: layer-1")
+    for name in names:
+        extract_from_png((tmp_path / "out" / name).read_bytes(), WorkflowLimits())
