@@ -82,6 +82,9 @@ class Operation:
     needs_model: ClassVar[bool] = False
     # True when run() may return several images (each becomes its own layer).
     multiple_outputs: ClassVar[bool] = False
+    # The kind of diffusion pipeline run() asks for (engine.models.families): a model whose family or files lack
+    # it cannot run the operation, which the server then lists as unavailable with the reason.
+    pipeline_kind: ClassVar[str | None] = None
     # Bump when the same params and inputs start giving other pixels: operations without the diffusion model
     # are cached under a fingerprint made of this, Pillow's and numpy's versions and `fingerprint_extra()`.
     version: ClassVar[int] = 1
@@ -153,6 +156,7 @@ class Operation:
             "uses_seed": cls.uses_seed,
             "needs_model": cls.needs_model,
             "multiple_outputs": cls.multiple_outputs,
+            "pipeline_kind": cls.pipeline_kind,
             "inputs": cls.input_fields(),
             "input_paths": cls.input_paths(),
             "blobs": cls.blob_paths(),

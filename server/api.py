@@ -95,6 +95,7 @@ async def health(request: Request) -> Response:
             "status": "ok",
             "version": server.__version__,
             "database": "sqlite" if svc.store.is_sqlite else "postgresql",
+            "model": getattr(request.app.state, "model", None),
         }
     )
 

@@ -64,6 +64,27 @@ def load_operations(settings: Settings) -> OperationRegistry:
     return registry
 
 
+def describe_model(settings: Settings, registry: OperationRegistry) -> dict[str, object]:
+    """The model's family and what it can run, told from its files before anything loads; the operations it
+    cannot run are listed as unavailable with the reason (the client greys them out)."""
+    from engine.models.families import UnknownFamily, model_capabilities
+
+    try:
+        family, capabilities = model_capabilities(settings.model, settings.model_family)
+    except (ValueError, UnknownFamily) as exc:
+        log.warning("opendream: the model %s cannot be told apart before loading: %s", settings.model, exc)
+        return {"spec": settings.model, "family": None}
+    for name in registry.names():
+        operation = registry.get(name)
+        kind = getattr(operation, "pipeline_kind", None)
+        reason = capabilities.get(kind) if kind else None
+        if reason:
+            registry.mark_unavailable(name, reason)
+    if family is not None:
+        log.info("opendream: model %s is %s (native %d px)", settings.model, family.title, family.native_size)
+    return {"spec": settings.model, "family": None if family is None else family.describe()}
+
+
 def renderer_factory(
     settings: Settings, operations: OperationRegistry, blobs: BlobStore | None = None
 ) -> Callable[[], Renderer]:
@@ -79,6 +100,7 @@ def renderer_factory(
             models_dir=settings.models_dir,
             hash_cache=settings.models_dir / "weight-hashes.json",
             taesd=settings.taesd,
+            family=settings.model_family,
         )
         return Renderer(
             ModelManager(settings.model, options),
@@ -101,6 +123,7 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
         store = SQLEventStore(settings.database_url)
         store.migrate()
         registry = operations if operations is not None else load_operations(settings)
+        model = describe_model(settings, registry)
         blobs = open_blob_store(settings.blobs, settings.blob_dir)
         limits = settings.render_limits
         service = CanvasService(
@@ -140,6 +163,7 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             bus = PostgresBus(settings.database_url, service.on_remote_head, live.deliver_ephemeral)
             await bus.start()
             live.relay = bus.publish
+        app.state.model = model
         app.state.services = Services(settings, store, blobs, service, registry, renders, tokens, live, admin_token)
         app.state.creations = CreationLimiter(settings.creations_per_minute, settings.creation_burst)
         log.info("opendream: data in %s, database %s", settings.data_dir, settings.database_url)

@@ -76,7 +76,10 @@ class Settings:
     # Bounds on one render (engine.limits.RenderLimits); None takes the default for the device (GPU or CPU).
     max_pixels: int | None = field(default_factory=lambda: _env_int("OPENDREAM_MAX_PIXELS"))
     max_work: int | None = field(default_factory=lambda: _env_int("OPENDREAM_MAX_WORK"))
-    working_side: int = 512  # the model's native side: a larger source is resized into its area ("fit")
+    # The model's native side: a larger source is resized into its area ("fit"). None: the family's (512 SD 1.x,
+    # 768 SD 2.x-v, 1024 SDXL), or 512 when the family cannot be told before loading.
+    working_side: int | None = None
+    model_family: str | None = field(default_factory=lambda: os.environ.get("OPENDREAM_MODEL_FAMILY") or None)
     previews: bool = True  # live previews while denoising
     # Cache hits only within a canvas (and what it was forked or imported from): on a server shared by people who
     # must not learn what others render; identical renders on other canvases are computed again.
@@ -101,9 +104,20 @@ class Settings:
         return self.database_url.startswith("postgresql")
 
     @property
+    def family_native_side(self) -> int:
+        from engine.models.families import UnknownFamily, model_capabilities
+        from engine.models.spec import InvalidModelSpec
+
+        try:
+            family, _ = model_capabilities(self.model, self.model_family)
+        except (InvalidModelSpec, UnknownFamily):
+            return 512
+        return family.native_size if family is not None else 512
+
+    @property
     def render_limits(self) -> RenderLimits:
         gpu = not self.device.startswith("cpu") if self.device is not None else gpu_visible()
-        limits = RenderLimits.for_device("gpu" if gpu else "cpu", self.working_side)
+        limits = RenderLimits.for_device("gpu" if gpu else "cpu", self.working_side or self.family_native_side)
         overrides = {"max_pixels": self.max_pixels, "max_work": self.max_work}
         return replace(limits, **{key: value for key, value in overrides.items() if value is not None})
 

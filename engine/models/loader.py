@@ -31,6 +31,7 @@ import torch
 
 from engine.errors import CapabilityMissing, ModelUnavailable
 from engine.models import tiny
+from engine.models.families import BUILTIN_FAMILIES, SD1, ModelFamily, detect_folder, family_named
 from engine.models.fingerprint import HashCache, default_hash_cache, hash_model_path
 from engine.models.libs import diffusers_quiet, dtype_kwarg
 from engine.models.spec import ModelSpec, parse_model_spec
@@ -89,6 +90,7 @@ class ModelOptions:
     hash_cache: Path | None = None  # default ~/.cache/opendream/weight-hashes.json
     extras: Mapping[str, str] = field(default_factory=dict)  # component name -> folder or hub id
     taesd: str | None = None  # live previews through TAESD: "builtin:tiny-taesd", a folder or a hub id
+    family: str | None = None  # engine.models.families name; None: told from the model's files
     # A model that could not be found is not looked for again (network, disk) for this long.
     resolve_retry_s: float = 30.0
 
@@ -115,7 +117,29 @@ class ModelHandle:
         self._taesd: Any = None
         self._unresolvable: tuple[float, str] | None = None  # (when, why) the last lookup failed
         self._watching: RunContext | None = None  # the render using the modules now (cancellation, stages)
-        self.preview_family = "sd1"  # which latent -> RGB factors fit this model (engine.preview)
+        self._family: ModelFamily | None = None
+
+    # --- what it is ------------------------------------------------------------------------------------
+
+    @property
+    def family(self) -> ModelFamily:
+        """The model's family (engine.models.families): the options' override, a built-in's, or told from its
+        files (a single file is taken as SD 1.x until its keys are read: not yet)."""
+        if self._family is None:
+            if self.options.family:
+                self._family = family_named(self.options.family)
+            elif self.spec.kind == "builtin":
+                self._family = BUILTIN_FAMILIES[self.spec.location]
+            elif self.spec.kind == "single_file":
+                self._family = SD1
+            else:
+                self._family = detect_folder(self._resolve_path())
+        return self._family
+
+    @property
+    def preview_family(self) -> str:
+        """Which latent -> RGB factors fit this model (engine.preview)."""
+        return self.family.preview
 
     # --- loading ---------------------------------------------------------------------------------------
 
@@ -158,13 +182,14 @@ class ModelHandle:
         return self._base
 
     def _from_pretrained_kwargs(self) -> dict[str, Any]:
-        return {
+        kwargs: dict[str, Any] = {
             dtype_kwarg(): self.dtype,
-            "safety_checker": None,
-            "requires_safety_checker": False,
             # without `accelerate` installed diffusers cannot do the low-memory path and says so loudly
             "low_cpu_mem_usage": False,
         }
+        if self.family.safety_checker:
+            kwargs.update(safety_checker=None, requires_safety_checker=False)
+        return kwargs
 
     def _resolve_path(self) -> Path:
         """Where the model's files are. Raises ModelUnavailable with what to do; a failed lookup is remembered
@@ -186,7 +211,7 @@ class ModelHandle:
         spec = self.spec
         if spec.kind == "builtin":
             root = self.options.models_dir or default_models_dir()
-            return tiny.ensure_tiny_model(root / f"builtin-{spec.location}-v{tiny.BUILD_VERSION}")
+            return tiny.ensure_tiny_model(root / f"builtin-{spec.location}-v{tiny.BUILD_VERSION}", spec.location)
         if spec.kind == "hub":
             return locate_hub_model(spec.location)
         path = Path(spec.location)
@@ -195,18 +220,18 @@ class ModelHandle:
         return path
 
     def _load_base(self) -> Any:
-        StableDiffusionPipeline = diffusers_quiet().StableDiffusionPipeline
+        cls = getattr(diffusers_quiet(), self.family.pipelines["txt2img"])
         path = self._resolve_path()
         if self.spec.kind == "single_file":
             # Needs the matching config from the hub (or its cache) to know the architecture.
-            pipe = StableDiffusionPipeline.from_single_file(
-                str(path), **{dtype_kwarg(): self.dtype}, safety_checker=None, requires_safety_checker=False
-            )
+            kwargs = {key: value for key, value in self._from_pretrained_kwargs().items() if key != "low_cpu_mem_usage"}
+            pipe = cls.from_single_file(str(path), **kwargs)
         else:
-            pipe = StableDiffusionPipeline.from_pretrained(str(path), **self._from_pretrained_kwargs())
+            pipe = cls.from_pretrained(str(path), **self._from_pretrained_kwargs())
         pipe.to(self.device)
         self._configure(pipe.unet, "denoise")
-        self._watch_module(pipe.text_encoder, "prepare")
+        for name in self.family.text_encoders:
+            self._watch_module(getattr(pipe, name), "prepare")
         self._watch_module(pipe.vae.encoder, "encode")
         self._watch_module(pipe.vae.decoder, "decode")
         if self.options.vae_tiling:
@@ -321,42 +346,39 @@ class ModelHandle:
     # --- pipelines -------------------------------------------------------------------------------------
 
     def supports(self, kind: PipelineKind) -> bool:
+        if kind not in self.family.pipelines:
+            return False
         needed = _NEEDS[kind]
         return needed is None or self.component(needed) is not None
 
     def pipeline(self, kind: PipelineKind, scheduler: str | None = None) -> Any:
-        """A pipeline for `kind` over the shared modules, with a fresh scheduler (`scheduler` names one)."""
+        """A pipeline for `kind` over the shared modules, with a fresh scheduler (`scheduler` names one): the
+        family's class for that kind (engine.models.families), given the base model's components it takes."""
         diffusers = diffusers_quiet()
-
+        class_name = self.family.pipelines.get(kind)
+        if class_name is None:
+            raise CapabilityMissing(f"{self.family.title} has no {kind} pipeline")
+        cls = getattr(diffusers, class_name)
         base = self._ensure_base()
-        parts: dict[str, Any] = {
-            "vae": base.vae,
-            "text_encoder": base.text_encoder,
-            "tokenizer": base.tokenizer,
-            "unet": base.unet,
-            "scheduler": make_scheduler(scheduler, base.scheduler.config)
+        parts = dict(base.components)
+        parts["scheduler"] = (
+            make_scheduler(scheduler, base.scheduler.config)
             if scheduler
-            else type(base.scheduler).from_config(base.scheduler.config),
-            "safety_checker": None,
-            "feature_extractor": None,
-            "requires_safety_checker": False,
-        }
-        if kind == "txt2img":
-            cls = diffusers.StableDiffusionPipeline
-        elif kind == "img2img":
-            cls = diffusers.StableDiffusionImg2ImgPipeline
-        elif kind == "inpaint":
-            cls = diffusers.StableDiffusionInpaintPipeline
+            else type(base.scheduler).from_config(base.scheduler.config)
+        )
+        if kind == "inpaint":  # has a fallback: the base UNet with latent blending (see the module docstring)
             parts["unet"] = self.component(tiny.INPAINT_UNET) or base.unet
         elif kind == "instruct_pix2pix":
-            cls = diffusers.StableDiffusionInstructPix2PixPipeline
             parts["unet"] = self._require(tiny.PIX2PIX_UNET, kind)
         elif kind == "controlnet_canny":
-            cls = diffusers.StableDiffusionControlNetPipeline
             parts["controlnet"] = self._require(tiny.CONTROLNET_CANNY, kind)
-        else:
-            raise ValueError(f"unknown pipeline kind {kind!r}")
-        pipe = cls(**parts)
+        accepted = _init_parameters(cls)
+        arguments = {name: value for name, value in parts.items() if name in accepted}
+        for name in accepted & {"safety_checker", "feature_extractor", "image_encoder"}:
+            arguments.setdefault(name, None)
+        if "requires_safety_checker" in accepted:
+            arguments["requires_safety_checker"] = False
+        pipe = cls(**arguments)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -387,6 +409,7 @@ class ModelHandle:
 
         return {
             "model": str(self.spec),
+            "family": self.family.name,
             "model_hash": self.model_hash(),
             "diffusers": diffusers.__version__,
             "torch": torch.__version__,
@@ -450,6 +473,18 @@ def _short_hub_timeouts() -> Iterator[None]:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
+
+
+_INIT_PARAMETERS: dict[type, frozenset[str]] = {}
+
+
+def _init_parameters(cls: type) -> frozenset[str]:
+    """The components and options a pipeline class's constructor takes (read once per class)."""
+    import inspect
+
+    if cls not in _INIT_PARAMETERS:
+        _INIT_PARAMETERS[cls] = frozenset(inspect.signature(cls.__init__).parameters) - {"self"}
+    return _INIT_PARAMETERS[cls]
 
 
 class ModelManager:

@@ -218,6 +218,66 @@ def _write(directory: Path) -> None:
     (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
+def build_sdxl_components() -> dict[str, Any]:
+    """A tiny SDXL: two CLIP text encoders (the second with a projection, for the pooled embedding), a UNet with
+    SDXL's size/crop ("text_time") conditioning, the same x8 VAE with SDXL's latent scaling."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    vocab, merges = tiny_vocab()
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    text_config = {
+        "vocab_size": len(vocab),
+        "hidden_size": _TEXT_DIM,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 77,
+        "projection_dim": _TEXT_DIM,
+        "bos_token_id": vocab["<|startoftext|>"],
+        "eos_token_id": vocab["<|endoftext|>"],
+        "pad_token_id": vocab["<|endoftext|>"],
+    }
+    _seeded(11)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
+    _seeded(12)
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**text_config))
+    _seeded(13)
+    unet = UNet2DConditionModel(
+        **{**_UNET_CONFIG, "cross_attention_dim": 2 * _TEXT_DIM},  # both encoders' hidden states, side by side
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        # six size/crop numbers x 8, and the pooled embedding of the second encoder
+        projection_class_embeddings_input_dim=6 * 8 + _TEXT_DIM,
+        use_linear_projection=True,
+    )
+    _seeded(14)
+    vae = AutoencoderKL(**{**_VAE_CONFIG, "scaling_factor": 0.13025})
+    scheduler_config = {k: v for k, v in SCHEDULER_CONFIG.items() if k not in ("clip_sample", "set_alpha_to_one")}
+    return {
+        "unet": unet.eval(),
+        "vae": vae.eval(),
+        "text_encoder": text_encoder.eval(),
+        "text_encoder_2": text_encoder_2.eval(),
+        "tokenizer": tokenizer,
+        "tokenizer_2": tokenizer,
+        "scheduler": EulerDiscreteScheduler(**scheduler_config),
+    }
+
+
+def _write_sdxl(directory: Path) -> None:
+    from engine.models.libs import diffusers_quiet
+
+    StableDiffusionXLPipeline = diffusers_quiet().StableDiffusionXLPipeline
+    StableDiffusionXLPipeline(**build_sdxl_components()).save_pretrained(directory)
+    manifest = {"name": "builtin:tiny-sdxl", "build_version": BUILD_VERSION, "seed": SEED,
+                "files": hash_files(directory)}  # fmt: skip
+    (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+WRITERS = {"tiny": _write, "tiny-sdxl": _write_sdxl}
+
+
 def hash_files(directory: Path) -> dict[str, str]:
     """sha256 of every file under `directory` (except the manifest), by relative POSIX path."""
     hashes: dict[str, str] = {}
@@ -236,7 +296,7 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
     return manifest if manifest.get("build_version") == BUILD_VERSION else None
 
 
-def ensure_tiny_model(directory: str | os.PathLike[str]) -> Path:
+def ensure_tiny_model(directory: str | os.PathLike[str], name: str = BUILTIN_NAME) -> Path:
     """Build the tiny family into `directory` unless a finished build of this version is already there.
 
     The build happens in a temporary sibling folder that is renamed into place, so a crash never leaves a
@@ -250,7 +310,7 @@ def ensure_tiny_model(directory: str | os.PathLike[str]) -> Path:
     try:
         # Building must not disturb the caller's global RNG (it may be mid-way through its own seeded work).
         with torch.random.fork_rng(devices=[]):
-            _write(staging)
+            WRITERS[name](staging)
         if target.exists():
             # A stale build (other version, or unfinished by an older layout): move it aside, then replace.
             if read_manifest(target) is not None:

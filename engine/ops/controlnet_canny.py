@@ -50,6 +50,7 @@ class ControlNetCanny(Operation):
     Params = ControlNetCannyParams
     uses_seed = True
     needs_model = True
+    pipeline_kind = "controlnet_canny"
 
     @classmethod
     def estimate(

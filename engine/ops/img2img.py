@@ -49,6 +49,7 @@ class Img2Img(Operation):
     Params = Img2ImgParams
     uses_seed = True
     needs_model = True
+    pipeline_kind = "img2img"
 
     @classmethod
     def estimate(

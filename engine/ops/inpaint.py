@@ -37,6 +37,7 @@ class Inpaint(Operation):
     Params = InpaintParams
     uses_seed = True
     needs_model = True
+    pipeline_kind = "inpaint"
 
     @classmethod
     def estimate(

@@ -38,6 +38,7 @@ class InstructPix2Pix(Operation):
     Params = InstructPix2PixParams
     uses_seed = True
     needs_model = True
+    pipeline_kind = "instruct_pix2pix"
 
     @classmethod
     def estimate(

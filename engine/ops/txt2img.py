@@ -31,6 +31,7 @@ class Txt2Img(Operation):
     Params = Txt2ImgParams
     uses_seed = True
     needs_model = True
+    pipeline_kind = "txt2img"
 
     @classmethod
     def estimate(

@@ -1,0 +1,188 @@
+"""Model families: what a Stable Diffusion family is made of, as a table (diffusers' AutoPipeline mapping
+tables are the model), and how to tell a model's family from its files.
+
+A family names, per kind of pipeline (txt2img, img2img, inpaint, instruct-pix2pix, ControlNet), the diffusers
+class that runs it, and its native size, latent format, text encoders, prediction type and live-preview factors.
+Operations ask the handle for a kind; a kind the family lacks is unavailable, with the reason.
+
+Pure JSON reading, no torch: the server tells the family (and so which operations it can offer) at start.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+PipelineKind = Literal["txt2img", "img2img", "inpaint", "instruct_pix2pix", "controlnet_canny"]
+
+# Extra component folders next to a base model (engine.models.tiny writes them; any local folder may have them).
+COMPONENT_FOR_KIND: dict[str, str] = {"instruct_pix2pix": "unet_pix2pix", "controlnet_canny": "controlnet_canny"}
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    name: str
+    title: str
+    pipelines: MappingProxyType[str, str]  # kind -> diffusers pipeline class
+    native_size: int
+    preview: str  # engine.preview.LATENT_RGB_FACTORS key
+    prediction_type: str = "epsilon"
+    text_encoders: tuple[str, ...] = ("text_encoder",)
+    latent_channels: int = 4
+    scaling_factor: float = 0.18215
+    safety_checker: bool = True  # the pipelines take safety_checker / requires_safety_checker arguments
+    notes: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "native_size": self.native_size,
+            "prediction_type": self.prediction_type,
+            "text_encoders": list(self.text_encoders),
+            "pipelines": dict(self.pipelines),
+        }
+
+
+SD1 = ModelFamily(
+    "sd1",
+    "Stable Diffusion 1.x",
+    MappingProxyType(
+        {
+            "txt2img": "StableDiffusionPipeline",
+            "img2img": "StableDiffusionImg2ImgPipeline",
+            "inpaint": "StableDiffusionInpaintPipeline",
+            "instruct_pix2pix": "StableDiffusionInstructPix2PixPipeline",
+            "controlnet_canny": "StableDiffusionControlNetPipeline",
+        }
+    ),
+    native_size=512,
+    preview="sd1",
+)
+SD2 = replace(SD1, name="sd2", title="Stable Diffusion 2.x (512, epsilon)", preview="sd2")
+SD2_V = replace(SD2, name="sd2-v", title="Stable Diffusion 2.x (768, v-prediction)", native_size=768,
+                prediction_type="v_prediction")  # fmt: skip
+SDXL = ModelFamily(
+    "sdxl",
+    "Stable Diffusion XL",
+    MappingProxyType(
+        {
+            "txt2img": "StableDiffusionXLPipeline",
+            "img2img": "StableDiffusionXLImg2ImgPipeline",
+            "inpaint": "StableDiffusionXLInpaintPipeline",
+            "instruct_pix2pix": "StableDiffusionXLInstructPix2PixPipeline",
+            "controlnet_canny": "StableDiffusionXLControlNetPipeline",
+        }
+    ),
+    native_size=1024,
+    preview="sdxl",
+    text_encoders=("text_encoder", "text_encoder_2"),
+    scaling_factor=0.13025,
+    safety_checker=False,
+)
+
+FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (SD1, SD2, SD2_V, SDXL)}
+BUILTIN_FAMILIES: dict[str, ModelFamily] = {"tiny": SD1, "tiny-sdxl": SDXL}
+
+
+class UnknownFamily(ValueError):
+    pass
+
+
+def family_named(name: str) -> ModelFamily:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise UnknownFamily(f"unknown model family {name!r} (known: {', '.join(FAMILIES)})") from None
+
+
+def detect_folder(path: Path) -> ModelFamily:
+    """The family of a diffusers pipeline folder, from its model_index.json and component configs."""
+    try:
+        index = json.loads((path / "model_index.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UnknownFamily(f"{path} is not a diffusers pipeline folder (model_index.json: {exc})") from None
+    class_name = str(index.get("_class_name", ""))
+    unet = _config(path / "unet" / "config.json")
+    if "XL" in class_name or "text_encoder_2" in index or unet.get("addition_embed_type") == "text_time":
+        return SDXL
+    if class_name and not class_name.startswith("StableDiffusion"):
+        raise UnknownFamily(f"{path} holds a {class_name}, not a Stable Diffusion 1.x/2.x/XL pipeline")
+    if unet.get("cross_attention_dim") == 1024:
+        scheduler = _config(path / "scheduler" / "scheduler_config.json")
+        return SD2_V if scheduler.get("prediction_type") == "v_prediction" else SD2
+    return SD1
+
+
+def _config(path: Path) -> dict[str, object]:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def capabilities(family: ModelFamily, folder: Path | None) -> dict[str, str | None]:
+    """Kind -> None when the model can run it, else why not (the family lacks it, or a component is missing)."""
+    found: dict[str, str | None] = {}
+    for kind in ("txt2img", "img2img", "inpaint", "instruct_pix2pix", "controlnet_canny"):
+        if kind not in family.pipelines:
+            found[kind] = f"{family.title} has no {kind} pipeline"
+            continue
+        component = COMPONENT_FOR_KIND.get(kind)
+        if component is not None and folder is not None and not (folder / component / "config.json").exists():
+            found[kind] = (
+                f"the model has no {component} component (add a {component}/ folder next to it, or point "
+                f"ModelOptions.extras[{component!r}] at one)"
+            )
+            continue
+        found[kind] = None
+    return found
+
+
+# Which extra components the built-in models carry (engine.models.tiny builds them).
+BUILTIN_COMPONENTS: dict[str, frozenset[str]] = {
+    "tiny": frozenset({"unet_pix2pix", "controlnet_canny", "unet_inpaint"}),
+    "tiny-sdxl": frozenset(),
+}
+
+
+def model_capabilities(spec_text: str, family_override: str | None = None) -> tuple[ModelFamily | None, dict]:
+    """The family of a model spec and what it can run, told from files alone (no torch, no network): a
+    built-in's table, a diffusers folder's configs, a hub id's cached configs. (None, {}) when it cannot be told
+    (a single file, a hub id not cached): the render finds out, and says why."""
+    from engine.models.spec import parse_model_spec
+
+    spec = parse_model_spec(spec_text)
+    if spec.kind == "builtin":
+        family = family_named(family_override) if family_override else BUILTIN_FAMILIES[spec.location]
+        present = BUILTIN_COMPONENTS[spec.location]
+        found = capabilities(family, None)
+        for kind, component in COMPONENT_FOR_KIND.items():
+            if found.get(kind) is None and component not in present:
+                found[kind] = f"builtin:{spec.location} has no {component} component"
+        return family, found
+    folder: Path | None = None
+    if spec.kind == "folder":
+        folder = Path(spec.location)
+    elif spec.kind == "hub":
+        folder = _cached_hub_folder(spec.location)
+    if folder is None:
+        return (family_named(family_override) if family_override else None), {}
+    try:
+        family = family_named(family_override) if family_override else detect_folder(folder)
+    except UnknownFamily:
+        return None, {}
+    return family, capabilities(family, folder)
+
+
+def _cached_hub_folder(repo_id: str) -> Path | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(repo_id, "model_index.json")
+    return Path(found).parent if isinstance(found, str) else None
