@@ -156,6 +156,12 @@ async def test_nothing_verified_fails_verify(engine, tmp_path, model_options):  
     assert report_of(result)["counts"] == {"not_comparable": 2} and report_of(result)["verified"] == 0
     assert "nothing was verified" in result.stderr
 
+    # A recipe whose renders never happened (no render events): every layer is not_rendered; still nothing verified.
+    document["events"] = [e for e in document["events"] if e["type"] != "layer.rendered"]
+    recipe = cli(tmp_path, model_options, "replay", str(write(tmp_path, document, "recipe.json")), "--verify")
+    assert recipe.returncode == 1 and "nothing was verified" in recipe.stderr
+    assert recipe.stdout.strip().splitlines()[-1] == "opendream: 2 not rendered; 0 of 2 layers verified"
+
 
 async def test_could_not_render_and_downstream_continues_from_the_record(engine, tmp_path, model_options):  # noqa: F811
     """`split` exists where the canvas was made (an extension) and not where it is replayed: its layer cannot
