@@ -165,14 +165,20 @@ async def test_nothing_verified_fails_verify(engine, tmp_path, model_options):  
 
 async def test_could_not_render_and_downstream_continues_from_the_record(engine, tmp_path, model_options):  # noqa: F811
     """`split` exists where the canvas was made (an extension) and not where it is replayed: its layer cannot
-    render, and the layers showing its further images continue from its recorded images."""
+    render, and the layers showing its further images continue from its recorded images. `explode` never
+    rendered anywhere: the layer reading it cannot render either, and says why."""
     service, queue, _, _, _ = engine
-    canvas_id = await canvas_with(service, txt2img("a"), AddLayer(layer_id="s", operation="split", params={"count": 3}))
+    canvas_id = await canvas_with(
+        service,
+        txt2img("a"),
+        AddLayer(layer_id="s", operation="split", params={"count": 3}),
+        AddLayer(layer_id="x", operation="explode", params={}),
+        img2img("y", "x"),
+    )
     await queue.wait_idle()
     state = await service.state(canvas_id)
-    assert state.order == ("a", "s", "s.1", "s.2") and all(
-        layer.status == "rendered" for layer in state.layers.values()
-    )
+    assert state.order == ("a", "s", "x", "y", "s.1", "s.2")
+    assert [state.layers[i].status for i in ("a", "s", "s.1", "s.2", "x")] == ["rendered"] * 4 + ["failed"]
     data = tmp_path / "cli-data"
     data.mkdir()
     (data / "models").symlink_to(model_options.models_dir)
@@ -186,10 +192,12 @@ async def test_could_not_render_and_downstream_continues_from_the_record(engine,
     layers = {layer["layer_id"]: layer for layer in report_of(result)["layers"]}
     assert {i: layer["outcome"] for i, layer in layers.items()} == {
         "a": "identical", "s": "could_not_render", "s.1": "identical", "s.2": "identical",
+        "x": "could_not_render", "y": "could_not_render",
     }  # fmt: skip
     assert layers["s"]["error"] == "operation 'split' is not available here (a missing extension?)"
     assert layers["s.1"]["inputs_from_record"] == ["s"] and layers["s.2"]["inputs_from_record"] == ["s"]
     assert layers["s.1"]["detail"] == "from the recorded image of 's' (could not render)"
+    assert layers["y"]["error"] == "input 'x' could not render and has no recorded image at hand"
     assert "has no image yet" not in result.stdout
 
 
