@@ -305,3 +305,11 @@ def test_the_cli_import_prints_the_events_it_stored_and_the_warnings(tmp_path):
     assert f"({len(workflow.events)} events stored)" in result.stdout
     assert result.stderr.count("opendream: warning: layer ") == 2
     assert "layer 6 (controlnet_openpose)" in result.stderr and "layer 15 (dalle)" in result.stderr
+
+
+def test_a_mask_no_inpaint_uses_binds_to_the_nearest_earlier_layer_of_its_size():
+    layers = original("webui-every-op.json")
+    del layers["12"]  # the inpaint that read layer 0 with mask 11
+    converted = convert_opendream_2023(layers)
+    added = {e["payload"]["layer_id"]: e["payload"] for e in converted["events"] if e["type"] == "layer.added"}
+    assert added["layer-11"]["params"]["layer"] == "layer-0"  # 100x75, like the mask; layers 4 to 10 are not
