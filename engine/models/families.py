@@ -166,6 +166,14 @@ def model_capabilities(spec_text: str, family_override: str | None = None) -> tu
                 found[kind] = f"builtin:{spec.location} has no {component} component"
         return family, found
     folder: Path | None = None
+    if spec.kind == "single_file" and spec.location.lower().endswith(".safetensors") and not family_override:
+        from engine.models.checkpoint import NotACheckpoint, inspect_checkpoint
+
+        try:  # only the header is read; a .ckpt would need torch, so it is told when it loads
+            info = inspect_checkpoint(Path(spec.location))
+        except (NotACheckpoint, OSError):
+            return None, {}
+        return (info.family, capabilities(info.family, None)) if info.family else (None, {})
     if spec.kind == "folder":
         folder = Path(spec.location)
     elif spec.kind == "hub":

@@ -31,7 +31,7 @@ import torch
 
 from engine.errors import CapabilityMissing, ModelUnavailable
 from engine.models import tiny
-from engine.models.families import BUILTIN_FAMILIES, SD1, ModelFamily, detect_folder, family_named
+from engine.models.families import BUILTIN_FAMILIES, ModelFamily, detect_folder, family_named
 from engine.models.fingerprint import HashCache, default_hash_cache, hash_model_path
 from engine.models.libs import diffusers_quiet, dtype_kwarg
 from engine.models.spec import ModelSpec, parse_model_spec
@@ -131,10 +131,26 @@ class ModelHandle:
             elif self.spec.kind == "builtin":
                 self._family = BUILTIN_FAMILIES[self.spec.location]
             elif self.spec.kind == "single_file":
-                self._family = SD1
+                self._family = self._checkpoint_family()
             else:
                 self._family = detect_folder(self._resolve_path())
         return self._family
+
+    def _checkpoint_family(self) -> ModelFamily:
+        """A single file's family, from its keys; a file that is no checkpoint is refused saying what it is."""
+        from engine.models.checkpoint import NotACheckpoint, inspect_checkpoint
+
+        path = self._resolve_path()
+        try:
+            info = inspect_checkpoint(path)
+        except NotACheckpoint as exc:
+            raise ModelUnavailable(str(exc)) from None
+        if info.family is None:
+            raise ModelUnavailable(
+                f"{path.name} is {info.what}: point --model at a Stable Diffusion checkpoint (SD 1.x, 2.x or XL), "
+                "a diffusers folder or a hub id"
+            )
+        return info.family
 
     @property
     def preview_family(self) -> str:
@@ -225,7 +241,20 @@ class ModelHandle:
         if self.spec.kind == "single_file":
             # Needs the matching config from the hub (or its cache) to know the architecture.
             kwargs = {key: value for key, value in self._from_pretrained_kwargs().items() if key != "low_cpu_mem_usage"}
-            pipe = cls.from_single_file(str(path), **kwargs)
+            try:
+                pipe = cls.from_single_file(str(path), **kwargs)
+            except Exception as exc:
+                if "LocalEntryNotFound" in type(exc).__name__ or "offline" in str(exc).lower():
+                    # diffusers fetches the family's component configs from the hub; shipping them is issue #15
+                    raise ModelUnavailable(
+                        f"{path.name} is a {self.family.title} checkpoint, but loading single files needs their "
+                        "component configs from the Hugging Face hub, which cannot be reached: run once online (the "
+                        "configs are cached), or convert the file into a diffusers folder"
+                    ) from None
+                raise ModelUnavailable(
+                    f"{path.name} could not be loaded as a {self.family.title} checkpoint ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}): is it complete, and of that family (--model-family overrides)?"
+                ) from None
         else:
             pipe = cls.from_pretrained(str(path), **self._from_pretrained_kwargs())
         pipe.to(self.device)
