@@ -67,13 +67,16 @@ def load_operations(settings: Settings) -> OperationRegistry:
 def describe_model(settings: Settings, registry: OperationRegistry) -> dict[str, object]:
     """The model's family and what it can run, told from its files before anything loads; the operations it
     cannot run are listed as unavailable with the reason (the client greys them out)."""
-    from engine.models.families import UnknownFamily, model_capabilities
+    from engine.models.families import UnknownFamily, availability, model_capabilities
 
     try:
+        problem = availability(settings.model)
         family, capabilities = model_capabilities(settings.model, settings.model_family)
     except (ValueError, UnknownFamily) as exc:
         log.warning("opendream: the model %s cannot be told apart before loading: %s", settings.model, exc)
-        return {"spec": settings.model, "family": None}
+        return {"spec": settings.model, "family": None, "problem": str(exc)}
+    if problem:
+        log.warning("opendream: %s", problem)
     for name in registry.names():
         operation = registry.get(name)
         kind = getattr(operation, "pipeline_kind", None)
@@ -82,7 +85,7 @@ def describe_model(settings: Settings, registry: OperationRegistry) -> dict[str,
             registry.mark_unavailable(name, reason)
     if family is not None:
         log.info("opendream: model %s is %s (native %d px)", settings.model, family.title, family.native_size)
-    return {"spec": settings.model, "family": None if family is None else family.describe()}
+    return {"spec": settings.model, "family": None if family is None else family.describe(), "problem": problem}
 
 
 def renderer_factory(

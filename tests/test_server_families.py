@@ -36,3 +36,13 @@ def test_an_sdxl_server_lists_what_its_model_cannot_run_and_renders_the_rest(tmp
             time.sleep(0.1)
         assert layer["status"] == "rendered", layer
         assert layer["output"]["fingerprint"]["family"] == "sdxl"
+
+
+def test_a_hub_model_that_is_not_cached_is_reported_at_start(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    server = ServerProcess(tmp_path / "data", None, "--model", "nobody/not-cached", "--log-level", "info")
+    with server, server.client() as client:
+        model = client.get("/api/health").json()["model"]
+    assert "not cached on this machine" in model["problem"] and "HF_HUB_OFFLINE" in model["problem"]
+    assert "nobody/not-cached is not cached on this machine" in server.log_path.read_text()

@@ -187,6 +187,27 @@ def model_capabilities(spec_text: str, family_override: str | None = None) -> tu
     return family, capabilities(family, folder)
 
 
+def availability(spec_text: str) -> str | None:
+    """Why the model cannot be used on this machine, told without the network (None: it can, or it will be
+    found out when it loads): a missing file or folder, a hub id that is not cached while the hub is off."""
+    import os
+
+    from engine.models.spec import parse_model_spec
+
+    spec = parse_model_spec(spec_text)
+    if spec.kind in ("folder", "single_file") and not Path(spec.location).exists():
+        return f"model {spec} not found: no such file or folder on the server"
+    if spec.kind == "hub" and _cached_hub_folder(spec.location) is None:
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        if offline:
+            return (
+                f"model {spec} is not cached on this machine and HF_HUB_OFFLINE is set: run once online, or point "
+                "--model at a folder or a file"
+            )
+        return f"model {spec} is not cached on this machine: the first render downloads it (several GB)"
+    return None
+
+
 def _cached_hub_folder(repo_id: str) -> Path | None:
     try:
         from huggingface_hub import try_to_load_from_cache
