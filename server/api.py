@@ -280,12 +280,13 @@ async def get_renders(request: Request) -> Response:
     except CanvasNotFound as exc:
         raise not_found(exc) from None
     await queue.refresh_backlog()  # so that "ahead" counts canvases not yet taken
+    running = queue.running()
     return JSONResponse(
         {
             "canvas_id": canvas_id,
             "queue": queue.queue(state),
             "blocked": queue.blocked(canvas_id),
-            "rendering": queue.running() if (queue.running() or {}).get("canvas_id") == canvas_id else None,
+            "rendering": running if running is not None and running["canvas_id"] == canvas_id else None,
             "stats": dict(queue.stats),
         }
     )

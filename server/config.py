@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from engine.limits import RenderLimits
@@ -103,7 +104,7 @@ class Settings:
         """PostgreSQL: several replicas and workers may share the database."""
         return self.database_url.startswith("postgresql")
 
-    @property
+    @cached_property  # reads the model's files: once per settings, not once per request
     def family_native_side(self) -> int:
         from engine.models.families import UnknownFamily, model_capabilities
         from engine.models.spec import InvalidModelSpec
@@ -114,7 +115,7 @@ class Settings:
             return 512
         return family.native_size if family is not None else 512
 
-    @property
+    @cached_property
     def render_limits(self) -> RenderLimits:
         gpu = not self.device.startswith("cpu") if self.device is not None else gpu_visible()
         limits = RenderLimits.for_device("gpu" if gpu else "cpu", self.working_side or self.family_native_side)

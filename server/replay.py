@@ -22,7 +22,7 @@ import math
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from server.blobs import BlobStore
 from server.core.state import CanvasState, Layer
@@ -41,15 +41,7 @@ Outcome = Literal[
     "could_not_render",
     "not_rendered",
 ]
-OUTCOMES: tuple[Outcome, ...] = (
-    "identical",
-    "within_tolerance",
-    "different",
-    "size_differs",
-    "not_comparable",
-    "could_not_render",
-    "not_rendered",
-)
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 VERIFIED: frozenset[str] = frozenset({"identical", "within_tolerance", "different", "size_differs"})
 """Outcomes where a recorded image was checked against a re-render by the same engine."""
 DIFFERS: frozenset[str] = frozenset({"different", "size_differs"})

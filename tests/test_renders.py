@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import AsyncIterator
 
 import pytest
 from PIL import Image
@@ -363,36 +365,46 @@ class Gate(Operation):
         return Image.new("RGB", (8, 8))
 
 
-async def test_users_take_turns_within_a_canvas(tmp_path, renderer):
-    registry = operations()
-    registry.register(Gate)
+@contextlib.asynccontextmanager
+async def running_queue(
+    tmp_path, registry: OperationRegistry, renderer: Renderer, **options
+) -> AsyncIterator[tuple[CanvasService, RenderQueue, SQLEventStore]]:
+    """A service and a started render queue of their own (options as RenderQueue takes them)."""
     store = SQLEventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
     store.migrate()
     service = CanvasService(store, Decider(registry))
     await service.start()
-    gated = Renderer(renderer.models, registry)
-    queue = RenderQueue(service, store, LocalBlobStore(tmp_path / "blobs"), registry, lambda: gated)
+    queue = RenderQueue(service, store, LocalBlobStore(tmp_path / "blobs"), registry, lambda: renderer, **options)
     await queue.start()
-    GATE.clear()
     try:
-        held = await canvas_with(service, AddLayer(layer_id="gate", operation="gate"))
-        while queue.running() is None:
-            await asyncio.sleep(0.01)
-        shared = (await service.create_canvas("shared", "alice")).canvas_id
-        for layer_id, user in (("a1", "alice"), ("a2", "alice"), ("a3", "alice"), ("b1", "bob")):
-            await service.execute(shared, txt2img(layer_id, seed=len(layer_id) + ord(layer_id[-1])), user)
-        waiting = {item["layer_id"]: item for item in queue.queue(await service.state(shared))}
-        assert waiting["b1"]["user"] == "bob" and waiting["a1"]["wait_reason"] == "behind 1 render on other canvases"
-        GATE.set()
+        yield service, queue, store
+    finally:
+        await queue.stop()
+        await service.stop()
+        store.close()
+
+
+async def test_users_take_turns_within_a_canvas(tmp_path, renderer):
+    registry = operations()
+    registry.register(Gate)
+    GATE.clear()
+    async with running_queue(tmp_path, registry, Renderer(renderer.models, registry)) as (service, queue, store):
+        try:
+            held = await canvas_with(service, AddLayer(layer_id="gate", operation="gate"))
+            while queue.running() is None:
+                await asyncio.sleep(0.01)
+            shared = (await service.create_canvas("shared", "alice")).canvas_id
+            for layer_id, user in (("a1", "alice"), ("a2", "alice"), ("a3", "alice"), ("b1", "bob")):
+                await service.execute(shared, txt2img(layer_id, seed=len(layer_id) + ord(layer_id[-1])), user)
+            waiting = {item["layer_id"]: item for item in queue.queue(await service.state(shared))}
+            assert waiting["b1"]["user"] == "bob"
+            assert waiting["a1"]["wait_reason"] == "behind 1 render on other canvases"
+        finally:
+            GATE.set()  # never leave the render thread held
         await queue.wait_idle()
         order = [e.data.layer_id for e in store.read(shared) if e.type == "layer.rendered"]
         assert order == ["a1", "b1", "a2", "a3"]  # bob is not made to wait behind all of alice's work
         assert (await service.state(held)).layers["gate"].status == "rendered"
-    finally:
-        GATE.set()
-        await queue.stop()
-        await service.stop()
-        store.close()
 
 
 async def test_a_canvas_whose_state_cannot_be_scheduled_is_set_aside_and_cured_by_an_edit(tmp_path, renderer):
@@ -401,16 +413,10 @@ async def test_a_canvas_whose_state_cannot_be_scheduled_is_set_aside_and_cured_b
     from server.quarantine import Backoff
     from server.service import RecordedEvent
 
-    store = SQLEventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    store.migrate()
-    service = CanvasService(store, Decider(operations()))
-    await service.start()
-    queue = RenderQueue(service, store, LocalBlobStore(tmp_path / "blobs"), operations(), lambda: renderer,
-                        backoff=Backoff(base_s=0.05, cap_s=0.4))  # fmt: skip
     blocked_notices: list[dict] = []
-    queue.subscribe(lambda canvas_id, n: blocked_notices.append(n) if n["type"].startswith("render_") else None)
-    await queue.start()
-    try:
+    quick = Backoff(base_s=0.05, cap_s=0.4)
+    async with running_queue(tmp_path, operations(), renderer, backoff=quick) as (service, queue, _):
+        queue.subscribe(lambda canvas_id, n: blocked_notices.append(n) if n["type"].startswith("render_") else None)
         events = [CanvasCreated(name="bad"), LayerAdded("ghostly", "img2img", {"source": "ghost"}, 1, ("ghost",), "G")]
         bad = (await service.import_log([RecordedEvent(e, "import", None, 0.0) for e in events])).canvas_id
         good = await canvas_with(service, txt2img("fine"))
@@ -430,21 +436,10 @@ async def test_a_canvas_whose_state_cannot_be_scheduled_is_set_aside_and_cured_b
             await asyncio.sleep(0.05)
         assert queue.blocked(bad) is None
         assert any(n["type"] == "render_unblocked" for n in blocked_notices)
-    finally:
-        await queue.stop()
-        await service.stop()
-        store.close()
 
 
 async def test_a_private_render_cache_reuses_renders_only_within_a_canvas(tmp_path, renderer):
-    store = SQLEventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    store.migrate()
-    service = CanvasService(store, Decider(operations()))
-    await service.start()
-    queue = RenderQueue(service, store, LocalBlobStore(tmp_path / "blobs"), operations(), lambda: renderer,
-                        private_cache=True)  # fmt: skip
-    await queue.start()
-    try:
+    async with running_queue(tmp_path, operations(), renderer, private_cache=True) as (service, queue, _):
         first = await canvas_with(service, txt2img("a", seed=31))
         await queue.wait_idle()
         second = await canvas_with(service, txt2img("x", seed=31))  # the same render on another canvas
@@ -459,7 +454,3 @@ async def test_a_private_render_cache_reuses_renders_only_within_a_canvas(tmp_pa
                               "bob")  # fmt: skip
         await queue.wait_idle()
         assert (await service.state(fork)).layers["a"].output.cached
-    finally:
-        await queue.stop()
-        await service.stop()
-        store.close()

@@ -31,7 +31,7 @@ import torch
 
 from engine.errors import CapabilityMissing, ModelUnavailable
 from engine.models import tiny
-from engine.models.families import BUILTIN_FAMILIES, ModelFamily, detect_folder, family_named
+from engine.models.families import COMPONENT_FOR_KIND, BUILTIN_FAMILIES, ModelFamily, detect_folder, family_named
 from engine.models.fingerprint import HashCache, default_hash_cache, hash_model_path
 from engine.models.libs import diffusers_quiet, dtype_kwarg
 from engine.models.spec import ModelSpec, parse_model_spec
@@ -43,13 +43,6 @@ if TYPE_CHECKING:
 PipelineKind = Literal["txt2img", "img2img", "inpaint", "instruct_pix2pix", "controlnet_canny"]
 CPU_ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 EXTRA_COMPONENTS = (tiny.INPAINT_UNET, tiny.PIX2PIX_UNET, tiny.CONTROLNET_CANNY)
-_NEEDS: dict[str, str | None] = {
-    "txt2img": None,
-    "img2img": None,
-    "inpaint": None,  # has a fallback, see the module docstring
-    "instruct_pix2pix": tiny.PIX2PIX_UNET,
-    "controlnet_canny": tiny.CONTROLNET_CANNY,
-}
 
 
 def default_models_dir() -> Path:
@@ -377,7 +370,7 @@ class ModelHandle:
     def supports(self, kind: PipelineKind) -> bool:
         if kind not in self.family.pipelines:
             return False
-        needed = _NEEDS[kind]
+        needed = COMPONENT_FOR_KIND.get(kind)  # inpaint has a fallback, see the module docstring
         return needed is None or self.component(needed) is not None
 
     def pipeline(self, kind: PipelineKind, scheduler: str | None = None) -> Any:

@@ -20,6 +20,11 @@ def effective_steps(steps: int, strength: float) -> int:
     return max(steps, math.ceil(1 / strength)) if int(steps * strength) < 1 else steps
 
 
+def denoising_steps(steps: int, strength: float) -> int:
+    """The steps diffusers actually runs for a partial repaint (int(steps x strength), at least one)."""
+    return int(effective_steps(steps, strength) * strength)
+
+
 def estimate_from_source(
     source: Size | None, rule: str, steps: int, limits: RenderLimits | None
 ) -> WorkEstimate | None:
@@ -55,7 +60,7 @@ class Img2Img(Operation):
     def estimate(
         cls, params: Img2ImgParams, input_sizes: Mapping[str, Size | None], limits: RenderLimits | None = None
     ) -> WorkEstimate | None:
-        steps = int(effective_steps(params.steps, params.strength) * params.strength)
+        steps = denoising_steps(params.steps, params.strength)
         return estimate_from_source(input_sizes.get("source"), params.resize, steps, limits)
 
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: Img2ImgParams) -> Image:

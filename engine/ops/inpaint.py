@@ -9,7 +9,7 @@ from engine.imaging import fit_to_grid, mask_from_layer, restore_size
 from engine.limits import RenderLimits, Size, WorkEstimate
 from engine.operation import LayerInput, MaskInput, Operation, Params, Prompt
 from engine.ops.common import Guidance, Resize, SchedulerName, Steps, Strength
-from engine.ops.img2img import effective_steps, estimate_from_source
+from engine.ops.img2img import denoising_steps, effective_steps, estimate_from_source
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -43,7 +43,7 @@ class Inpaint(Operation):
     def estimate(
         cls, params: InpaintParams, input_sizes: Mapping[str, Size | None], limits: RenderLimits | None = None
     ) -> WorkEstimate | None:
-        steps = int(effective_steps(params.steps, params.strength) * params.strength)
+        steps = denoising_steps(params.steps, params.strength)
         return estimate_from_source(input_sizes.get("source"), params.resize, steps, limits)
 
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: InpaintParams) -> Image:

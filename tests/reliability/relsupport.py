@@ -182,3 +182,19 @@ def health(server: ServerProcess) -> bool:
         return httpx.get(server.url + "/api/health", timeout=10).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def layers(client: httpx.Client, canvas_id: str) -> dict[str, dict[str, Any]]:
+    """The canvas's layers by id, as the HTTP API shows them now."""
+    return {layer["id"]: layer for layer in client.get(f"/api/canvases/{canvas_id}/state").json()["layers"]}
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll `predicate` until it returns something true (returned), failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(interval)

@@ -19,7 +19,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.reliability.relsupport import health, join, new_canvas, read_log, record_figures, start_server
+from tests.reliability.relsupport import (
+    health,
+    join,
+    layers,
+    new_canvas,
+    read_log,
+    record_figures,
+    start_server,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -95,20 +104,6 @@ def extension_dir(root: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "faults.py").write_text(FAULTS)
     return directory
-
-
-def layers(client: httpx.Client, canvas_id: str) -> dict[str, dict[str, Any]]:
-    return {layer["id"]: layer for layer in client.get(f"/api/canvases/{canvas_id}/state").json()["layers"]}
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(interval)
 
 
 def add(client: httpx.Client, canvas_id: str, layer_id: str, operation: str, params: dict[str, Any]) -> None:

@@ -19,7 +19,17 @@ import pytest
 from PIL import Image
 
 from engine.limits import fit_within
-from tests.reliability.relsupport import health, join, new_canvas, read_log, record_figures, share, start_server
+from tests.reliability.relsupport import (
+    health,
+    join,
+    layers,
+    new_canvas,
+    read_log,
+    record_figures,
+    share,
+    start_server,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -59,20 +69,6 @@ def add(client: httpx.Client, canvas_id: str, layer_id: str, operation: str, par
     response = command(client, canvas_id, f"add-{layer_id}",
                        {"type": "add_layer", "layer_id": layer_id, "operation": operation, "params": params})  # fmt: skip
     assert response.status_code == 200, response.text
-
-
-def layers(client: httpx.Client, canvas_id: str) -> dict[str, dict[str, Any]]:
-    return {layer["id"]: layer for layer in client.get(f"/api/canvases/{canvas_id}/state").json()["layers"]}
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(interval)
 
 
 def settled(client: httpx.Client, canvas_id: str, *names: str) -> bool:
