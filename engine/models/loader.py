@@ -31,7 +31,7 @@ import torch
 
 from engine.errors import CapabilityMissing, ModelUnavailable
 from engine.models import tiny
-from engine.models.families import COMPONENT_FOR_KIND, BUILTIN_FAMILIES, ModelFamily, detect_folder, family_named
+from engine.models.families import BUILTIN_FAMILIES, COMPONENT_FOR_KIND, ModelFamily, detect_folder, family_named
 from engine.models.fingerprint import HashCache, default_hash_cache, hash_model_path
 from engine.models.libs import diffusers_quiet, dtype_kwarg
 from engine.models.spec import ModelSpec, parse_model_spec
