@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic.fields import FieldInfo
 
 from engine.limits import RenderLimits, Size, WorkEstimate, largest
 
@@ -280,12 +281,28 @@ class OperationRegistry:
     def __init__(self) -> None:
         self._operations: dict[str, type[Operation]] = {}
         self._unavailable: dict[str, str] = {}
+        self._registered: dict[str, type[Operation]] = {}  # as registered, before `set_defaults`
 
     def register(self, operation: type[Operation]) -> type[Operation]:
         if operation.name in self._operations:
             raise ValueError(f"operation {operation.name!r} is already registered")
         self._operations[operation.name] = operation
         return operation
+
+    def set_defaults(
+        self, name: str, defaults: Mapping[str, Any], descriptions: Mapping[str, str] | None = None
+    ) -> type[Operation]:
+        """Serve operation `name` with other parameter defaults (the model family's native size, say): the schema
+        the client renders, a command that omits them and the renderer then agree, as they all read the one
+        class this returns. Always relative to the operation as registered: setting them again replaces them."""
+        registered = self._registered.setdefault(name, self._operations[name])
+        changed = with_defaults(registered, defaults, descriptions or {})
+        self._operations[name] = changed
+        return changed
+
+    def registered(self, name: str) -> type[Operation] | None:
+        """The operation as registered, whatever `set_defaults` changed."""
+        return self._registered.get(name, self._operations.get(name))
 
     def mark_unavailable(self, name: str, reason: str) -> None:
         self._unavailable[name] = reason
@@ -301,6 +318,33 @@ class OperationRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._operations
+
+
+def with_defaults(
+    operation: type[Operation], defaults: Mapping[str, Any], descriptions: Mapping[str, str]
+) -> type[Operation]:
+    """`operation` with its parameters' defaults (and descriptions) changed, every constraint kept; the
+    operation itself when nothing changes. A subclass, so its name, version and `run` are the same."""
+    fields = operation.Params.model_fields
+    unknown = (set(defaults) | set(descriptions)) - set(fields)
+    if unknown:
+        raise KeyError(f"{operation.name} has no parameter {', '.join(sorted(unknown))}")
+    changed: dict[str, Any] = {}
+    for name in set(defaults) | set(descriptions):
+        overrides: dict[str, Any] = {}
+        if name in defaults and defaults[name] != fields[name].default:
+            overrides["default"] = defaults[name]
+        if name in descriptions:
+            overrides["description"] = descriptions[name]
+        if overrides:
+            changed[name] = (fields[name].annotation, FieldInfo.merge_field_infos(fields[name], **overrides))
+    if not changed:
+        return operation
+    params = create_model(  # type: ignore[call-overload]
+        operation.Params.__name__, __base__=operation.Params, __module__=operation.Params.__module__, **changed
+    )
+    namespace = {"Params": params, "__module__": operation.__module__, "__qualname__": operation.__qualname__}
+    return type(operation.__name__, (operation,), namespace)
 
 
 OperationFactory = Callable[[], type[Operation]]

@@ -98,6 +98,13 @@ class Renderer:
         if self.reproducible is not None:
             self.reproducible.apply()
 
+    def load_model(self, model: str | ModelSpec | None = None) -> None:
+        """Load and warm up a model now (a server does it right after starting) rather than in the first render;
+        its handle's `progress` tells how far it is. Raises ModelUnavailable with the reason."""
+        handle = self.models.get(model)
+        with handle.lock:
+            handle.load()
+
     def render(
         self,
         operation_name: str,

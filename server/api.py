@@ -90,12 +90,16 @@ def not_found(exc: CanvasNotFound) -> ApiError:
 
 async def health(request: Request) -> Response:
     svc = services(request)
+    model = getattr(request.app.state, "model", None)
+    progress = getattr(request.app.state, "model_progress", None)
+    if model is not None and progress is not None:  # a server that renders: how far loading the model has come
+        model = {**model, **progress.snapshot()}
     return JSONResponse(
         {
             "status": "ok",
             "version": server.__version__,
             "database": "sqlite" if svc.store.is_sqlite else "postgresql",
-            "model": getattr(request.app.state, "model", None),
+            "model": model,
         }
     )
 

@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
+from engine.models.progress import LoadProgress
 from engine.operation import OperationRegistry
 from server import api
 from server.auth import TokenStore
@@ -88,8 +89,21 @@ def describe_model(settings: Settings, registry: OperationRegistry) -> dict[str,
     return {"spec": settings.model, "family": None if family is None else family.describe(), "problem": problem}
 
 
+def install_family_defaults(settings: Settings, registry: OperationRegistry) -> None:
+    """The generating operations' size defaults follow the model's family, their steps the server's limits
+    (engine.defaults): told from files at start, like the family."""
+    from engine.defaults import apply_family_defaults
+
+    side = settings.working_side or settings.family_native_side
+    for name, changed in apply_family_defaults(registry, side, settings.render_limits).items():
+        log.info("opendream: %s defaults to %s", name, ", ".join(f"{key}={value}" for key, value in changed.items()))
+
+
 def renderer_factory(
-    settings: Settings, operations: OperationRegistry, blobs: BlobStore | None = None
+    settings: Settings,
+    operations: OperationRegistry,
+    blobs: BlobStore | None = None,
+    progress: LoadProgress | None = None,
 ) -> Callable[[], Renderer]:
     def build() -> Renderer:
         # Imported here: torch and diffusers take seconds to import, and only the render thread needs them.
@@ -106,7 +120,7 @@ def renderer_factory(
             family=settings.model_family,
         )
         return Renderer(
-            ModelManager(settings.model, options),
+            ModelManager(settings.model, options, progress),
             operations,
             reproducible=settings.reproducible or None,
             blob_reader=None if blobs is None else blobs.get,
@@ -127,6 +141,7 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
         store.migrate()
         registry = operations if operations is not None else load_operations(settings)
         model = describe_model(settings, registry)
+        install_family_defaults(settings, registry)
         blobs = open_blob_store(settings.blobs, settings.blob_dir)
         limits = settings.render_limits
         service = CanvasService(
@@ -136,9 +151,11 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
         )
         await service.start()
         renders = None
+        progress = None
         if settings.render:
+            progress = LoadProgress(settings.model)
             work = SharedWork(store.writer_engine) if settings.shared else LocalWork()
-            factory = renderer_factory(settings, registry, blobs)
+            factory = renderer_factory(settings, registry, blobs, progress)
             renders = RenderQueue(
                 service,
                 store,
@@ -152,6 +169,8 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
                 private_cache=settings.private_render_cache,
             )
             await renders.start()
+            # Loaded now, in the background, not by the first render (which waits for it); /api/health tells.
+            renders.preload_model(progress)
         tokens = TokenStore(store.writer_engine, store.reader_engine)
         admin_token = await asyncio.to_thread(tokens.admin_token, settings.admin_token_path)
         live_limits = LiveLimits(
@@ -167,6 +186,7 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             await bus.start()
             live.relay = bus.publish
         app.state.model = model
+        app.state.model_progress = progress
         app.state.services = Services(settings, store, blobs, service, registry, renders, tokens, live, admin_token)
         app.state.creations = CreationLimiter(settings.creations_per_minute, settings.creation_burst)
         log.info("opendream: data in %s, database %s", settings.data_dir, settings.database_url)

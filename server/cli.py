@@ -151,7 +151,7 @@ def worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def run() -> None:
-        from server.app import load_operations, renderer_factory
+        from server.app import install_family_defaults, load_operations, renderer_factory
         from server.blobs import open_blob_store
         from server.bus import PostgresBus
         from server.core.decide import Decider
@@ -167,8 +167,12 @@ def worker(args: argparse.Namespace) -> int:
         limits = settings.render_limits
         service = CanvasService(store, Decider(operations, blob_exists=blobs.exists, limits=limits))
         await service.start()
+        from engine.models.progress import LoadProgress
+
+        install_family_defaults(settings, operations)  # the same defaults as the servers that decide the commands
         work = SharedWork(store.writer_engine, lease_s=args.lease)
-        factory = renderer_factory(settings, operations, blobs)
+        progress = LoadProgress(settings.model)
+        factory = renderer_factory(settings, operations, blobs, progress)
         renders = RenderQueue(
             service, store, blobs, operations, factory, work, limits=limits, previews=settings.previews,
             shutdown_grace_s=settings.shutdown_grace_s, private_cache=settings.private_render_cache,
@@ -178,6 +182,7 @@ def worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         renders.subscribe(lambda canvas_id, notice: loop.create_task(bus.publish(canvas_id, notice)))
         await renders.start(scan_existing=False)
+        renders.preload_model(progress)  # the log tells how far loading the model has come
         print(f"opendream: worker {work.worker_id} rendering from {settings.database_url}", flush=True)
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

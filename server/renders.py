@@ -49,6 +49,7 @@ from server.store.base import EventStore, RenderRecord
 from server.work import LocalWork, SharedWork
 
 if TYPE_CHECKING:
+    from engine.models.progress import LoadProgress
     from engine.preview import PreviewImage
     from engine.render import Renderer
 
@@ -192,6 +193,8 @@ class RenderQueue:
         self._quarantines = Quarantines(backoff or Backoff())
         self._retry_timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._preload: asyncio.Task[None] | None = None
+        self._model_loading = threading.Event()  # the render thread is loading the model, rendering nothing
         self._requested_by: dict[tuple[str, str], str] = {}  # (canvas, layer) -> who asked for its render
         self._turns: dict[str, dict[str, int]] = {}  # canvas -> user -> when they were last served
         self._served = 0
@@ -225,12 +228,20 @@ class RenderQueue:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._preload is not None:  # only its await: the load goes on in the render thread (see below)
+            self._preload.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._preload
+            self._preload = None
         for timer in self._retry_timers.values():
             timer.cancel()
         self._retry_timers.clear()
         with contextlib.suppress(Exception):
             await self.work.close()
-        if not await asyncio.to_thread(self._thread.stop, self.shutdown_grace_s):
+        # A load has no layer to leave pending: the daemon thread is left to it without waiting (a built-in's
+        # build is renamed into place only when complete).
+        grace = 0.0 if self._model_loading.is_set() else self.shutdown_grace_s
+        if not await asyncio.to_thread(self._thread.stop, grace) and grace:
             log.warning(
                 "a render did not stop within %.0f s of shutdown; leaving it behind (its layer stays pending)",
                 self.shutdown_grace_s,
@@ -247,6 +258,39 @@ class RenderQueue:
             while self.work.pending() or self._running is not None:
                 self._idle.clear()
                 await self._idle.wait()
+
+    def preload_model(self, progress: LoadProgress | None = None) -> None:
+        """Load the model now, in the background, on the render thread: a render asked for meanwhile waits for
+        it there (the thread is serial) instead of failing, and a failed load is reported to `progress` (the
+        renders then fail at once with its reason, engine.models.loader)."""
+        if progress is not None and progress.state == "idle":
+            progress.begin("importing torch and diffusers")
+        self._preload = asyncio.create_task(self._thread.run(self._load_model, progress), name="opendream-model-load")
+
+    def _load_model(self, progress: LoadProgress | None) -> None:
+        self._model_loading.set()
+        try:
+            self._load_model_now(progress)
+        finally:
+            self._model_loading.clear()
+
+    def _load_model_now(self, progress: LoadProgress | None) -> None:
+        try:
+            renderer = self.renderer()
+        except Exception as exc:  # torch or the engine cannot even be imported
+            if progress is not None:
+                progress.failed(failure_reason(exc))
+            else:
+                log.warning("the renderer could not be built: %s", failure_reason(exc))
+            return
+        load = getattr(renderer, "load_model", None)  # a stand-in renderer (tests) may have none
+        if load is None:
+            return
+        try:
+            load()
+        except Exception as exc:  # said by `progress` and by every render that meets it
+            if progress is None:
+                log.warning("the model could not be loaded: %s", failure_reason(exc))
 
     def renderer(self) -> Renderer:
         with self._renderer_lock:

@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from engine.errors import CapabilityMissing, ModelUnavailable
+from engine.errors import CapabilityMissing, EngineError, ModelUnavailable
 from engine.models import tiny
 from engine.models.families import BUILTIN_FAMILIES, COMPONENT_FOR_KIND, ModelFamily, detect_folder, family_named
 from engine.models.fingerprint import HashCache, default_hash_cache, hash_model_path
 from engine.models.libs import diffusers_quiet, dtype_kwarg
+from engine.models.progress import LoadProgress
 from engine.models.spec import ModelSpec, parse_model_spec
 from engine.schedulers import make_scheduler
 
@@ -95,8 +96,13 @@ class ModelHandle:
     once, and serializing keeps memory predictable.
     """
 
-    def __init__(self, spec: str | ModelSpec, options: ModelOptions | None = None) -> None:
+    def __init__(
+        self, spec: str | ModelSpec, options: ModelOptions | None = None, progress: LoadProgress | None = None
+    ) -> None:
         self.spec = parse_model_spec(spec)
+        # How far loading has come (the server's /api/health reads it from another thread).
+        self.progress = progress or LoadProgress(str(self.spec))
+        self._load_failure: tuple[float, str] | None = None  # (when, why) the last load failed
         self.options = options or ModelOptions()
         self.device = select_device(self.options.device)
         self.dtype = select_dtype(self.device, self.options.dtype)
@@ -157,13 +163,37 @@ class ModelHandle:
         return self._base is not None
 
     def load(self) -> ModelHandle:
-        """Load the base model (once) and warm it up (once)."""
-        self._ensure_base()
-        if not self._warm:
-            with self.lock:
-                if not self._warm:
-                    self._warm_up()
-                    self._warm = True
+        """Load the base model (once) and warm it up (once), telling `progress` how far it is. A failed load
+        is not tried again for `resolve_retry_s`: the renders meanwhile fail at once, with the reason."""
+        if self._warm:
+            return self
+        with self.lock:
+            if self._warm:
+                return self
+            failed = self._load_failure
+            if failed is not None and time.monotonic() - failed[0] < self.options.resolve_retry_s:
+                raise ModelUnavailable(failed[1])
+            if self.progress.state != "loading":  # the server may have begun it (importing torch)
+                self.progress.begin(f"loading {self.spec}")
+            try:
+                if self._base is None:  # a built-in is built here on first use, a hub model looked up
+                    self.progress.note(f"finding {self.spec}")
+                self._ensure_base()
+                self.progress.note("warming up")
+                self._warm_up()
+            except Exception as exc:
+                engine_error = isinstance(exc, EngineError)
+                reason = str(exc) if engine_error else (
+                    f"model {self.spec} could not be loaded ({type(exc).__name__}: {str(exc)[:300]})"
+                )  # fmt: skip
+                self._load_failure = (time.monotonic(), reason)
+                self.progress.failed(reason)
+                if engine_error:
+                    raise
+                raise ModelUnavailable(reason) from exc
+            self._warm = True
+            self._load_failure = None
+            self.progress.ready()
         return self
 
     def _warm_up(self) -> None:
@@ -199,6 +229,52 @@ class ModelHandle:
         if self.family.safety_checker:
             kwargs.update(safety_checker=None, requires_safety_checker=False)
         return kwargs
+
+    def _load_folder(self, cls: Any, path: Path) -> Any:
+        """A diffusers folder, one component at a time (model_index.json lists them), so that `progress` can
+        count them; diffusers then builds the pipeline from those parts and its own config entries."""
+        import json
+
+        kwargs = self._from_pretrained_kwargs()
+        try:
+            index = json.loads((path / "model_index.json").read_text())
+        except (OSError, ValueError):
+            index = {}
+        names = [
+            name
+            for name, entry in index.items()
+            if not name.startswith("_") and isinstance(entry, list) and len(entry) == 2 and all(entry)
+            and name not in kwargs  # safety_checker=None: not loaded at all
+        ]  # fmt: skip
+        self.progress.start(len(names))
+        parts: dict[str, Any] = {}
+        for name in names:
+            library, class_name = index[name]
+            part = self._load_component(path, name, str(library), str(class_name))
+            if part is not None:
+                parts[name] = part
+            self.progress.step(name)
+        return cls.from_pretrained(str(path), **kwargs, **parts)
+
+    def _load_component(self, path: Path, name: str, library: str, class_name: str) -> Any | None:
+        """One component of a pipeline folder by its class's from_pretrained; None leaves it to diffusers (a
+        library or class this process does not know)."""
+        import importlib
+
+        try:
+            component_cls = getattr(importlib.import_module(library), class_name)
+        except (ImportError, AttributeError):
+            return None
+        kwargs: dict[str, Any] = {"subfolder": name}
+        if isinstance(component_cls, type) and issubclass(component_cls, torch.nn.Module):
+            if library.startswith("diffusers"):
+                kwargs.update({dtype_kwarg(): self.dtype, "low_cpu_mem_usage": False})
+            else:  # transformers: `dtype` since 4.56, `torch_dtype` before
+                import transformers
+
+                major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
+                kwargs["dtype" if (major, minor) >= (4, 56) else "torch_dtype"] = self.dtype
+        return component_cls.from_pretrained(str(path), **kwargs)
 
     def _resolve_path(self) -> Path:
         """Where the model's files are. Raises ModelUnavailable with what to do; a failed lookup is remembered
@@ -249,7 +325,7 @@ class ModelHandle:
                     f"{str(exc)[:200]}): is it complete, and of that family (--model-family overrides)?"
                 ) from None
         else:
-            pipe = cls.from_pretrained(str(path), **self._from_pretrained_kwargs())
+            pipe = self._load_folder(cls, path)
         pipe.to(self.device)
         self._configure(pipe.unet, "denoise")
         for name in self.family.text_encoders:
@@ -512,9 +588,15 @@ def _init_parameters(cls: type) -> frozenset[str]:
 class ModelManager:
     """Model handles by spec, each loaded at most once per process."""
 
-    def __init__(self, default: str | ModelSpec = "builtin:tiny", options: ModelOptions | None = None) -> None:
+    def __init__(
+        self,
+        default: str | ModelSpec = "builtin:tiny",
+        options: ModelOptions | None = None,
+        progress: LoadProgress | None = None,
+    ) -> None:
         self.default_spec = parse_model_spec(default)
         self.options = options or ModelOptions()
+        self._progress = progress  # the default model's (the server reports it in /api/health)
         self._handles: dict[ModelSpec, ModelHandle] = {}
         self._lock = threading.Lock()
 
@@ -523,7 +605,8 @@ class ModelManager:
         with self._lock:
             handle = self._handles.get(parsed)
             if handle is None:
-                handle = self._handles[parsed] = ModelHandle(parsed, self.options)
+                progress = self._progress if parsed == self.default_spec else None
+                handle = self._handles[parsed] = ModelHandle(parsed, self.options, progress)
         return handle
 
     def loaded(self) -> list[ModelHandle]:

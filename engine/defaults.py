@@ -1,0 +1,83 @@
+"""Operation defaults that follow the model: a generating operation's size starts at the family's native side
+(512 SD 1.x/2.x, 768 SD 2.x-v, 1024 SDXL: `ModelFamily.native_size`), and its default steps are lowered where
+that size at those steps is over the server's work limit — a default must never be refused by the server's own
+limits (SDXL at 1024x1024 x 25 steps is 26 M pixel-steps; a CPU server takes 15.7 M).
+
+Computed once at start and installed in the registry (`OperationRegistry.set_defaults`), so the schema the
+client renders, the params a command that omits them is decided with, and the renderer read one class.
+Pure: no torch; each operation's own `estimate` says what a default costs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.limits import RenderLimits, Size
+from engine.operation import Operation, OperationRegistry
+
+SIDE_STEP = 64  # a side shrunk to fit max_pixels stays a multiple of the latent grid
+
+
+@dataclass(frozen=True)
+class FamilyDefaults:
+    """What one operation's defaults become: parameter -> value, and the descriptions that say why."""
+
+    defaults: dict[str, Any] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)
+
+
+def family_defaults(operation: type[Operation], native_side: int, limits: RenderLimits | None) -> FamilyDefaults:
+    """The defaults of a generating operation (`uses_seed`) for a model of `native_side` under `limits`."""
+    if not operation.uses_seed:
+        return FamilyDefaults()
+    fields = operation.Params.model_fields
+    defaults: dict[str, Any] = {}
+    side = native_side
+    if limits is not None:
+        while side > SIDE_STEP and side * side > limits.max_pixels:
+            side -= SIDE_STEP
+    if all(name in fields and isinstance(fields[name].default, int) for name in ("width", "height")):
+        defaults.update(width=side, height=side)
+    steps_field = fields.get("steps")
+    if limits is None or steps_field is None or not isinstance(steps_field.default, int):
+        return FamilyDefaults(defaults)
+    default_steps: int = steps_field.default
+    # Inputs at the native size: what a source of the model's working size costs.
+    sizes: dict[str, Size | None] = {path: (side, side) for path in operation.input_paths()}
+    for steps in range(default_steps, 0, -1):
+        try:
+            typed = operation.Params.model_construct(**{**defaults, "steps": steps})
+            estimate = operation.estimate(typed, sizes, limits)
+        except Exception:  # an estimate that needs params the defaults do not give: leave its steps alone
+            return FamilyDefaults(defaults)
+        if estimate is None or limits.check(operation.name, estimate) is None:
+            break
+    else:
+        return FamilyDefaults(defaults)  # not even one step fits: the size is the problem, and stays visible
+    if steps == default_steps:
+        return FamilyDefaults(defaults)
+    defaults["steps"] = steps
+    why = (
+        f"{steps_field.description or 'Denoising steps.'} The default is {steps} on this server, not "
+        f"{default_steps}: {side}x{side} at {default_steps} steps is over its limit of "
+        f"{limits.max_work / 1e6:.1f} M pixel-steps per render (--max-work)."
+    )
+    return FamilyDefaults(defaults, {"steps": why})
+
+
+def apply_family_defaults(
+    registry: OperationRegistry, native_side: int, limits: RenderLimits | None
+) -> dict[str, dict[str, Any]]:
+    """Install every operation's family defaults in `registry`; returns name -> the defaults that changed."""
+    changed: dict[str, dict[str, Any]] = {}
+    for name in registry.names():
+        operation = registry.registered(name)
+        assert operation is not None
+        found = family_defaults(operation, native_side, limits)
+        registry.set_defaults(name, found.defaults, found.descriptions)
+        fields = operation.Params.model_fields
+        differing = {key: value for key, value in found.defaults.items() if fields[key].default != value}
+        if differing:
+            changed[name] = differing
+    return changed
