@@ -271,7 +271,7 @@ class CanvasService:
         submission = _Submission(canvas_id, command, actor, command_id, expected_version, future)
         if command_id is not None:
             submission.command_hash = command_hash(command, expected_version)
-        await self._queue.put(submission)
+        self._queue.put_nowait(submission)  # unbounded: put() would only add a coroutine to await
         return await future
 
     async def _write_loop(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
-from engine.operation import InvalidParams, OperationRegistry, blob_refs
+from engine.operation import InvalidParams, Operation, OperationRegistry, blob_refs
 from server.core.events import Event, LayerAdded, LayerParamsChanged, LayerRendered, LayerRestored
 from server.core.state import Layer
 
@@ -61,9 +61,19 @@ def blob_names(
                 yield from output.get("extra", ())
 
 
+# Operation class -> whether its params declare any image (blob) parameter. Most do not (txt2img, filters),
+# and for those there is nothing to find: no need to parse the params a second time after the decider did.
+_HAS_BLOBS: dict[type[Operation], bool] = {}
+
+
 def _params_blobs(operations: OperationRegistry, name: Any, params: Any) -> Iterator[str]:
     operation = operations.get(name) if isinstance(name, str) else None
     if operation is None or not isinstance(params, dict):
+        return
+    has_blobs = _HAS_BLOBS.get(operation)
+    if has_blobs is None:
+        has_blobs = _HAS_BLOBS[operation] = bool(operation.blob_paths())
+    if not has_blobs:
         return
     try:
         yield from blob_refs(operation, params).values()

@@ -8,7 +8,7 @@ O(events x layers). Neither ever changes the state it was given. An event that d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 
@@ -31,6 +31,7 @@ from server.core.events import (
     LayerRestored,
     LayerVisibilityChanged,
 )
+from server.core.pmap import PMap, PMapBuilder
 from server.core.state import (
     CanvasState,
     HistoryEntry,
@@ -59,31 +60,86 @@ UNDOABLE = frozenset(
 
 
 class _Draft:
+    """A mutable working copy of a state that shares everything it has not changed with that state.
+
+    The layer table is a persistent map (`PMapBuilder` copies only the trie nodes an event touches); the stack
+    order and the histories are copied on their first change, not up front. So folding one event costs what
+    the event touches, not the size of the canvas, and the state it started from is never changed.
+    """
+
     __slots__ = (
+        "_appended",
+        "_history",
+        "_order",
+        "base",
         "canvas_id",
         "compensating_until",
         "created",
         "deleted",
-        "history",
         "layers",
         "name",
-        "order",
         "origin",
         "version",
     )
 
     def __init__(self, state: CanvasState) -> None:
+        self.base = state
         self.canvas_id = state.canvas_id
         self.version = state.version
         self.name = state.name
         self.created = state.created
-        # MappingProxyType.copy() copies the dict underneath in C; dict(proxy) walks it in Python (13x slower).
-        self.layers: dict[str, Layer] = state.layers.copy()  # type: ignore[attr-defined]
-        self.order: list[str] = list(state.order)
+        base_layers = state.layers
+        # A state built by hand (tests, the CLI) may hold any mapping: made persistent once, on its first fold.
+        self.layers: PMapBuilder[Layer] = PMapBuilder(
+            base_layers if isinstance(base_layers, PMap) else PMap(base_layers)
+        )
+        self._order: list[str] | None = None  # copied from state.order on its first change
+        self._appended: list[str] = []  # layers added on top while the order is still the state's own
         self.deleted: frozenset[str] = state.deleted  # replaced, not mutated: most events delete nothing
-        self.history: dict[str, UserHistory] = state.history.copy()  # type: ignore[attr-defined]
+        self._history: dict[str, UserHistory] | None = None  # copied from state.history on its first change
         self.compensating_until = state.compensating_until
         self.origin = state.origin
+
+    @property
+    def order(self) -> Sequence[str]:
+        """The stack order, for reading (the state's own tuple until something changes it)."""
+        if self._order is not None:
+            return self._order
+        if self._appended:
+            return self.order_for_write()
+        return self.base.order
+
+    def order_for_write(self) -> list[str]:
+        if self._order is None:
+            self._order = [*self.base.order, *self._appended]
+            self._appended = []
+        return self._order
+
+    def append_to_order(self, layer_id: str) -> None:
+        """A new top layer: the commonest change of order, kept apart so that freezing is one tuple concat."""
+        if self._order is None:
+            self._appended.append(layer_id)
+        else:
+            self._order.append(layer_id)
+
+    def set_order(self, order: list[str]) -> None:
+        self._order = order
+
+    @property
+    def history(self) -> Mapping[str, UserHistory]:
+        return self.base.history if self._history is None else self._history
+
+    def set_history(self, user: str, history: UserHistory) -> None:
+        if self._history is None:
+            self._history = dict(self.base.history)
+        self._history[user] = history
+
+    def _frozen_order(self) -> tuple[str, ...]:
+        if self._order is not None:
+            return tuple(self._order)
+        if self._appended:
+            return self.base.order + tuple(self._appended)
+        return self.base.order
 
     def freeze(self) -> CanvasState:
         return CanvasState(
@@ -91,10 +147,10 @@ class _Draft:
             version=self.version,
             name=self.name,
             created=self.created,
-            layers=MappingProxyType(self.layers),
-            order=tuple(self.order),
+            layers=self.layers.freeze(),
+            order=self._frozen_order(),
             deleted=self.deleted,
-            history=MappingProxyType(self.history),
+            history=self.base.history if self._history is None else MappingProxyType(self._history),
             compensating_until=self.compensating_until,
             origin=self.origin,
         )
@@ -123,7 +179,7 @@ def _layer_added(draft: _Draft, data: LayerAdded, seq: int) -> None:
         created_seq=seq,
         updated_seq=seq,
     )
-    draft.order.append(data.layer_id)
+    draft.append_to_order(data.layer_id)
 
 
 def _invalidate(layer: Layer, seq: int) -> Layer:
@@ -161,7 +217,7 @@ def _layer_deleted(draft: _Draft, data: LayerDeleted, seq: int) -> None:
     doomed = {data.layer_id, *descendants(draft.layers, draft.order, data.layer_id)}
     for layer_id in doomed:
         del draft.layers[layer_id]
-    draft.order = [layer_id for layer_id in draft.order if layer_id not in doomed]
+    draft.set_order([layer_id for layer_id in draft.order if layer_id not in doomed])
     draft.deleted = draft.deleted | doomed
 
 
@@ -171,7 +227,7 @@ def _layer_restored(draft: _Draft, data: LayerRestored, seq: int) -> None:
         if layer.id in draft.layers or any(p not in draft.layers for p in layer.parents):
             continue
         draft.layers[layer.id] = replace(layer, updated_seq=seq)
-        draft.order.insert(min(max(position, 0), len(draft.order)), layer.id)
+        draft.order_for_write().insert(min(max(position, 0), len(draft.order)), layer.id)
         draft.deleted = draft.deleted - {layer.id}
 
 
@@ -196,9 +252,10 @@ def _layer_renamed(draft: _Draft, data: LayerRenamed, seq: int) -> None:
 def _layer_moved(draft: _Draft, data: LayerMoved, seq: int) -> None:
     if data.layer_id not in draft.layers:
         return
-    draft.order.remove(data.layer_id)
-    index = min(max(data.index, 0), len(draft.order))
-    draft.order.insert(index, data.layer_id)
+    order = draft.order_for_write()
+    order.remove(data.layer_id)
+    index = min(max(data.index, 0), len(order))
+    order.insert(index, data.layer_id)
     _update(draft, data.layer_id, seq)
 
 
@@ -264,8 +321,8 @@ def _track_history(draft: _Draft, event: Event) -> None:
         # Even an empty inversion (its layers are gone) is a step, so n undos are always undone by n redos.
         entry = HistoryEntry(event.command_id, event.seq + 1, event.seq + data.count)
         target = (*target, entry)[-HISTORY_DEPTH:]
-        draft.history[user] = (
-            UserHistory(source, target) if isinstance(data, HistoryUndone) else UserHistory(target, source)
+        draft.set_history(
+            user, UserHistory(source, target) if isinstance(data, HistoryUndone) else UserHistory(target, source)
         )
         draft.compensating_until = event.seq + data.count
         return
@@ -282,7 +339,7 @@ def _track_history(draft: _Draft, event: Event) -> None:
         undo = (*history.undo[:-1], HistoryEntry(top.command_id, top.first_seq, event.seq))
     else:
         undo = (*history.undo, HistoryEntry(event.command_id, event.seq, event.seq))[-HISTORY_DEPTH:]
-    draft.history[user] = UserHistory(undo, ())  # a new edit ends what could be redone
+    draft.set_history(user, UserHistory(undo, ()))  # a new edit ends what could be redone
 
 
 def apply(state: CanvasState, event: Event) -> CanvasState:

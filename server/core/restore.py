@@ -49,7 +49,8 @@ def events_to_reach(current: CanvasState, target: CanvasState) -> list[EventData
         if layer_id in gone and not (set(current.layers[layer_id].parents) & gone)
     ]
     events.extend(LayerDeleted(layer_id) for layer_id in roots)
-    for layer in target.layers.values():
+    for layer_id in target.order:  # stack order, not the layer table's: the same events however it was built
+        layer = target.layers[layer_id]
         now = current.layers.get(layer.id)
         if now is None:
             continue

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from server.core.pmap import PMap
 from server.core.state import CanvasState, HistoryEntry, Layer, RenderOutput, UserHistory
 
 SNAPSHOT_SCHEMA_VERSION = 4
@@ -95,7 +96,7 @@ def decode_state(raw: bytes) -> CanvasState:
         version=data["version"],
         name=data["name"],
         created=data["created"],
-        layers=MappingProxyType(layers),
+        layers=PMap(layers),
         order=tuple(order),
         deleted=frozenset(data["deleted"]),
         history=MappingProxyType(

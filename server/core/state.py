@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from server.core.pmap import PMap
+
 RenderStatus = Literal["pending", "rendered", "stale", "failed"]
 """pending: never rendered at this revision; stale: shows an older output, needs rendering again."""
 
@@ -118,7 +120,8 @@ class CanvasState:
     version: int = 0  # seq of the last event folded in
     name: str = ""
     created: bool = False
-    layers: Mapping[str, Layer] = field(default_factory=lambda: MappingProxyType({}))
+    # Persistent (structurally shared between versions, see server/core/pmap.py); any Mapping is accepted.
+    layers: Mapping[str, Layer] = field(default_factory=PMap)
     order: tuple[str, ...] = ()  # stack, bottom first
     deleted: frozenset[str] = frozenset()  # ids that once existed; never reused (only restored)
     history: Mapping[str, UserHistory] = field(default_factory=lambda: MappingProxyType({}))  # by user
@@ -140,7 +143,9 @@ class CanvasState:
         return self.layers.get(layer_id)
 
     def children(self, layer_id: str) -> list[str]:
-        return [layer.id for layer in self.layers.values() if layer_id in layer.parents]
+        """The layers that read `layer_id`, in stack order."""
+        layers = self.layers
+        return [child for child in self.order if layer_id in layers[child].parents]
 
     def descendants(self, layer_id: str) -> list[str]:
         """Every layer derived, directly or not, from `layer_id`, in stack order."""
