@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
         renders = None
         progress = None
         if settings.render:
-            progress = LoadProgress(settings.model)
+            progress = LoadProgress()  # "model: ...": the log names the spec once, at start
             work = SharedWork(store.writer_engine) if settings.shared else LocalWork()
             factory = renderer_factory(settings, registry, blobs, progress)
             renders = RenderQueue(

@@ -171,7 +171,7 @@ def worker(args: argparse.Namespace) -> int:
 
         install_family_defaults(settings, operations)  # the same defaults as the servers that decide the commands
         work = SharedWork(store.writer_engine, lease_s=args.lease)
-        progress = LoadProgress(settings.model)
+        progress = LoadProgress()
         factory = renderer_factory(settings, operations, blobs, progress)
         renders = RenderQueue(
             service, store, blobs, operations, factory, work, limits=limits, previews=settings.previews,

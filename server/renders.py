@@ -194,6 +194,7 @@ class RenderQueue:
         self._retry_timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._preload: asyncio.Task[None] | None = None
+        self._model_progress: LoadProgress | None = None
         self._model_loading = threading.Event()  # the render thread is loading the model, rendering nothing
         self._requested_by: dict[tuple[str, str], str] = {}  # (canvas, layer) -> who asked for its render
         self._turns: dict[str, dict[str, int]] = {}  # canvas -> user -> when they were last served
@@ -263,6 +264,7 @@ class RenderQueue:
         """Load the model now, in the background, on the render thread: a render asked for meanwhile waits for
         it there (the thread is serial) instead of failing, and a failed load is reported to `progress` (the
         renders then fail at once with its reason, engine.models.loader)."""
+        self._model_progress = progress
         if progress is not None and progress.state == "idle":
             progress.begin("importing torch and diffusers")
         self._preload = asyncio.create_task(self._thread.run(self._load_model, progress), name="opendream-model-load")
@@ -291,6 +293,11 @@ class RenderQueue:
         except Exception as exc:  # said by `progress` and by every render that meets it
             if progress is None:
                 log.warning("the model could not be loaded: %s", failure_reason(exc))
+
+    def _said_by_load(self, reason: str) -> bool:
+        """Whether `reason` is the model's load failure, which its progress has logged already."""
+        progress = self._model_progress
+        return progress is not None and progress.state == "failed" and progress.snapshot()["error"] == reason
 
     def renderer(self) -> Renderer:
         with self._renderer_lock:
@@ -539,7 +546,7 @@ class RenderQueue:
                 return  # shutting down: the layer stays pending for the next start
             cancelled = isinstance(exc, RenderCancelled)
             reason = "render cancelled" if cancelled else failure_reason(exc)
-            if not cancelled:
+            if not cancelled and not self._said_by_load(reason):
                 self._log.log(logging.WARNING, f"render:{reason}", "render of %s/%s failed: %s",
                               canvas_id, layer.id, reason)  # fmt: skip
             await self._record_failure(canvas_id, layer, reason, cancelled=cancelled)

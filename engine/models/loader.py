@@ -174,10 +174,10 @@ class ModelHandle:
             if failed is not None and time.monotonic() - failed[0] < self.options.resolve_retry_s:
                 raise ModelUnavailable(failed[1])
             if self.progress.state != "loading":  # the server may have begun it (importing torch)
-                self.progress.begin(f"loading {self.spec}")
+                self.progress.begin("loading")
             try:
                 if self._base is None:  # a built-in is built here on first use, a hub model looked up
-                    self.progress.note(f"finding {self.spec}")
+                    self.progress.note("finding the model's files")
                 self._ensure_base()
                 self.progress.note("warming up")
                 self._warm_up()
