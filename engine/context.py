@@ -100,6 +100,28 @@ class RunContext:
 
         return on_step_end
 
+    def call(self, pipe: Any, **arguments: Any) -> Any:
+        """Run a diffusers pipeline with `arguments` and the context's own (diffusers_kwargs), less what this
+        pipeline's __call__ does not take (engine.models.loader.call_arguments): one call for every family."""
+        from PIL import Image as PILImage
+
+        from engine.models.loader import call_arguments
+
+        size = (arguments["width"], arguments["height"]) if "width" in arguments else None
+        multiple = self.model.family.size_multiple
+        grid = None if size is None else (max(multiple, size[0] // multiple * multiple),
+                                          max(multiple, size[1] // multiple * multiple))  # fmt: skip
+        if grid is not None:
+            # a transformer family takes sides in multiples of 16 (SD 3 refuses others): render on that grid
+            # (the pipeline resizes its input images to it), and bring the pictures back to the size asked for
+            arguments.update(width=grid[0], height=grid[1])
+        if self.previewer is not None:  # packed latents (FLUX) are unpacked by the picture's size
+            self.previewer.pixel_size = grid
+        output = pipe(**call_arguments(pipe, **arguments, **self.diffusers_kwargs()))
+        if size is not None and grid != size:
+            output.images = [image.resize(size, PILImage.Resampling.LANCZOS) for image in output.images]
+        return output
+
     def diffusers_kwargs(self) -> dict[str, Any]:
         """The keyword arguments every diffusers pipeline call takes from the context."""
         kwargs: dict[str, Any] = {"generator": self.generator(), "callback_on_step_end": self.step_callback()}

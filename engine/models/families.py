@@ -34,6 +34,11 @@ class ModelFamily:
     latent_channels: int = 4
     scaling_factor: float = 0.18215
     safety_checker: bool = True  # the pipelines take safety_checker / requires_safety_checker arguments
+    shift_factor: float | None = None  # latents = (vae latents - shift) x scaling (SD 3, FLUX)
+    # The denoising network: the pipeline component's name and its diffusers class (UNet or transformer).
+    denoiser: str = "unet"
+    denoiser_class: str = "UNet2DConditionModel"
+    size_multiple: int = 8  # sides a multiple of this: the VAE's x8, times the transformer's 2x2 patches
     notes: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def describe(self) -> dict[str, object]:
@@ -42,6 +47,7 @@ class ModelFamily:
             "title": self.title,
             "native_size": self.native_size,
             "prediction_type": self.prediction_type,
+            "denoiser": self.denoiser_class,
             "text_encoders": list(self.text_encoders),
             "pipelines": dict(self.pipelines),
         }
@@ -84,8 +90,47 @@ SDXL = ModelFamily(
     safety_checker=False,
 )
 
-FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (SD1, SD2, SD2_V, SDXL)}
-BUILTIN_FAMILIES: dict[str, ModelFamily] = {"tiny": SD1, "tiny-sdxl": SDXL}
+# The transformer (DiT) families: rectified flow ("flow": the network predicts the velocity from noise to
+# image), 16-channel latents, no instruct-pix2pix or ControlNet entries (diffusers' SD 3 / FLUX ControlNets take
+# other components than ours: not offered yet).
+SD3 = ModelFamily(
+    "sd3",
+    "Stable Diffusion 3 / 3.5",
+    MappingProxyType(
+        {
+            "txt2img": "StableDiffusion3Pipeline",
+            "img2img": "StableDiffusion3Img2ImgPipeline",
+            "inpaint": "StableDiffusion3InpaintPipeline",
+        }
+    ),
+    native_size=1024,
+    preview="sd3",
+    prediction_type="flow",
+    text_encoders=("text_encoder", "text_encoder_2", "text_encoder_3"),
+    latent_channels=16,
+    scaling_factor=1.5305,
+    shift_factor=0.0609,
+    safety_checker=False,
+    denoiser="transformer",
+    denoiser_class="SD3Transformer2DModel",
+    size_multiple=16,
+)
+FLUX = replace(
+    SD3,
+    name="flux",
+    title="FLUX.1",
+    pipelines=MappingProxyType(
+        {"txt2img": "FluxPipeline", "img2img": "FluxImg2ImgPipeline", "inpaint": "FluxInpaintPipeline"}
+    ),
+    preview="flux",
+    text_encoders=("text_encoder", "text_encoder_2"),
+    scaling_factor=0.3611,
+    shift_factor=0.1159,
+    denoiser_class="FluxTransformer2DModel",
+)
+
+FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (SD1, SD2, SD2_V, SDXL, SD3, FLUX)}
+BUILTIN_FAMILIES: dict[str, ModelFamily] = {"tiny": SD1, "tiny-sdxl": SDXL, "tiny-sd3": SD3, "tiny-flux": FLUX}
 
 
 class UnknownFamily(ValueError):
@@ -106,11 +151,21 @@ def detect_folder(path: Path) -> ModelFamily:
     except (OSError, ValueError) as exc:
         raise UnknownFamily(f"{path} is not a diffusers pipeline folder (model_index.json: {exc})") from None
     class_name = str(index.get("_class_name", ""))
+    # A transformer family by its pipeline class, or by its denoiser's class (an index naming another pipeline
+    # class, e.g. a community one, over the same components). Before the SDXL test: they have text_encoder_2 too.
+    for family in FAMILIES.values():
+        if family.denoiser == "unet":
+            continue
+        entry = index.get(family.denoiser)
+        denoiser_class = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
+        denoiser_class = denoiser_class or _config(path / family.denoiser / "config.json").get("_class_name")
+        if class_name in family.pipelines.values() or denoiser_class == family.denoiser_class:
+            return family
     unet = _config(path / "unet" / "config.json")
     if "XL" in class_name or "text_encoder_2" in index or unet.get("addition_embed_type") == "text_time":
         return SDXL
     if class_name and not class_name.startswith("StableDiffusion"):
-        raise UnknownFamily(f"{path} holds a {class_name}, not a Stable Diffusion 1.x/2.x/XL pipeline")
+        raise UnknownFamily(f"{path} holds a {class_name}, not a Stable Diffusion 1.x/2.x/XL/3 or FLUX.1 pipeline")
     if unet.get("cross_attention_dim") == 1024:
         scheduler = _config(path / "scheduler" / "scheduler_config.json")
         return SD2_V if scheduler.get("prediction_type") == "v_prediction" else SD2
@@ -147,6 +202,8 @@ def capabilities(family: ModelFamily, folder: Path | None) -> dict[str, str | No
 BUILTIN_COMPONENTS: dict[str, frozenset[str]] = {
     "tiny": frozenset({"unet_pix2pix", "controlnet_canny", "unet_inpaint"}),
     "tiny-sdxl": frozenset(),
+    "tiny-sd3": frozenset(),
+    "tiny-flux": frozenset(),
 }
 
 

@@ -204,13 +204,16 @@ class ModelHandle:
         generator = torch.Generator("cpu").manual_seed(0)  # leave the global RNG alone
         with torch.inference_mode():
             pipe(
-                prompt="",
-                width=size,
-                height=size,
-                num_inference_steps=1,
-                guidance_scale=0.0,
-                output_type="latent",
-                generator=generator,
+                **call_arguments(
+                    pipe,
+                    prompt="",
+                    width=size,
+                    height=size,
+                    num_inference_steps=1,
+                    guidance_scale=0.0,
+                    output_type="latent",
+                    generator=generator,
+                )
             )
 
     def _ensure_base(self) -> Any:
@@ -327,7 +330,7 @@ class ModelHandle:
         else:
             pipe = self._load_folder(cls, path)
         pipe.to(self.device)
-        self._configure(pipe.unet, "denoise")
+        self._configure(getattr(pipe, self.family.denoiser), "denoise")  # a UNet or a transformer
         for name in self.family.text_encoders:
             self._watch_module(getattr(pipe, name), "prepare")
         self._watch_module(pipe.vae.encoder, "encode")
@@ -460,12 +463,15 @@ class ModelHandle:
         base = self._ensure_base()
         parts = dict(base.components)
         parts["scheduler"] = (
-            make_scheduler(scheduler, base.scheduler.config)
+            make_scheduler(scheduler, base.scheduler.config, self.family.prediction_type)
             if scheduler
             else type(base.scheduler).from_config(base.scheduler.config)
         )
-        if kind == "inpaint":  # has a fallback: the base UNet with latent blending (see the module docstring)
-            parts["unet"] = self.component(tiny.INPAINT_UNET) or base.unet
+        if kind == "inpaint":  # has a fallback: the base denoiser with latent blending (see the module docstring)
+            denoiser = self.family.denoiser
+            # only UNet families have an inpainting variant among the extra components ("unet_inpaint")
+            variant = f"{denoiser}_inpaint"
+            parts[denoiser] = (self.component(variant) if variant in EXTRA_COMPONENTS else None) or parts[denoiser]
         elif kind == "instruct_pix2pix":
             parts["unet"] = self._require(tiny.PIX2PIX_UNET, kind)
         elif kind == "controlnet_canny":
@@ -583,6 +589,21 @@ def _init_parameters(cls: type) -> frozenset[str]:
     if cls not in _INIT_PARAMETERS:
         _INIT_PARAMETERS[cls] = frozenset(inspect.signature(cls.__init__).parameters) - {"self"}
     return _INIT_PARAMETERS[cls]
+
+
+_CALL_PARAMETERS: dict[type, frozenset[str]] = {}
+
+
+def call_arguments(pipe: Any, **arguments: Any) -> dict[str, Any]:
+    """`arguments` less those the pipeline's __call__ does not take (read once per class): the operations pass
+    one set of arguments (negative_prompt, guidance_scale, ...) to every family's pipelines."""
+    import inspect
+
+    cls = type(pipe)
+    if cls not in _CALL_PARAMETERS:
+        _CALL_PARAMETERS[cls] = frozenset(inspect.signature(cls.__call__).parameters) - {"self"}
+    accepted = _CALL_PARAMETERS[cls]
+    return {name: value for name, value in arguments.items() if name in accepted}
 
 
 class ModelManager:

@@ -2,6 +2,7 @@
 
     builtin:tiny                       the seeded test model built by engine.models.tiny (SD 1.x-shaped)
     builtin:tiny-sdxl                  the same, SDXL-shaped (two text encoders, size conditioning)
+    builtin:tiny-sd3 | tiny-flux       the same, SD 3- and FLUX.1-shaped (engine.models.tiny_dit)
     runwayml/stable-diffusion-v1-5     a Hugging Face hub repository (diffusers layout)
     /models/sd15  or  ./sd15           a local diffusers pipeline folder (model_index.json)
     /models/v1-5.safetensors | .ckpt   a single-file checkpoint (StableDiffusionPipeline.from_single_file)
@@ -19,7 +20,7 @@ from typing import Literal
 
 SpecKind = Literal["builtin", "hub", "folder", "single_file"]
 
-BUILTIN_MODELS = frozenset({"tiny", "tiny-sdxl"})
+BUILTIN_MODELS = frozenset({"tiny", "tiny-sdxl", "tiny-sd3", "tiny-flux"})
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _PREFIXES: dict[str, SpecKind] = {"hub": "hub", "folder": "folder", "file": "single_file"}

@@ -276,6 +276,9 @@ def _write_sdxl(directory: Path) -> None:
 
 
 WRITERS = {"tiny": _write, "tiny-sdxl": _write_sdxl}
+from engine.models.tiny_dit import WRITERS as _DIT_WRITERS  # noqa: E402  (it builds on this module)
+
+WRITERS.update(_DIT_WRITERS)
 
 
 def hash_files(directory: Path) -> dict[str, str]:

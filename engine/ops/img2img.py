@@ -66,13 +66,17 @@ class Img2Img(Operation):
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: Img2ImgParams) -> Image:
         source = ctx.working_image(inputs["source"], params.resize)
         pipe = ctx.pipeline("img2img", params.scheduler)
-        image = pipe(
+        image = fit_to_grid(source)
+        image = ctx.call(
+            pipe,
             prompt=params.prompt,
             negative_prompt=params.negative_prompt or None,
-            image=fit_to_grid(source),
+            image=image,
+            # SD 3 and FLUX would otherwise paint at their default size; the UNet pipelines take no width/height
+            width=image.width,
+            height=image.height,
             strength=params.strength,
             num_inference_steps=effective_steps(params.steps, params.strength),
             guidance_scale=params.guidance,
-            **ctx.diffusers_kwargs(),
         ).images[0]
         return restore_size(image, source.size)

@@ -51,7 +51,8 @@ class Inpaint(Operation):
         image = fit_to_grid(source)
         mask = mask_from_layer(inputs["mask"], image.size)
         pipe = ctx.pipeline("inpaint", params.scheduler)
-        painted = pipe(
+        painted = ctx.call(
+            pipe,
             prompt=params.prompt,
             negative_prompt=params.negative_prompt or None,
             image=image,
@@ -61,7 +62,6 @@ class Inpaint(Operation):
             strength=params.strength,
             num_inference_steps=effective_steps(params.steps, params.strength),
             guidance_scale=params.guidance,
-            **ctx.diffusers_kwargs(),
         ).images[0]
         # The VAE round trip shifts every pixel a little; only the masked area is meant to change.
         painted = restore_size(painted, source.size)

@@ -42,12 +42,12 @@ class Txt2Img(Operation):
 
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: Txt2ImgParams) -> Image:
         pipe = ctx.pipeline("txt2img", params.scheduler)
-        return pipe(
+        return ctx.call(
+            pipe,
             prompt=params.prompt,
             negative_prompt=params.negative_prompt or None,
             width=params.width,
             height=params.height,
             num_inference_steps=params.steps,
             guidance_scale=params.guidance,
-            **ctx.diffusers_kwargs(),
         ).images[0]
