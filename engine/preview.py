@@ -177,7 +177,8 @@ class Previewer:
         self.callback(step, total, PreviewImage(image))
 
     def render(self, latents: torch.Tensor) -> Image.Image:
-        if self.taesd is not None:
+        taesd_channels = getattr(getattr(self.taesd, "config", None), "latent_channels", latents.shape[1])
+        if self.taesd is not None and taesd_channels == latents.shape[1]:  # else a TAESD of another family
             with torch.inference_mode():
                 decoded = self.taesd.decode(latents[:1].to(self.taesd.device, self.taesd.dtype)).sample
             image = decoded_to_rgb(decoded)

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from engine.errors import CapabilityMissing
@@ -85,7 +86,11 @@ def test_flux_previews_unpack_its_packed_latents(renderers: dict[str, Renderer])
     params = {"prompt": "a lighthouse", "width": 128, "height": 64, "steps": 3}
     renderers["flux"].render("txt2img", params, 3, {}, preview=lambda step, total, p: previews.append(p.image))
     assert previews and all(image.size == (16, 8) for image in previews)  # the latent grid, width x height
-    assert Previewer(lambda *_: None, "sd3").family == "sd3"
+    # a TAESD of another latent format (4 channels) is passed over for the linear factors, not a failed render
+    from diffusers import AutoencoderTiny
+
+    previewer = Previewer(lambda *_: None, "sd3", taesd=AutoencoderTiny(latent_channels=4))
+    assert previewer.render(torch.zeros(1, 16, 8, 10)).size == (10, 8)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
