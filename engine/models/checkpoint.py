@@ -8,11 +8,11 @@ those of the original (CompVis / Stability / A1111 / ComfyUI) checkpoints.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engine.models.families import SD1, SD2, SDXL, ModelFamily
+from engine.models.families import INPAINTING, SD1, SD2, SD2_V, SDXL, ModelFamily
 
 UNET = "model.diffusion_model."
 
@@ -22,6 +22,7 @@ class CheckpointInfo:
     kind: str  # "checkpoint", "lora", "vae", "controlnet", "text_encoder", "unknown"
     family: ModelFamily | None
     keys: int
+    detail: str = ""  # what makes it unknown, when something does
 
     @property
     def what(self) -> str:
@@ -32,21 +33,21 @@ class CheckpointInfo:
             "vae": "a VAE on its own (not a whole model)",
             "controlnet": "a ControlNet (a companion model, not a base model)",
             "text_encoder": "a text encoder on its own (not a whole model)",
-        }.get(self.kind, "not a Stable Diffusion checkpoint this server knows")
+        }.get(self.kind, f"not a Stable Diffusion checkpoint this server knows{self.detail and f' ({self.detail})'}")
 
 
 class NotACheckpoint(ValueError):
     """The file cannot be read as a model file at all (truncated, damaged, not a state dict)."""
 
 
-def read_keys(path: Path) -> list[str]:
-    """The tensor names of a .safetensors or .ckpt/.pt/.bin file, without loading the tensors."""
+def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of a .safetensors or .ckpt/.pt/.bin file, without loading the tensors."""
     if path.suffix.lower() == ".safetensors":
         from safetensors import safe_open
 
         try:
             with safe_open(str(path), framework="pt") as handle:
-                return list(handle.keys())
+                return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
         except Exception as exc:
             raise NotACheckpoint(f"{path.name} is not a readable .safetensors file ({exc})") from None
     import torch
@@ -61,12 +62,43 @@ def read_keys(path: Path) -> list[str]:
     state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
         raise NotACheckpoint(f"{path.name} holds a {type(loaded).__name__}, not a state dict of tensors")
-    return list(state)
+    return {name: tuple(getattr(value, "shape", ())) for name, value in state.items()}
 
 
-def classify(keys: Iterable[str]) -> CheckpointInfo:
-    names = list(keys)
+def read_tensor_std(path: Path, name: str) -> float | None:
+    """The standard deviation of one tensor of the file (None if it has none by that name). safetensors reads
+    just that tensor, with numpy: no torch at server start."""
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                return float(handle.get_tensor(name).astype("float64").std()) if name in handle.keys() else None  # noqa: SIM118
+        except (TypeError, ValueError):  # bfloat16 has no numpy type: read it with torch
+            pass
+    import torch
+
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            tensor = handle.get_tensor(name) if name in handle.keys() else None  # noqa: SIM118
+    else:
+        loaded = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        tensor = loaded.get("state_dict", loaded).get(name)
+    return None if tensor is None else float(tensor.double().std(unbiased=False))
+
+
+# SD 2.x v-prediction cannot be told from the names or shapes: ComfyUI's test (supported_models.SD20.model_type)
+# reads how spread this LayerNorm's bias is, which training for v-prediction widens; inpainting models are never v.
+V_PREDICTION_PROBE = UNET + "output_blocks.11.1.transformer_blocks.0.norm1.bias"
+V_PREDICTION_STD = 0.09
+
+
+def classify(shapes: Mapping[str, tuple[int, ...]] | Iterable[str]) -> CheckpointInfo:
+    names = list(shapes)
     present = set(names)
+    sizes: Mapping[str, tuple[int, ...]] = shapes if isinstance(shapes, Mapping) else {}
 
     def has(prefix: str) -> bool:
         return any(name.startswith(prefix) for name in names)
@@ -75,11 +107,17 @@ def classify(keys: Iterable[str]) -> CheckpointInfo:
         if has("conditioner.embedders.1.model.") or has("conditioner.embedders.1."):
             family: ModelFamily | None = SDXL
         elif has("cond_stage_model.model.transformer.") or has("cond_stage_model.model.ln_final"):
-            family = SD2  # OpenCLIP text encoder; v-prediction cannot be told from the keys (--model-family)
+            family = SD2  # OpenCLIP text encoder; v-prediction is told from a tensor's values (inspect_checkpoint)
         elif has("cond_stage_model.transformer."):
             family = SD1
         else:
             family = None
+        conv_in = sizes.get(UNET + "input_blocks.0.0.weight", ())
+        in_channels = conv_in[1] if len(conv_in) > 1 else 4
+        if family is not None and in_channels == 9:  # latents + mask + masked image
+            family = INPAINTING[family.name]
+        elif family is not None and in_channels != 4:
+            return CheckpointInfo("unknown", None, len(names), f"a UNet with {in_channels} input channels")
         return CheckpointInfo("checkpoint" if family else "unknown", family, len(names))
     if any(".lora_down." in name or ".lora_up." in name or ".lora_A." in name for name in names):
         return CheckpointInfo("lora", None, len(names))
@@ -93,4 +131,10 @@ def classify(keys: Iterable[str]) -> CheckpointInfo:
 
 
 def inspect_checkpoint(path: Path) -> CheckpointInfo:
-    return classify(read_keys(path))
+    shapes = read_shapes(path)
+    info = classify(shapes)
+    if info.family is not SD2:
+        return info
+    if "v_pred" in shapes or (read_tensor_std(path, V_PREDICTION_PROBE) or 0.0) > V_PREDICTION_STD:
+        return replace(info, family=SD2_V)
+    return info

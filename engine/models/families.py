@@ -39,6 +39,9 @@ class ModelFamily:
     denoiser: str = "unet"
     denoiser_class: str = "UNet2DConditionModel"
     size_multiple: int = 8  # sides a multiple of this: the VAE's x8, times the transformer's 2x2 patches
+    # An inpainting checkpoint: its UNet also reads a mask and the masked image (9 input channels). Every kind
+    # runs through its inpaint pipeline (txt2img and img2img as an inpaint of the whole frame, as A1111 does).
+    masked_conditioning: bool = False
     notes: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def describe(self) -> dict[str, object]:
@@ -129,7 +132,24 @@ FLUX = replace(
     denoiser_class="FluxTransformer2DModel",
 )
 
-FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (SD1, SD2, SD2_V, SDXL, SD3, FLUX)}
+
+def inpainting_variant(family: ModelFamily) -> ModelFamily:
+    """The family's inpainting checkpoints (sd-v1-5-inpainting, sd-xl-1.0-inpainting, ...): a 9-channel UNet, run
+    by the inpaint pipeline for txt2img, img2img and inpaint alike."""
+    inpaint = family.pipelines["inpaint"]
+    return replace(
+        family,
+        name=f"{family.name}-inpaint",
+        title=f"{family.title} inpainting",
+        pipelines=MappingProxyType(dict.fromkeys(("txt2img", "img2img", "inpaint"), inpaint)),
+        masked_conditioning=True,
+    )
+
+
+INPAINTING: dict[str, ModelFamily] = {f.name: inpainting_variant(f) for f in (SD1, SD2, SDXL)}
+FAMILIES: dict[str, ModelFamily] = {
+    family.name: family for family in (SD1, SD2, SD2_V, SDXL, SD3, FLUX, *INPAINTING.values())
+}
 BUILTIN_FAMILIES: dict[str, ModelFamily] = {"tiny": SD1, "tiny-sdxl": SDXL, "tiny-sd3": SD3, "tiny-flux": FLUX}
 
 
@@ -163,13 +183,24 @@ def detect_folder(path: Path) -> ModelFamily:
             return family
     unet = _config(path / "unet" / "config.json")
     if "XL" in class_name or "text_encoder_2" in index or unet.get("addition_embed_type") == "text_time":
-        return SDXL
+        return _with_unet(SDXL, unet)
     if class_name and not class_name.startswith("StableDiffusion"):
         raise UnknownFamily(f"{path} holds a {class_name}, not a Stable Diffusion 1.x/2.x/XL/3 or FLUX.1 pipeline")
     if unet.get("cross_attention_dim") == 1024:
         scheduler = _config(path / "scheduler" / "scheduler_config.json")
-        return SD2_V if scheduler.get("prediction_type") == "v_prediction" else SD2
-    return SD1
+        family = SD2_V if scheduler.get("prediction_type") == "v_prediction" else SD2
+    else:
+        family = SD1
+    return _with_unet(family, unet)
+
+
+def _with_unet(family: ModelFamily, unet: dict[str, object]) -> ModelFamily:
+    """An inpainting checkpoint (a 9-channel UNet: latents + mask + masked image) is its family's variant."""
+    if unet.get("in_channels") == 9 and family.name in INPAINTING:
+        return INPAINTING[family.name]
+    if unet.get("in_channels") == 9 and family.name == "sd2-v":
+        return INPAINTING["sd2"]  # SD 2 inpainting is an epsilon model
+    return family
 
 
 def _config(path: Path) -> dict[str, object]:

@@ -117,6 +117,7 @@ class ModelHandle:
         self._unresolvable: tuple[float, str] | None = None  # (when, why) the last lookup failed
         self._watching: RunContext | None = None  # the render using the modules now (cancellation, stages)
         self._family: ModelFamily | None = None
+        self._derived: Any = None  # a single file's configs, read from its tensor shapes (engine.models.single_file)
 
     # --- what it is ------------------------------------------------------------------------------------
 
@@ -311,22 +312,14 @@ class ModelHandle:
         cls = getattr(diffusers_quiet(), self.family.pipelines["txt2img"])
         path = self._resolve_path()
         if self.spec.kind == "single_file":
-            # Needs the matching config from the hub (or its cache) to know the architecture.
-            kwargs = {key: value for key, value in self._from_pretrained_kwargs().items() if key != "low_cpu_mem_usage"}
-            try:
-                pipe = cls.from_single_file(str(path), **kwargs)
-            except Exception as exc:
-                if "LocalEntryNotFound" in type(exc).__name__ or "offline" in str(exc).lower():
-                    # diffusers fetches the family's component configs from the hub; shipping them is issue #15
-                    raise ModelUnavailable(
-                        f"{path.name} is a {self.family.title} checkpoint, but loading single files needs their "
-                        "component configs from the Hugging Face hub, which cannot be reached: run once online (the "
-                        "configs are cached), or convert the file into a diffusers folder"
-                    ) from None
-                raise ModelUnavailable(
-                    f"{path.name} could not be loaded as a {self.family.title} checkpoint ({type(exc).__name__}: "
-                    f"{str(exc)[:200]}): is it complete, and of that family (--model-family overrides)?"
-                ) from None
+            from engine.models.single_file import DerivedConfigs, load_single_file
+
+            def derived(configs: DerivedConfigs) -> None:
+                self._derived = configs
+                self.progress.note(f"converting {path.name} (configs read from its tensor shapes)")
+
+            self.progress.note(f"reading {path.name}")
+            pipe = load_single_file(cls, path, self.family, self._from_pretrained_kwargs(), derived)
         else:
             pipe = self._load_folder(cls, path)
         pipe.to(self.device)
@@ -484,6 +477,10 @@ class ModelHandle:
             arguments["requires_safety_checker"] = False
         pipe = cls(**arguments)
         pipe.set_progress_bar_config(disable=True)
+        if self.family.masked_conditioning and kind != "inpaint":
+            from engine.models.masked import WholeFrameInpaint
+
+            return WholeFrameInpaint(pipe)
         return pipe
 
     def _require(self, name: str, kind: str) -> Any:
@@ -503,6 +500,17 @@ class ModelHandle:
             self._model_hash = hash_model_path(self._resolve_path(), cache)
         return self._model_hash
 
+    def _single_file_facts(self) -> dict[str, Any]:
+        """A single file's derived configs (the same before and after it loads: they are read from its header)."""
+        if self.spec.kind != "single_file":
+            return {}
+        if self._derived is None:
+            from engine.models.checkpoint import read_shapes
+            from engine.models.single_file import derive_configs
+
+            self._derived = derive_configs(read_shapes(self._resolve_path()), self.family)
+        return {"single_file": self._derived.describe()}
+
     def fingerprint(self) -> dict[str, Any]:
         """What determines the pixels besides the operation, its params, inputs and seed.
 
@@ -515,6 +523,7 @@ class ModelHandle:
             "model": str(self.spec),
             "family": self.family.name,
             "model_hash": self.model_hash(),
+            **self._single_file_facts(),
             "diffusers": diffusers.__version__,
             "torch": torch.__version__,
             "device": str(self.device),
