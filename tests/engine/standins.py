@@ -89,7 +89,11 @@ def build_pipeline(family: str, in_channels: int = 4) -> Any:
             projection_class_embeddings_input_dim=256 * 6 + 128,  # size/crop numbers + the pooled embedding
         )
         scheduler = diffusers.EulerDiscreteScheduler(
-            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading"
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            steps_offset=1,
+            timestep_spacing="leading",
         )
         return diffusers.StableDiffusionXLPipeline(
             vae=_vae(0.13025),
@@ -194,7 +198,9 @@ def convert_to_single_file(folder: Path, out: Path, family: str) -> Path:
     """Run diffusers' conversion script on `folder`, exactly as `python script --model_path … --checkpoint_path …
     --use_safetensors` would (its `.ckpt` output too, without --use_safetensors)."""
     script = SCRIPTS / (
-        "convert_diffusers_to_original_sdxl.py" if family == "sdxl" else "convert_diffusers_to_original_stable_diffusion.py"
+        "convert_diffusers_to_original_sdxl.py"
+        if family == "sdxl"
+        else "convert_diffusers_to_original_stable_diffusion.py"
     )
     argv = ["script", "--model_path", str(folder), "--checkpoint_path", str(out)]
     if out.suffix == ".safetensors":
