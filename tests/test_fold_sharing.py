@@ -95,9 +95,10 @@ def test_folding_one_event_copies_only_what_it_touches():
     assert after.layers["l1500"].opacity == 0.5 and before.layers["l1500"].opacity == 1.0
     assert after.order is before.order  # the stack did not change: the same tuple
     assert after.history is before.history  # the engine's events are not undoable: nothing recorded
-    old_leaves = {id(leaf) for leaf in before.layers._leaves()}  # type: ignore[attr-defined]
-    new_leaves = [leaf for leaf in after.layers._leaves() if id(leaf) not in old_leaves]  # type: ignore[attr-defined]
+    old_leaves = {id(leaf) for leaf in before.layers._root if leaf}  # type: ignore[attr-defined]
+    new_leaves = [leaf for leaf in after.layers._root if leaf and id(leaf) not in old_leaves]  # type: ignore[attr-defined]
     assert len(new_leaves) == 1 and "l1500" in new_leaves[0]  # one small leaf copied, the rest shared
+    assert len(new_leaves[0]) < 2000 / 16
     unchanged = [key for key in before.layers if key != "l1500"]
     assert all(after.layers[key] is before.layers[key] for key in unchanged)
 

@@ -1,34 +1,31 @@
 """A persistent (immutable, structurally shared) map for the fold's layer table.
 
 Folding one event used to copy the whole layer dict, so an opacity change on a 5,000-layer canvas cost 5,000
-pointer copies. Here the keys are spread by hash over a two-level trie of 32-way tuples with small dicts as
-leaves: a new version copies only the path to the one leaf it changes (two 32-slot tuples and a leaf of a few
-entries), and shares everything else with the version it came from. Old versions are never changed, so the
-fold stays pure: a state from before an event is the same object, with the same contents, after it.
+pointer copies. Here the keys are spread by hash over 64 small dicts (the leaves) held in a tuple: a new version
+copies the tuple (64 pointers) and the one leaf it changes (1/64 of the map), and shares every other leaf with
+the version it came from. Old versions are never changed, so the fold stays pure: a state from before an event
+is the same object, with the same contents, after it. One level, not a deeper trie: the leaves stay full enough
+that walking every value (the DAG's descendants, GET state) runs at dict speed.
 
-`PMapBuilder` is the transient form used while folding: it changes nodes it copied itself in place (it owns
-them; nobody else can see them until `freeze`), so folding many events into one draft copies each touched node
+`PMapBuilder` is the transient form used while folding: it changes leaves it copied itself in place (it owns
+them; nobody else can see them until `freeze`), so folding many events into one draft copies each touched leaf
 once, not once per event.
 
-Iteration follows the trie, not insertion order; a canvas's stack order is `CanvasState.order`.
+Iteration follows the leaves, not insertion order; a canvas's stack order is `CanvasState.order`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain
 from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
 
-_WIDTH = 32
+_WIDTH = 64
 _MASK = _WIDTH - 1
-_SHIFT = 5
-_EMPTY_ROOT: tuple[Any, ...] = (None,) * _WIDTH
+_EMPTY_ROOT: tuple[dict[str, Any] | None, ...] = (None,) * _WIDTH
 _MISSING: Any = object()
-
-# A leaf is a dict key -> value; a middle node a tuple of 32 leaves (or None); the root a tuple of 32 middles.
-_Leaf = dict[str, Any]
-_Middle = tuple[_Leaf | None, ...]
 
 
 class PMap(Mapping[str, V], Generic[V]):
@@ -38,74 +35,57 @@ class PMap(Mapping[str, V], Generic[V]):
 
     def __init__(self, items: Mapping[str, V] | Iterable[tuple[str, V]] = ()) -> None:
         if isinstance(items, PMap):
-            self._root: tuple[_Middle | None, ...] = items._root
+            self._root: tuple[dict[str, V] | None, ...] = items._root
             self._len: int = items._len
             return
-        builder: PMapBuilder[V] = PMapBuilder(_empty())
+        leaves: list[dict[str, V] | None] = [None] * _WIDTH
         pairs = items.items() if isinstance(items, Mapping) else items
         for key, value in pairs:
-            builder[key] = value
-        built = builder.freeze()
-        self._root, self._len = built._root, built._len
+            slot = hash(key) & _MASK
+            leaf = leaves[slot]
+            if leaf is None:
+                leaf = leaves[slot] = {}
+            leaf[key] = value
+        self._root = tuple(leaves)
+        self._len = sum(len(leaf) for leaf in leaves if leaf is not None)
 
     @classmethod
-    def _make(cls, root: tuple[_Middle | None, ...], length: int) -> PMap[V]:
+    def _make(cls, root: tuple[dict[str, V] | None, ...], length: int) -> PMap[V]:
         made = cls.__new__(cls)
         made._root = root
         made._len = length
         return made
 
-    # --- reads (the hot ones written out: each is called a few times per command) ---------------------------
+    # --- reads (written out: each is called a few times per command) -------------------------------------
 
     def __getitem__(self, key: str) -> V:
-        h = hash(key)
-        middle = self._root[h & _MASK]
-        if middle is not None:
-            leaf = middle[(h >> _SHIFT) & _MASK]
-            if leaf is not None:
-                return leaf[key]
-        raise KeyError(key)
+        leaf = self._root[hash(key) & _MASK]
+        if leaf is None:
+            raise KeyError(key)
+        return leaf[key]
 
     def get(self, key: str, default: Any = None) -> Any:
-        h = hash(key)
-        middle = self._root[h & _MASK]
-        if middle is None:
-            return default
-        leaf = middle[(h >> _SHIFT) & _MASK]
-        if leaf is None:
-            return default
-        return leaf.get(key, default)
+        leaf = self._root[hash(key) & _MASK]
+        return default if leaf is None else leaf.get(key, default)
 
     def __contains__(self, key: object) -> bool:
-        h = hash(key)
-        middle = self._root[h & _MASK]
-        if middle is None:
-            return False
-        leaf = middle[(h >> _SHIFT) & _MASK]
+        leaf = self._root[hash(key) & _MASK]
         return leaf is not None and key in leaf
 
     def __len__(self) -> int:
         return self._len
 
-    def _leaves(self) -> Iterator[_Leaf]:
-        for middle in self._root:
-            if middle is not None:
-                for leaf in middle:
-                    if leaf:
-                        yield leaf
-
     def __iter__(self) -> Iterator[str]:
-        for leaf in self._leaves():
-            yield from leaf
+        return chain.from_iterable(leaf for leaf in self._root if leaf)
 
     def keys(self) -> Any:
         return list(self)
 
     def values(self) -> Any:
-        return [value for leaf in self._leaves() for value in leaf.values()]
+        return list(chain.from_iterable(leaf.values() for leaf in self._root if leaf))
 
     def items(self) -> Any:
-        return [item for leaf in self._leaves() for item in leaf.items()]
+        return list(chain.from_iterable(leaf.items() for leaf in self._root if leaf))
 
     def __eq__(self, other: object) -> bool:
         if self is other:
@@ -114,7 +94,7 @@ class PMap(Mapping[str, V], Generic[V]):
             return False
         if isinstance(other, PMap) and other._root is self._root:
             return True
-        return all(other.get(key, _MISSING) == value for leaf in self._leaves() for key, value in leaf.items())
+        return all(other.get(key, _MISSING) == value for key, value in self.items())
 
     __hash__ = None  # type: ignore[assignment]  # like dict: equal by contents, so not hashable
 
@@ -129,56 +109,29 @@ class PMap(Mapping[str, V], Generic[V]):
         return dict(self.items())
 
 
-def _empty() -> PMap[Any]:
-    return PMap._make(_EMPTY_ROOT, 0)
-
-
 class PMapBuilder(Generic[V]):
-    """A mutable draft of a PMap: copies a node the first time it changes it, then changes its copy in place.
+    """A mutable draft of a PMap: copies a leaf the first time it changes it, then changes its copy in place.
 
     A draft that changes nothing costs nothing and freezes back into the same map."""
 
-    __slots__ = ("_base", "_len", "_middles", "_owned")
+    __slots__ = ("_base", "_len", "_owned")
 
     def __init__(self, base: PMap[V]) -> None:
         self._base = base
         self._len = base._len
-        self._middles: dict[int, list[_Leaf | None]] = {}  # root slot -> this draft's copy of that middle
-        # ids of the leaves this draft made, which it may change in place. The draft holds them, so no other
-        # object can be given one of these ids while they are in the set.
-        self._owned: set[int] = set()
+        self._owned: dict[int, dict[str, V]] = {}  # slot -> this draft's own copy of that leaf
 
-    def _middle(self, slot: int) -> Sequence[_Leaf | None] | None:
-        middle = self._middles.get(slot)
-        return self._base._root[slot] if middle is None else middle
+    def _leaf(self, key: object) -> dict[str, V] | None:
+        slot = hash(key) & _MASK
+        leaf = self._owned.get(slot)
+        return self._base._root[slot] if leaf is None else leaf
 
-    def _leaf(self, key: object) -> _Leaf | None:
-        h = hash(key)
-        middle = self._middles.get(h & _MASK)
-        if middle is None:
-            middle = self._base._root[h & _MASK]
-            if middle is None:
-                return None
-        return middle[(h >> _SHIFT) & _MASK]
-
-    def _leaf_for_write(self, key: str) -> _Leaf:
-        h = hash(key)
-        slot = h & _MASK
-        middle = self._middles.get(slot)
-        if middle is None:
-            shared = self._base._root[slot]
-            middle = [None] * _WIDTH if shared is None else list(shared)
-            self._middles[slot] = middle
-        index = (h >> _SHIFT) & _MASK
-        leaf = middle[index]
+    def _leaf_for_write(self, key: str) -> dict[str, V]:
+        slot = hash(key) & _MASK
+        leaf = self._owned.get(slot)
         if leaf is None:
-            leaf = {}
-            middle[index] = leaf
-            self._owned.add(id(leaf))
-        elif id(leaf) not in self._owned:
-            leaf = leaf.copy()
-            middle[index] = leaf
-            self._owned.add(id(leaf))
+            shared = self._base._root[slot]
+            leaf = self._owned[slot] = {} if shared is None else shared.copy()
         return leaf
 
     def __getitem__(self, key: str) -> V:
@@ -187,16 +140,28 @@ class PMapBuilder(Generic[V]):
             raise KeyError(key)
         return leaf[key]
 
+    # get, in and set are written out (no helper calls): the fold calls them a few times per event.
+
     def get(self, key: str, default: Any = None) -> Any:
-        leaf = self._leaf(key)
+        slot = hash(key) & _MASK
+        leaf = self._owned.get(slot, _MISSING)
+        if leaf is _MISSING:
+            leaf = self._base._root[slot]
         return default if leaf is None else leaf.get(key, default)
 
     def __contains__(self, key: object) -> bool:
-        leaf = self._leaf(key)
+        slot = hash(key) & _MASK
+        leaf = self._owned.get(slot, _MISSING)
+        if leaf is _MISSING:
+            leaf = self._base._root[slot]
         return leaf is not None and key in leaf
 
     def __setitem__(self, key: str, value: V) -> None:
-        leaf = self._leaf_for_write(key)
+        slot = hash(key) & _MASK
+        leaf = self._owned.get(slot)
+        if leaf is None:
+            shared = self._base._root[slot]
+            leaf = self._owned[slot] = {} if shared is None else shared.copy()
         if key not in leaf:
             self._len += 1
         leaf[key] = value
@@ -210,33 +175,29 @@ class PMapBuilder(Generic[V]):
     def __len__(self) -> int:
         return self._len
 
-    def _leaves(self) -> Iterator[_Leaf]:
-        for slot in range(_WIDTH):
-            middle = self._middle(slot)
-            if middle is not None:
-                for leaf in middle:
-                    if leaf:
-                        yield leaf
+    def _leaves(self) -> Iterator[dict[str, V]]:
+        owned = self._owned
+        if not owned:
+            return (leaf for leaf in self._base._root if leaf)
+        return (leaf for leaf in (owned.get(slot, shared) for slot, shared in enumerate(self._base._root)) if leaf)
 
     def __iter__(self) -> Iterator[str]:
-        for leaf in self._leaves():
-            yield from leaf
+        return chain.from_iterable(self._leaves())
 
     def values(self) -> list[V]:
-        return [value for leaf in self._leaves() for value in leaf.values()]
+        return list(chain.from_iterable(leaf.values() for leaf in self._leaves()))
 
     def items(self) -> list[tuple[str, V]]:
-        return [item for leaf in self._leaves() for item in leaf.items()]
+        return list(chain.from_iterable(leaf.items() for leaf in self._leaves()))
 
     def freeze(self) -> PMap[V]:
-        """The map as it stands. Its nodes now belong to the map: later writes to the builder copy them again."""
-        if not self._middles:
+        """The map as it stands. Its leaves now belong to the map: later writes to the builder copy them again."""
+        if not self._owned:
             return self._base
         root = list(self._base._root)
-        for slot, middle in self._middles.items():
-            root[slot] = tuple(middle)
-        self._middles = {}
-        self._owned = set()
+        for slot, leaf in self._owned.items():
+            root[slot] = leaf
+        self._owned = {}
         frozen: PMap[V] = PMap._make(tuple(root), self._len)
         self._base = frozen
         return frozen
