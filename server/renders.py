@@ -38,13 +38,14 @@ from engine.operation import InvalidParams, Operation, OperationRegistry, input_
 from server.blobs import BlobStore
 from server.core.commands import AddLayer, RecordFailure, RecordRender
 from server.core.decide import CommandRejected
+from server.core.event_registry import WAKING_EVENTS
 from server.core.events import Event
 from server.core.scheduling import NEEDS_RENDER, ready_layers, waiting_layers
 from server.core.state import CanvasState, Layer
 from server.quarantine import Backoff, Quarantines, ThrottledLog
 from server.render_thread import RenderThread
 from server.render_times import RenderTimes
-from server.service import WAKING_EVENTS, CanvasNotFound, CanvasService
+from server.service import CanvasNotFound, CanvasService
 from server.store.base import EventStore, RenderRecord
 from server.work import LocalWork, SharedWork
 
@@ -477,7 +478,7 @@ class RenderQueue:
         return record
 
     def _key(self, layer: Layer, input_images: dict[str, str]) -> str:
-        fingerprint = self.renderer().fingerprint_for(layer.operation)
+        fingerprint = self.renderer().fingerprint_for(layer.operation, params=layer.params)
         return cache_key(layer.operation, layer.params, layer.seed, input_images, fingerprint)
 
     async def _render(self, state: CanvasState, layer: Layer) -> None:

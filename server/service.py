@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from server.core.blob_names import LayerOperations, blob_names
 from server.core.commands import Command, Redo, Restore, Undo
 from server.core.decide import CommandRejected, Decider
+from server.core.event_registry import WAKING_EVENTS
 from server.core.events import CanvasCreated, Event, EventData, HistoryRedone, HistoryUndone
 from server.core.history import invert
 from server.core.projection import empty_state, project
@@ -39,10 +40,6 @@ from server.store.base import AppendRequest, CommandRecord, ConcurrencyError, Ev
 log = logging.getLogger("opendream.service")
 
 EventListener = Callable[[str, Sequence[Event]], None]
-# Events after which a render worker may find work on the canvas.
-WAKING_EVENTS = frozenset(
-    {"layer.added", "layer.params_changed", "layer.render_requested", "layer.rendered", "layer.restored"}
-)
 
 
 @dataclass(frozen=True, slots=True)

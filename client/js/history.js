@@ -1,5 +1,7 @@
 // Words for the history: who did what at each version.
 
+import FACTS from './events.js'; // each event's kind comes from the server's event registry
+
 export const SYSTEM_ACTOR = 'engine';
 
 /** layer id -> its latest name, from a run of events (layer names outlive the layers in the history). */
@@ -20,44 +22,45 @@ function quote(text) {
 export function describeEvent(event, { layerName = (id) => id, operationTitle = (name) => name } = {}) {
   const p = event.payload || {};
   const layer = () => quote(layerName(p.layer_id) || p.layer_id);
+  const kind = FACTS.events[event.type]?.history_kind ?? 'other';
   switch (event.type) {
     case 'canvas.created':
-      return { kind: 'create', text: `created the canvas ${quote(p.name)}` };
+      return { kind, text: `created the canvas ${quote(p.name)}` };
     case 'canvas.renamed':
-      return { kind: 'rename', text: `renamed the canvas to ${quote(p.name)}` };
+      return { kind, text: `renamed the canvas to ${quote(p.name)}` };
     case 'layer.added':
-      return { kind: 'add', text: `added ${quote(p.name)} (${operationTitle(p.operation)})` };
+      return { kind, text: `added ${quote(p.name)} (${operationTitle(p.operation)})` };
     case 'layer.params_changed':
-      return { kind: 'edit', text: `changed the settings of ${layer()}` };
+      return { kind, text: `changed the settings of ${layer()}` };
     case 'layer.deleted':
-      return { kind: 'delete', text: `deleted ${layer()}` };
+      return { kind, text: `deleted ${layer()}` };
     case 'layer.restored': {
       const names = (p.layers || []).map((l) => quote(l.name));
-      return { kind: 'restore', text: `brought back ${names.length ? names.join(', ') : 'layers'}` };
+      return { kind, text: `brought back ${names.length ? names.join(', ') : 'layers'}` };
     }
     case 'layer.visibility_changed':
-      return { kind: 'visibility', text: `${p.visible ? 'showed' : 'hid'} ${layer()}` };
+      return { kind, text: `${p.visible ? 'showed' : 'hid'} ${layer()}` };
     case 'layer.opacity_changed':
-      return { kind: 'opacity', text: `set the opacity of ${layer()} to ${Math.round((p.opacity ?? 0) * 100)}%` };
+      return { kind, text: `set the opacity of ${layer()} to ${Math.round((p.opacity ?? 0) * 100)}%` };
     case 'layer.renamed':
-      return { kind: 'rename', text: `renamed a layer to ${quote(p.name)}` };
+      return { kind, text: `renamed a layer to ${quote(p.name)}` };
     case 'layer.moved':
-      return { kind: 'move', text: `moved ${layer()}` };
+      return { kind, text: `moved ${layer()}` };
     case 'layer.render_requested':
-      return { kind: 'render', text: `asked to render ${layer()} again` };
+      return { kind, text: `asked to render ${layer()} again` };
     case 'layer.rendered':
-      return { kind: 'render', text: `rendered ${layer()}${p.cached ? ' (cached)' : ''}` };
+      return { kind, text: `rendered ${layer()}${p.cached ? ' (cached)' : ''}` };
     case 'layer.failed': {
       const reason = String(p.reason || '').trim();
       if (/^cancelled/i.test(reason) || reason.toLowerCase() === 'render cancelled') return { kind: 'cancel', text: `stopped rendering ${layer()} (${reason.toLowerCase() === 'render cancelled' ? 'cancelled' : reason})` };
-      return { kind: 'fail', text: `could not render ${layer()}: ${p.reason}` };
+      return { kind, text: `could not render ${layer()}: ${p.reason}` };
     }
     case 'history.undone':
-      return { kind: 'undo', text: 'undid an edit' };
+      return { kind, text: 'undid an edit' };
     case 'history.redone':
-      return { kind: 'redo', text: 'redid an edit' };
+      return { kind, text: 'redid an edit' };
     default:
-      return { kind: 'other', text: event.type.replace(/[._]/g, ' ') };
+      return { kind, text: event.type.replace(/[._]/g, ' ') };
   }
 }
 

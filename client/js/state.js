@@ -6,20 +6,11 @@
 // type, a gap in the seqs) `applyEvent` says so and the caller fetches the state again: correctness first.
 
 import { descendants } from './dag.js';
+import FACTS from './events.js'; // generated from the server's event registry (server/core/event_registry.py)
 
-export const HISTORY_DEPTH = 100;
-const SYSTEM_ACTORS = new Set(['engine']);
-export const UNDOABLE = new Set([
-  'canvas.renamed',
-  'layer.added',
-  'layer.params_changed',
-  'layer.deleted',
-  'layer.restored',
-  'layer.visibility_changed',
-  'layer.opacity_changed',
-  'layer.renamed',
-  'layer.moved',
-]);
+export const HISTORY_DEPTH = FACTS.history_depth;
+const SYSTEM_ACTORS = new Set(FACTS.system_actors);
+export const UNDOABLE = new Set(Object.keys(FACTS.events).filter((type) => FACTS.events[type].undoable));
 
 export function emptyState(canvasId = '') {
   return { canvasId, version: 0, name: '', order: [], layers: {}, deleted: [], history: {}, compensatingUntil: 0, origin: null };
@@ -184,7 +175,7 @@ export const KNOWN_EVENT_TYPES = new Set(Object.keys(HANDLERS));
 function trackHistory(draft, event) {
   const p = event.payload || {};
   const user = event.actor;
-  if (event.type === 'history.undone' || event.type === 'history.redone') {
+  if (FACTS.events[event.type]?.history_marker) {
     const undoing = event.type === 'history.undone';
     const h = draft.history[user] || { undo: [], redo: [] };
     let source = undoing ? h.undo : h.redo;

@@ -1,9 +1,13 @@
 """Events: immutable facts about a canvas, appended to its log and never changed.
 
-Each event type is a frozen dataclass of its payload. The stored form (`Event`) wraps a payload with where and
-when it happened: canvas, gapless `seq`, UUID, actor, the client's `command_id`, timestamp and the payload's
-`schema_version`. Old payload versions are brought up to date on read by upcasters, so the fold only ever
-sees current shapes.
+Each event type is a frozen dataclass of its payload, and declares its facts once, beside it: whether a user's
+undo inverts it (`undoable`; how is in server/core/history.py), whether a render worker may find work after it
+(`wakes_renders`), and what the history calls it (`history_kind`). server/core/event_registry.py gathers these
+with each type's fold handler; the client reads them from client/js/events.js, generated from that registry.
+
+The stored form (`Event`) wraps a payload with where and when it happened: canvas, gapless `seq`, UUID,
+actor, the client's `command_id`, timestamp and the payload's `schema_version`. Old payload versions are
+brought up to date on read by upcasters, so the fold only ever sees current shapes.
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ import orjson
 class EventData:
     type: ClassVar[str]
     schema_version: ClassVar[int] = 1
+    undoable: ClassVar[bool] = False  # a user's undo inverts it (server/core/history.py: INVERTERS)
+    wakes_renders: ClassVar[bool] = False  # after it, a render worker may find work on the canvas
+    history_kind: ClassVar[str] = "other"  # the word for it in the history (client/js/history.js)
 
 
 @dataclass(frozen=True, slots=True)
 class CanvasCreated(EventData):
     type: ClassVar[str] = "canvas.created"
+    history_kind: ClassVar[str] = "create"
     name: str
     # Where the canvas came from when it did not start empty: {"kind": "fork", "canvas_id", "version"} or
     # {"kind": "workflow", ...} for an imported file.
@@ -33,12 +41,17 @@ class CanvasCreated(EventData):
 @dataclass(frozen=True, slots=True)
 class CanvasRenamed(EventData):
     type: ClassVar[str] = "canvas.renamed"
+    undoable: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "rename"
     name: str
 
 
 @dataclass(frozen=True, slots=True)
 class LayerAdded(EventData):
     type: ClassVar[str] = "layer.added"
+    undoable: ClassVar[bool] = True
+    wakes_renders: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "add"
     layer_id: str
     operation: str
     params: dict[str, Any]
@@ -52,6 +65,9 @@ class LayerParamsChanged(EventData):
     """A non-destructive re-edit: the layer and everything derived from it must be rendered again."""
 
     type: ClassVar[str] = "layer.params_changed"
+    undoable: ClassVar[bool] = True
+    wakes_renders: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "edit"
     layer_id: str
     params: dict[str, Any]
     seed: int | None
@@ -63,12 +79,16 @@ class LayerDeleted(EventData):
     """Deletes the layer and every layer derived from it (its descendants in the DAG)."""
 
     type: ClassVar[str] = "layer.deleted"
+    undoable: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "delete"
     layer_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class LayerVisibilityChanged(EventData):
     type: ClassVar[str] = "layer.visibility_changed"
+    undoable: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "visibility"
     layer_id: str
     visible: bool
 
@@ -76,6 +96,8 @@ class LayerVisibilityChanged(EventData):
 @dataclass(frozen=True, slots=True)
 class LayerOpacityChanged(EventData):
     type: ClassVar[str] = "layer.opacity_changed"
+    undoable: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "opacity"
     layer_id: str
     opacity: float
 
@@ -83,6 +105,8 @@ class LayerOpacityChanged(EventData):
 @dataclass(frozen=True, slots=True)
 class LayerRenamed(EventData):
     type: ClassVar[str] = "layer.renamed"
+    undoable: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "rename"
     layer_id: str
     name: str
 
@@ -92,6 +116,8 @@ class LayerMoved(EventData):
     """Moves a layer in the stack; `index` is its position afterwards, 0 = bottom."""
 
     type: ClassVar[str] = "layer.moved"
+    undoable: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "move"
     layer_id: str
     index: int
 
@@ -101,6 +127,8 @@ class LayerRendered(EventData):
     """The engine materialised `revision` of a layer into the blob `output`."""
 
     type: ClassVar[str] = "layer.rendered"
+    wakes_renders: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "render"
     layer_id: str
     revision: int
     output: str  # sha256 of the PNG in the blob store
@@ -118,6 +146,8 @@ class LayerRenderRequested(EventData):
     """Render a layer again (after a failure or cancellation): a new revision of it and its descendants."""
 
     type: ClassVar[str] = "layer.render_requested"
+    wakes_renders: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "render"
     layer_id: str
 
 
@@ -126,6 +156,9 @@ class LayerRestored(EventData):
     """Brings deleted layers back as they were (undo of a delete, redo of an add): ids are not reused, restored."""
 
     type: ClassVar[str] = "layer.restored"
+    undoable: ClassVar[bool] = True
+    wakes_renders: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "restore"
     layers: tuple[dict[str, Any], ...]  # Layer.to_json() of each, bottom first
     positions: tuple[int, ...]  # stack index of each when it was deleted
 
@@ -135,6 +168,7 @@ class HistoryUndone(EventData):
     """Marks the start of an undo: the `count` events after it invert events first_seq..last_seq."""
 
     type: ClassVar[str] = "history.undone"
+    history_kind: ClassVar[str] = "undo"
     first_seq: int
     last_seq: int
     count: int
@@ -145,6 +179,7 @@ class HistoryRedone(EventData):
     """Marks the start of a redo: the `count` events after it invert the undo at first_seq..last_seq."""
 
     type: ClassVar[str] = "history.redone"
+    history_kind: ClassVar[str] = "redo"
     first_seq: int
     last_seq: int
     count: int
@@ -153,6 +188,7 @@ class HistoryRedone(EventData):
 @dataclass(frozen=True, slots=True)
 class LayerFailed(EventData):
     type: ClassVar[str] = "layer.failed"
+    history_kind: ClassVar[str] = "fail"
     layer_id: str
     revision: int
     reason: str

@@ -4,17 +4,24 @@ Nothing is ever removed from the log: undo appends the compensating events of th
 appends the compensating events of their last undo. An inversion is refused when what it would change is no
 longer as the run left it — someone changed it since, or built a layer on it — so an undo never destroys
 another user's work.
+
+How each undoable event is inverted is written once, in `INVERTERS` (event class -> inverter); the event's
+own `undoable` fact says it has one (server/core/registry.py checks that the two agree). `decide_history` is
+the decider of the `undo` and `redo` commands.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from server.core.decide import CommandRejected
 from server.core.events import (
     CanvasRenamed,
     Event,
     EventData,
+    HistoryRedone,
+    HistoryUndone,
     LayerAdded,
     LayerDeleted,
     LayerMoved,
@@ -27,6 +34,33 @@ from server.core.events import (
 from server.core.projection import apply
 from server.core.state import CanvasState
 
+# (the event, the state just before it, the state just after it, the current state) -> its compensating events.
+# Raises CommandRejected("history_conflict") when inverting it would overwrite or orphan someone's later work.
+Inverter = Callable[[EventData, CanvasState, CanvasState, CanvasState], list[EventData]]
+
+
+class PastReader(Protocol):
+    """What deciding an undo, a redo or a restore reads of the log besides the current state (the service
+    answers from the store and the batch it is writing)."""
+
+    def events_between(self, after: int, until: int) -> Sequence[Event]: ...
+
+    def state_at(self, version: int) -> CanvasState: ...
+
+
+def decide_history(state: CanvasState, undoing: bool, user: str, past: PastReader) -> list[EventData]:
+    """The events of `user`'s undo (or redo): a marker, then the inversion of the top entry of their stack."""
+    history = state.history.get(user)
+    stack = (history.undo if undoing else history.redo) if history is not None else ()
+    if not stack:
+        word = "undo" if undoing else "redo"
+        raise CommandRejected(f"nothing_to_{word}", f"{user} has nothing to {word} on this canvas")
+    entry = stack[-1]
+    run = past.events_between(entry.first_seq - 1, entry.last_seq)
+    inverse = invert(past.state_at(entry.first_seq - 1), run, state)
+    marker = HistoryUndone if undoing else HistoryRedone
+    return [marker(entry.first_seq, entry.last_seq, len(inverse)), *inverse]
+
 
 def invert(before: CanvasState, run: Sequence[Event], current: CanvasState) -> list[EventData]:
     """Events that take `current` back to how `run`'s layers were in `before` (the state just before `run`)."""
@@ -35,92 +69,130 @@ def invert(before: CanvasState, run: Sequence[Event], current: CanvasState) -> l
         states.append(apply(states[-1], event))
     inverse: list[EventData] = []
     for index in reversed(range(len(run))):
-        prior, after = states[index], states[index + 1]
-        _check_unchanged_since(run[index].data, after, current)
-        inverse.extend(_invert_one(run[index].data, prior, current))
+        inverter = INVERTERS.get(type(run[index].data))
+        if inverter is not None:
+            inverse.extend(inverter(run[index].data, states[index], states[index + 1], current))
     return inverse
 
 
-_PROPERTIES = {
-    LayerVisibilityChanged: ("visible", "visibility"),
-    LayerOpacityChanged: ("opacity", "opacity"),
-    LayerRenamed: ("name", "name"),
-}
+def _conflict(message: str) -> CommandRejected:
+    return CommandRejected("history_conflict", f"cannot undo: {message}")
 
 
-def _check_unchanged_since(data: EventData, after: CanvasState, current: CanvasState) -> None:
+def _on_both(layer_id: str, prior: CanvasState, current: CanvasState) -> bool:
+    return layer_id in prior.layers and layer_id in current.layers
+
+
+def _property_unchanged(layer_id: str, attribute: str, word: str, after: CanvasState, current: CanvasState) -> None:
     """Refuse to overwrite a value someone set after the run: undo reverts your change, not theirs."""
-    if type(data) in _PROPERTIES:
-        attribute, word = _PROPERTIES[type(data)]
-        layer_id = data.layer_id  # type: ignore[attr-defined]
-        mine, now = after.layers.get(layer_id), current.layers.get(layer_id)
-        if mine is not None and now is not None and getattr(mine, attribute) != getattr(now, attribute):
-            raise CommandRejected(
-                "history_conflict", f"cannot undo: the {word} of layer {layer_id!r} was changed since"
-            )
-    elif isinstance(data, LayerParamsChanged):
-        mine, now = after.layers.get(data.layer_id), current.layers.get(data.layer_id)
-        if mine is not None and now is not None and (mine.params, mine.seed) != (now.params, now.seed):
-            raise CommandRejected(
-                "history_conflict", f"cannot undo: the params of layer {data.layer_id!r} were changed since"
-            )
-    elif isinstance(data, CanvasRenamed) and after.name != current.name:
-        raise CommandRejected("history_conflict", "cannot undo: the canvas was renamed since")
+    mine, now = after.layers.get(layer_id), current.layers.get(layer_id)
+    if mine is not None and now is not None and getattr(mine, attribute) != getattr(now, attribute):
+        raise _conflict(f"the {word} of layer {layer_id!r} was changed since")
 
 
-def _invert_one(data: EventData, prior: CanvasState, current: CanvasState) -> list[EventData]:
-    match data:
-        case LayerAdded(layer_id=layer_id):
-            if layer_id not in current.layers:
-                return []
-            built_on = current.descendants(layer_id)
-            if built_on:
-                raise CommandRejected(
-                    "history_conflict", f"cannot undo: layer {built_on[0]!r} is built on layer {layer_id!r}"
-                )
-            return [LayerDeleted(layer_id)]
-        case LayerDeleted(layer_id=layer_id):
-            if layer_id not in prior.layers:
-                return []
-            removed = [layer_id, *prior.descendants(layer_id)]
-            return [_restore(prior, [lid for lid in prior.order if lid in removed], current)]
-        case LayerRestored(layers=layers):
-            ids = {raw["id"] for raw in layers}
-            roots = [raw["id"] for raw in layers if not (set(raw["parents"]) & ids) and raw["id"] in current.layers]
-            for root in roots:
-                built_on = [layer_id for layer_id in current.descendants(root) if layer_id not in ids]
-                if built_on:
-                    raise CommandRejected(
-                        "history_conflict", f"cannot undo: layer {built_on[0]!r} is built on layer {root!r}"
-                    )
-            return [LayerDeleted(root) for root in roots]
-        case LayerParamsChanged(layer_id=layer_id):
-            old = prior.layers.get(layer_id)
-            if old is None or layer_id not in current.layers:
-                return []
-            missing = [parent for parent in old.parents if parent not in current.layers]
-            if missing:
-                raise CommandRejected("history_conflict", f"cannot undo: layer {missing[0]!r} is gone")
-            return [LayerParamsChanged(layer_id, dict(old.params), old.seed, old.parents)]
-        case LayerVisibilityChanged(layer_id=layer_id) if layer_id in prior.layers and layer_id in current.layers:
-            return [LayerVisibilityChanged(layer_id, prior.layers[layer_id].visible)]
-        case LayerOpacityChanged(layer_id=layer_id) if layer_id in prior.layers and layer_id in current.layers:
-            return [LayerOpacityChanged(layer_id, prior.layers[layer_id].opacity)]
-        case LayerRenamed(layer_id=layer_id) if layer_id in prior.layers and layer_id in current.layers:
-            return [LayerRenamed(layer_id, prior.layers[layer_id].name)]
-        case LayerMoved(layer_id=layer_id) if layer_id in prior.layers and layer_id in current.layers:
-            return [LayerMoved(layer_id, prior.order.index(layer_id))]
-        case CanvasRenamed():
-            return [CanvasRenamed(prior.name)]
-    return []
+def _invert_added(data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState) -> list[EventData]:
+    assert isinstance(data, LayerAdded)
+    if data.layer_id not in current.layers:
+        return []
+    built_on = current.descendants(data.layer_id)
+    if built_on:
+        raise _conflict(f"layer {built_on[0]!r} is built on layer {data.layer_id!r}")
+    return [LayerDeleted(data.layer_id)]
 
 
-def _restore(prior: CanvasState, layer_ids: list[str], current: CanvasState) -> LayerRestored:
+def _invert_deleted(data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState) -> list[EventData]:
+    assert isinstance(data, LayerDeleted)
+    if data.layer_id not in prior.layers:
+        return []
+    removed = {data.layer_id, *prior.descendants(data.layer_id)}
+    layer_ids = [layer_id for layer_id in prior.order if layer_id in removed]
     for layer_id in layer_ids:
         for parent in prior.layers[layer_id].parents:
-            if parent not in current.layers and parent not in layer_ids:
-                raise CommandRejected("history_conflict", f"cannot undo: layer {parent!r} it was made from is gone")
-    return LayerRestored(
-        layers=tuple(prior.layers[layer_id].to_json() for layer_id in layer_ids),
-        positions=tuple(prior.order.index(layer_id) for layer_id in layer_ids),
-    )
+            if parent not in current.layers and parent not in removed:
+                raise _conflict(f"layer {parent!r} it was made from is gone")
+    return [
+        LayerRestored(
+            layers=tuple(prior.layers[layer_id].to_json() for layer_id in layer_ids),
+            positions=tuple(prior.order.index(layer_id) for layer_id in layer_ids),
+        )
+    ]
+
+
+def _invert_restored(data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState) -> list[EventData]:
+    assert isinstance(data, LayerRestored)
+    ids = {raw["id"] for raw in data.layers}
+    roots = [raw["id"] for raw in data.layers if not (set(raw["parents"]) & ids) and raw["id"] in current.layers]
+    for root in roots:
+        built_on = [layer_id for layer_id in current.descendants(root) if layer_id not in ids]
+        if built_on:
+            raise _conflict(f"layer {built_on[0]!r} is built on layer {root!r}")
+    return [LayerDeleted(root) for root in roots]
+
+
+def _invert_params(data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState) -> list[EventData]:
+    assert isinstance(data, LayerParamsChanged)
+    mine, now = after.layers.get(data.layer_id), current.layers.get(data.layer_id)
+    if mine is not None and now is not None and (mine.params, mine.seed) != (now.params, now.seed):
+        raise _conflict(f"the params of layer {data.layer_id!r} were changed since")
+    old = prior.layers.get(data.layer_id)
+    if old is None or now is None:
+        return []
+    missing = [parent for parent in old.parents if parent not in current.layers]
+    if missing:
+        raise _conflict(f"layer {missing[0]!r} is gone")
+    return [LayerParamsChanged(data.layer_id, dict(old.params), old.seed, old.parents)]
+
+
+def _invert_visibility(
+    data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState
+) -> list[EventData]:
+    assert isinstance(data, LayerVisibilityChanged)
+    _property_unchanged(data.layer_id, "visible", "visibility", after, current)
+    if not _on_both(data.layer_id, prior, current):
+        return []
+    return [LayerVisibilityChanged(data.layer_id, prior.layers[data.layer_id].visible)]
+
+
+def _invert_opacity(data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState) -> list[EventData]:
+    assert isinstance(data, LayerOpacityChanged)
+    _property_unchanged(data.layer_id, "opacity", "opacity", after, current)
+    if not _on_both(data.layer_id, prior, current):
+        return []
+    return [LayerOpacityChanged(data.layer_id, prior.layers[data.layer_id].opacity)]
+
+
+def _invert_renamed(data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState) -> list[EventData]:
+    assert isinstance(data, LayerRenamed)
+    _property_unchanged(data.layer_id, "name", "name", after, current)
+    if not _on_both(data.layer_id, prior, current):
+        return []
+    return [LayerRenamed(data.layer_id, prior.layers[data.layer_id].name)]
+
+
+def _invert_moved(data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState) -> list[EventData]:
+    assert isinstance(data, LayerMoved)
+    if not _on_both(data.layer_id, prior, current):
+        return []
+    return [LayerMoved(data.layer_id, prior.order.index(data.layer_id))]
+
+
+def _invert_canvas_renamed(
+    data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState
+) -> list[EventData]:
+    assert isinstance(data, CanvasRenamed)
+    if after.name != current.name:
+        raise _conflict("the canvas was renamed since")
+    return [CanvasRenamed(prior.name)]
+
+
+INVERTERS: dict[type[EventData], Inverter] = {
+    CanvasRenamed: _invert_canvas_renamed,
+    LayerAdded: _invert_added,
+    LayerDeleted: _invert_deleted,
+    LayerRestored: _invert_restored,
+    LayerParamsChanged: _invert_params,
+    LayerVisibilityChanged: _invert_visibility,
+    LayerOpacityChanged: _invert_opacity,
+    LayerRenamed: _invert_renamed,
+    LayerMoved: _invert_moved,
+}
