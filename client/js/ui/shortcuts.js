@@ -1,0 +1,55 @@
+// The editor's keyboard shortcuts: Ctrl+Enter generates, Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y undo and redo (a
+// stroke first while masking), V H B E pick a tool, [ ] size the brush, + - 0 zoom, Escape steps back, Enter
+// saves a mask, Delete deletes the selected layer, Space held pans.
+
+export function bindShortcuts(editor) {
+  const { viewport } = editor;
+  document.addEventListener('keydown', (event) => {
+    const typing = event.target.closest?.('input, textarea, select, [contenteditable]');
+    const mod = event.ctrlKey || event.metaKey;
+    if (mod && event.key === 'Enter' && editor.panel.tab === 'new') {
+      event.preventDefault();
+      editor.panel.addLayer();
+      return;
+    }
+    if (typing || document.querySelector('.modal-backdrop')) return;
+    const key = event.key.toLowerCase();
+    if (mod && key === 'z') {
+      event.preventDefault();
+      if (editor.masking && viewport.mask?.strokes.length) return viewport.undoStroke();
+      if (event.shiftKey) editor.actions.redo();
+      else editor.actions.undo();
+    } else if (mod && key === 'y') {
+      event.preventDefault();
+      editor.actions.redo();
+    } else if (mod) {
+      /* leave the browser's shortcuts alone */
+    } else if (key === 'v' || key === 'h') editor.mask.setTool('pan');
+    else if (key === 'b') editor.mask.setTool('brush');
+    else if (key === 'e') editor.mask.setTool('eraser');
+    else if (key === '[') editor.mask.setBrushRadius(editor.mask.brushRadius / 1.25);
+    else if (key === ']') editor.mask.setBrushRadius(editor.mask.brushRadius * 1.25 + 1);
+    else if (key === '+' || key === '=') viewport.zoomStep(1);
+    else if (key === '-') viewport.zoomStep(-1);
+    else if (event.key === '!' || (event.shiftKey && key === '1') || key === '0') viewport.fitToScreen();
+    else if (key === 'escape') {
+      if (editor.masking) editor.mask.endMask();
+      else if (editor.scrub) editor.timeTravel.backToLive();
+      else editor.select(null);
+    } else if (key === 'enter' && editor.masking) editor.mask.saveMask();
+    else if ((key === 'delete' || key === 'backspace') && editor.selected && !editor.readOnly) {
+      const layer = editor.session.state.layers[editor.selected];
+      if (layer) editor.actions.deleteLayer(layer);
+    } else if (key === ' ') {
+      viewport.spaceHeld = true;
+      viewport.el.classList.add('space');
+      event.preventDefault();
+    } else return;
+  });
+  document.addEventListener('keyup', (event) => {
+    if (event.key === ' ') {
+      viewport.spaceHeld = false;
+      viewport.el.classList.remove('space');
+    }
+  });
+}
