@@ -24,7 +24,7 @@ import server
 from engine.operation import OperationRegistry, blob_refs
 from server.blobs import BlobStore
 from server.config import WorkflowLimits
-from server.core.decide import Admission, CommandRejected, Decider
+from server.core.decide import Admission, Decider, RefusedEvent, admit_log
 from server.core.events import (
     EVENT_TYPES,
     CanvasCreated,
@@ -39,7 +39,6 @@ from server.core.events import (
     decode_payload,
 )
 from server.core.payload_types import PayloadTypeError, check_payload_types
-from server.core.projection import apply, empty_state
 from server.images import InvalidImage, inspect_image
 from server.service import CanvasService, CommandResult, RecordedEvent
 
@@ -175,7 +174,12 @@ def parse_workflow(
     events = [_parse_event(index, raw) for index, raw in enumerate(raw_events)]
     if not isinstance(events[0].data, CanvasCreated):
         raise InvalidWorkflow("the first event must be canvas.created", "events[0].type")
-    _check_log(events, operations, lambda sha: sha in blobs or blob_on_server(sha))
+    try:  # the decider's rules, event by event: an import holds nothing a client's commands could not make
+        admit_log(events, Admission(Decider(operations), lambda sha: sha in blobs or blob_on_server(sha)))
+    except RefusedEvent as refused:
+        exc = refused.rejection
+        where = f"events[{refused.index}]" + (f".payload.{exc.field}" if exc.field else "")
+        raise InvalidWorkflow(f"{refused.data.type} refused ({exc.code}): {exc.message}", where) from None
     canvas = document.get("canvas") if isinstance(document.get("canvas"), dict) else {}
     created = events[0].data
     assert isinstance(created, CanvasCreated)
@@ -246,24 +250,6 @@ def _parse_event(index: int, raw: Any) -> Event:
     if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
         raise InvalidWorkflow("timestamp must be a number", f"{where}.timestamp")
     return Event("import", index + 1, "", data, actor, command_id, float(timestamp), schema_version)
-
-
-def _check_log(events: list[Event], operations: OperationRegistry, blob_known: Callable[[str], bool]) -> None:
-    """Every event must be one the decider would have made from a client's command at that point of the log
-    (`Admission`: the same rules, one validator): replay the fold and check each event against it."""
-    admission = Admission(Decider(operations), blob_known)
-    state = empty_state("import")
-    for index, event in enumerate(events):
-        where = f"events[{index}]"
-        data = event.data
-        if index and isinstance(data, CanvasCreated):
-            raise InvalidWorkflow("canvas.created may only be the first event", where)
-        try:
-            admission.check(state, data)
-        except CommandRejected as exc:
-            field = f".payload.{exc.field}" if exc.field else ""
-            raise InvalidWorkflow(f"{data.type} refused ({exc.code}): {exc.message}", f"{where}{field}") from None
-        state = apply(state, event)
 
 
 def referenced_blobs(workflow: Workflow, operations: OperationRegistry) -> set[str]:

@@ -7,7 +7,7 @@ and to run again after a concurrency conflict. A refused command raises `Command
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,6 +32,7 @@ from server.core.commands import (
 from server.core.events import (
     CanvasCreated,
     CanvasRenamed,
+    Event,
     EventData,
     LayerAdded,
     LayerDeleted,
@@ -45,6 +46,7 @@ from server.core.events import (
     LayerRestored,
     LayerVisibilityChanged,
 )
+from server.core.projection import apply, empty_state
 from server.core.state import CanvasState, Layer
 
 
@@ -91,7 +93,7 @@ class Decider:
             case AddLayer():
                 return [self._add_layer(state, command)]
             case ChangeParams():
-                return self._change_params(state, command)
+                return [*self._change_params(state, command)]
             case DeleteLayer(layer_id=layer_id):
                 _existing(state, layer_id)
                 return [LayerDeleted(layer_id=layer_id)]
@@ -170,7 +172,7 @@ class Decider:
             name=command.name or f"{operation.title} {len(state.order) + 1}",
         )
 
-    def _change_params(self, state: CanvasState, command: ChangeParams) -> list[EventData]:
+    def _change_params(self, state: CanvasState, command: ChangeParams) -> list[LayerParamsChanged]:
         layer = _existing(state, command.layer_id)
         operation = self.operations.get(layer.operation)
         if operation is None:
@@ -328,7 +330,7 @@ class Admission:
                 command = _as_command(ChangeParams, layer_id=data.layer_id, params=data.params, seed=data.seed)
                 changes = self.decider._change_params(state, command)
                 self._check_file_blobs(state.layers[data.layer_id].operation, data.params)
-                if changes and tuple(changes[0].parents) != tuple(data.parents):  # type: ignore[attr-defined]
+                if changes and tuple(changes[0].parents) != tuple(data.parents):
                     raise CommandRejected(
                         "invalid_event", f"parents {list(data.parents)} do not match the layers the params read",
                         "parents",
@@ -383,3 +385,31 @@ class Admission:
             validate_params(operation, layer.get("params") or {})
         except InvalidParams as exc:
             raise CommandRejected("invalid_params", str(exc), "params") from None
+
+
+class RefusedEvent(Exception):
+    """An imported log holds an event its command would not have made: `index` in the log, and why."""
+
+    def __init__(self, index: int, data: EventData, rejection: CommandRejected) -> None:
+        super().__init__(f"events[{index}]: {data.type} refused ({rejection.code}): {rejection.message}")
+        self.index = index
+        self.data = data
+        self.rejection = rejection
+
+
+def admit_log(events: Sequence[Event], admission: Admission) -> CanvasState:
+    """Decide a whole recorded log (an imported file) as if its commands were sent one by one: each event must be
+    one the decider would have made at that point, checked by `Admission` against the state the log has reached.
+    Returns the state at the end; raises RefusedEvent at the first event that does not pass."""
+    state = empty_state(events[0].canvas_id if events else "import")
+    for index, event in enumerate(events):
+        data = event.data
+        try:
+            if isinstance(data, CanvasCreated) != (index == 0):
+                where = "the first event must be" if index == 0 else "canvas.created may only be the first event"
+                raise CommandRejected("misplaced_event", where if index else f"{where} canvas.created")
+            admission.check(state, data)
+        except CommandRejected as exc:
+            raise RefusedEvent(index, data, exc) from None
+        state = apply(state, event)
+    return state
