@@ -1,13 +1,11 @@
 // Operation forms drawn from the form model (js/schema.js): sliders for bounded numbers, selects for enums,
-// text areas for prompts, thumbnail pickers for layer inputs (also nested in lists), uploads for blobs,
-// and a seed with a dice button for operations that use one.
+// text areas for prompts, thumbnail pickers for layer inputs (also nested in lists), uploads for blobs (those
+// two in form-pickers.js), a seed with a dice button for operations that use one, and the render's estimate.
 
-import { h, icon, iconButton, toast, fill, paintRange } from './dom.js';
+import { h, icon, iconButton, fill, paintRange } from './dom.js';
 import { defaultItem, validate, toParams, randomSeed } from '../schema.js';
-import { blobUrl } from '../api.js';
+import { layerPicker, blobInput } from './form-pickers.js';
 import { estimateRender, describeEstimate, sourceKey, RESIZE_LABELS } from '../limits.js';
-
-const MASK_OPS = new Set(['mask', 'magic_wand', 'segment']);
 
 function formatNumber(value, field) {
   if (value === null || value === undefined || Number.isNaN(value)) return '';
@@ -168,9 +166,9 @@ export class OperationForm {
       case 'number':
         return wrap('number', ...this.numberEl(field, get, set, label));
       case 'layer':
-        return wrap('layer', label, this.layerPicker(field, get, set));
+        return wrap('layer', label, layerPicker(this, field, get, set));
       case 'blob':
-        return wrap('blob', label, this.blobEl(field, get, set));
+        return wrap('blob', label, blobInput(this, field, get, set));
       case 'list':
         return wrap('list', this.listEl(field, get(), path, label));
       case 'object': {
@@ -236,86 +234,6 @@ export class OperationForm {
     return [h('div.field-head', null, label, number), slider];
   }
 
-  layerPicker(field, get, set) {
-    const strip = h('div.layer-picker', { role: 'listbox', 'aria-label': field.label });
-    const draw = () => {
-      const excluded = this.context.excluded || new Set();
-      let layers = this.context.layers().filter((l) => !excluded.has(l.id)).reverse(); // top of the stack first
-      const isMask = (l) => MASK_OPS.has(l.operation);
-      layers = field.input === 'mask' ? [...layers.filter(isMask), ...layers.filter((l) => !isMask(l))] : [...layers.filter((l) => !isMask(l)), ...layers.filter(isMask)];
-      const current = get();
-      const tiles = [];
-      if (field.nullable) {
-        tiles.push(h('button.pick-tile.pick-none', { type: 'button', role: 'option', 'aria-selected': String(!current), class: !current ? 'selected' : '', onclick: () => pick(null), title: 'None' }, h('span.pick-thumb', null, icon('x')), h('span.pick-name', null, 'None')));
-      }
-      for (const layer of layers) {
-        const selected = layer.id === current;
-        tiles.push(
-          h(
-            'button.pick-tile',
-            { type: 'button', role: 'option', 'aria-selected': String(selected), class: selected ? 'selected' : '', dataset: { layerId: layer.id }, title: layer.name, onclick: () => pick(layer.id) },
-            h('span.pick-thumb', null, layer.output ? h('img', { src: blobUrl(layer.output.sha256), alt: '', draggable: false }) : icon(isMask(layer) ? 'mask' : 'image')),
-            h('span.pick-name', null, layer.name),
-          ),
-        );
-      }
-      if (current && !layers.some((l) => l.id === current)) {
-        tiles.push(h('button.pick-tile.selected.missing', { type: 'button', title: `${current} (not on the canvas)` }, h('span.pick-thumb', null, icon('alert')), h('span.pick-name', null, 'Missing')));
-      }
-      if (!tiles.length) tiles.push(h('div.pick-empty', null, field.input === 'mask' ? 'No layers yet: paint a mask with the brush first.' : 'No layers yet: add one first.'));
-      fill(strip, ...tiles);
-      if (this.readOnly) for (const b of strip.querySelectorAll('button')) b.disabled = true;
-    };
-    const pick = (id) => {
-      set(id);
-      draw();
-    };
-    draw();
-    this.refreshers.push(draw);
-    return strip;
-  }
-
-  blobEl(field, get, set) {
-    const box = h('div.dropzone', { tabindex: 0, role: 'button', 'aria-label': `${field.label}: choose an image` });
-    const file = h('input', { type: 'file', accept: 'image/png,image/jpeg,image/webp', style: { display: 'none' } });
-    const draw = (busy = false) => {
-      const sha = get();
-      fill(box, 
-        sha ? h('img.dropzone-preview', { src: blobUrl(sha), alt: '' }) : icon('upload', { size: 22 }),
-        h('span.dropzone-text', null, busy ? 'Uploading…' : sha ? 'Replace image' : 'Drop an image or click to choose'),
-        sha && field.nullable ? h('button.link-btn', { type: 'button', onclick: (e) => { e.stopPropagation(); set(null); draw(); } }, 'Remove') : null,
-      );
-    };
-    const upload = async (f) => {
-      if (!f) return;
-      draw(true);
-      try {
-        const result = await this.context.uploadBlob(f);
-        set(result.sha256);
-      } catch (error) {
-        toast(`Upload failed: ${error.message}`, { kind: 'error' });
-      }
-      draw();
-    };
-    file.addEventListener('change', () => upload(file.files[0]));
-    box.addEventListener('click', () => !this.readOnly && file.click());
-    box.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && file.click());
-    box.addEventListener('dragover', (e) => {
-      e.preventDefault();
-      e.stopPropagation();
-      box.classList.add('over');
-    });
-    box.addEventListener('dragleave', () => box.classList.remove('over'));
-    box.addEventListener('drop', (e) => {
-      e.preventDefault();
-      e.stopPropagation();
-      box.classList.remove('over');
-      upload(e.dataTransfer.files[0]);
-    });
-    draw();
-    return h('div', null, box, file);
-  }
-
   listEl(field, items, path, label) {
     const list = h('div.list-items');
     const addButton = h('button.btn.btn-small.btn-ghost', { type: 'button', onclick: () => { items.push(defaultItem(field)); this.changed(); draw(); } }, icon('plus'), 'Add');
@@ -365,88 +283,4 @@ export class OperationForm {
     }, { testid: 'dice' });
     return h('div.field.field-seed', { dataset: { field: 'seed' } }, h('div.field-head', null, h('label.field-label', { title: 'The same seed and settings give the same picture.' }, 'Seed'), h('div.row.gap-4', null, input, dice)));
   }
-}
-
-/** The operation menu: a button showing the chosen operation; a popover listing all, grouped. */
-export class OperationPicker {
-  constructor({ groups, value, onPick }) {
-    this.groups = groups;
-    this.value = value;
-    this.onPick = onPick;
-    this.button = h('button.op-picker', { type: 'button', 'aria-haspopup': 'listbox', dataset: { testid: 'op-picker' }, onclick: () => this.toggle() });
-    this.popover = null;
-    this.el = h('div.op-picker-wrap', null, this.button);
-    this.draw();
-  }
-
-  find(name) {
-    for (const group of this.groups) for (const op of group.operations) if (op.name === name) return op;
-    return null;
-  }
-
-  draw() {
-    const op = this.find(this.value);
-    fill(this.button, 
-      h('span.op-icon', { dataset: { category: op?.category || '' } }, icon(categoryIcon(op?.category))),
-      h('span.op-picker-text', null, h('strong', null, op?.title || 'Choose an operation'), h('small', null, op?.description || '')),
-      icon('chevronDown'),
-    );
-  }
-
-  set(value) {
-    this.value = value;
-    this.draw();
-  }
-
-  toggle() {
-    if (this.popover) return this.close();
-    this.popover = h(
-      'div.op-menu',
-      { role: 'listbox', dataset: { testid: 'op-menu' } },
-      this.groups.map((group) =>
-        h(
-          'div.op-group',
-          null,
-          h('div.op-group-title', null, group.title),
-          group.operations.map((op) =>
-            h(
-              'button.op-item',
-              {
-                type: 'button',
-                role: 'option',
-                disabled: !!op.unavailable,
-                'aria-selected': String(op.name === this.value),
-                class: op.name === this.value ? 'selected' : '',
-                dataset: { op: op.name },
-                title: op.unavailable ? `Unavailable: ${op.unavailable}` : op.description,
-                onclick: () => {
-                  this.close();
-                  this.set(op.name);
-                  this.onPick(op.name);
-                },
-              },
-              h('span.op-icon', { dataset: { category: op.category } }, icon(categoryIcon(op.category))),
-              h('span.op-item-text', null, h('strong', null, op.title), h('small', null, op.unavailable ? `Unavailable — ${op.unavailable}` : op.description)),
-            ),
-          ),
-        ),
-      ),
-    );
-    this.el.append(this.popover);
-    setTimeout(() => document.addEventListener('mousedown', this.outside, true), 0);
-  }
-
-  outside = (event) => {
-    if (this.popover && !this.el.contains(event.target)) this.close();
-  };
-
-  close() {
-    document.removeEventListener('mousedown', this.outside, true);
-    this.popover?.remove();
-    this.popover = null;
-  }
-}
-
-export function categoryIcon(category) {
-  return { generate: 'sparkles', edit: 'wand', mask: 'mask', input: 'image' }[category] || 'layers';
 }

@@ -3,7 +3,8 @@
 // kept in step with the state without disturbing what is being typed.
 
 import { h, icon, toast, fill } from './dom.js';
-import { OperationForm, OperationPicker, categoryIcon } from './form.js';
+import { OperationForm } from './form.js';
+import { OperationPicker, categoryIcon } from './operation-picker.js';
 import { newId } from '../commands.js';
 import { stack } from '../state.js';
 import { allowedInputs } from '../dag.js';

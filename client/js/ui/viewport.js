@@ -1,65 +1,13 @@
-// The canvas view: the visible layers composited in stack order with their opacity, zoom and pan, the
-// collaborators' cursors, and mask painting (brush / eraser) over a chosen layer.
+// The canvas view: the visible layers composited in stack order with their opacity (a render in progress as
+// its latest preview), zoom and pan, the collaborators' cursors, and the mask being painted over a layer.
+// Its pictures come from image-cache.js, the mask from mask-overlay.js, pointer and drop from viewport-input.js.
 
 import { h, icon, iconButton, fill } from './dom.js';
-import { blobUrl } from '../api.js';
-import { zoomAt, toWorld, toScreen, fit, contentSize, nextZoom, clampScale } from '../view.js';
-import { startStroke, extendStroke } from '../mask.js';
+import { zoomAt, toScreen, fit, contentSize, nextZoom, clampScale } from '../view.js';
 import { initials } from '../identity.js';
-
-const MASK_TINT = [255, 64, 129];
-
-class ImageCache {
-  constructor(onLoad) {
-    this.onLoad = onLoad;
-    this.images = new Map();
-  }
-
-  get(sha) {
-    let entry = this.images.get(sha);
-    if (!entry) {
-      const img = new Image();
-      entry = { img, loaded: false, tinted: null };
-      img.decoding = 'async';
-      img.onload = () => {
-        entry.loaded = true;
-        this.onLoad();
-      };
-      img.onerror = () => {
-        entry.failed = true;
-      };
-      img.src = blobUrl(sha);
-      this.images.set(sha, entry);
-    }
-    return entry;
-  }
-
-  /** A mask (white = selected) as a tinted, see-through overlay. */
-  tinted(sha) {
-    const entry = this.get(sha);
-    if (!entry.loaded) return null;
-    if (!entry.tinted) {
-      const { naturalWidth: w, naturalHeight: h } = entry.img;
-      const canvas = document.createElement('canvas');
-      canvas.width = w;
-      canvas.height = h;
-      const ctx = canvas.getContext('2d', { willReadFrequently: true });
-      ctx.drawImage(entry.img, 0, 0);
-      const data = ctx.getImageData(0, 0, w, h);
-      const px = data.data;
-      for (let i = 0; i < px.length; i += 4) {
-        const luminance = (px[i] * 299 + px[i + 1] * 587 + px[i + 2] * 114) / 1000;
-        px[i + 3] = Math.round((luminance * px[i + 3]) / 255);
-        px[i] = MASK_TINT[0];
-        px[i + 1] = MASK_TINT[1];
-        px[i + 2] = MASK_TINT[2];
-      }
-      ctx.putImageData(data, 0, 0);
-      entry.tinted = canvas;
-    }
-    return entry.tinted;
-  }
-}
+import { ImageCache } from './image-cache.js';
+import { MaskOverlay } from './mask-overlay.js';
+import { bindPointer, bindDrop } from './viewport-input.js';
 
 export class Viewport {
   /**
@@ -80,6 +28,7 @@ export class Viewport {
     this.people = [];
     this.spaceHeld = false;
     this.cache = new ImageCache(() => this.invalidate());
+    this.maskOverlay = new MaskOverlay(this.cache);
     this.previews = new Map(); // layer id -> {url, img, loaded, width, height, shown: the last loaded one}
     this.dirty = true;
     this.build();
@@ -109,8 +58,8 @@ export class Viewport {
       iconButton('fit', 'Fit to screen (Shift+1)', () => this.fitToScreen(), { testid: 'zoom-fit' }),
     );
     this.el = h('div.viewport', { dataset: { tool: this.tool } }, this.canvas, this.cursors, this.brush, this.empty, this.dropHint, this.zoomBar);
-    this.bindPointer();
-    this.bindDrop();
+    bindPointer(this);
+    bindDrop(this);
     this.resizeObserver = new ResizeObserver(() => this.resize());
     this.resizeObserver.observe(this.el);
   }
@@ -197,20 +146,20 @@ export class Viewport {
   /** Start painting a mask over `target` (a layer with an image), continuing `editing` (a mask layer) if given. */
   beginMask(target, editing = null) {
     this.mask = { target, editing, strokes: [], current: null };
-    this.overlay = null;
+    this.maskOverlay.reset();
     this.invalidate();
   }
 
   endMask() {
     this.mask = null;
-    this.overlay = null;
+    this.maskOverlay.reset();
     this.invalidate();
   }
 
   undoStroke() {
     if (!this.mask || !this.mask.strokes.length) return;
     this.mask.strokes.pop();
-    this.overlay = null;
+    this.maskOverlay.reset();
     this.cb.onStrokesChanged?.();
     this.invalidate();
   }
@@ -336,7 +285,7 @@ export class Viewport {
       }
     }
     ctx.globalAlpha = 1;
-    if (this.mask) this.drawMaskPreview(ctx);
+    if (this.mask) this.maskOverlay.draw(ctx, this.mask, this.lastContent, this.view.scale);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const selected = this.selected && this.state.layers[this.selected];
     if (selected && selected.output && !this.mask) {
@@ -361,53 +310,6 @@ export class Viewport {
       this.pattern = this.ctx.createPattern(tile, 'repeat');
     }
     return this.pattern;
-  }
-
-  drawMaskPreview(ctx) {
-    const { target, editing } = this.mask;
-    const w = target.output?.width || this.lastContent.width;
-    const hgt = target.output?.height || this.lastContent.height;
-    if (!this.overlay || this.overlay.width !== w || this.overlay.height !== hgt) {
-      this.overlay = document.createElement('canvas');
-      this.overlay.width = w;
-      this.overlay.height = hgt;
-      this.overlayDrawn = 0;
-      this.overlayBase = false;
-    }
-    const o = this.overlay.getContext('2d');
-    if (editing && editing.output && !this.overlayBase) {
-      const tinted = this.cache.tinted(editing.output.sha256);
-      if (tinted) {
-        o.clearRect(0, 0, w, hgt);
-        o.drawImage(tinted, 0, 0, w, hgt);
-        this.overlayBase = true;
-        this.overlayDrawn = 0;
-      }
-    }
-    const strokes = this.mask.current ? [...this.mask.strokes, this.mask.current] : this.mask.strokes;
-    // strokes already on the overlay stay; the stroke being painted is redrawn each frame
-    for (let i = this.overlayDrawn; i < strokes.length; i++) paintStroke(o, strokes[i]);
-    this.overlayDrawn = this.mask.current ? strokes.length - 1 : strokes.length;
-    if (this.mask.current) {
-      // draw the live stroke on a scratch copy so it can still grow
-      const scratch = document.createElement('canvas');
-      scratch.width = w;
-      scratch.height = hgt;
-      const s = scratch.getContext('2d');
-      s.drawImage(this.overlay, 0, 0);
-      paintStroke(s, this.mask.current);
-      ctx.globalAlpha = 0.6;
-      ctx.drawImage(scratch, 0, 0);
-    } else {
-      ctx.globalAlpha = 0.6;
-      ctx.drawImage(this.overlay, 0, 0);
-    }
-    ctx.globalAlpha = 1;
-    ctx.strokeStyle = 'rgba(255,64,129,0.9)';
-    ctx.lineWidth = 1.5 / this.view.scale;
-    ctx.setLineDash([6 / this.view.scale, 4 / this.view.scale]);
-    ctx.strokeRect(0, 0, w, hgt);
-    ctx.setLineDash([]);
   }
 
   drawCursors() {
@@ -436,135 +338,6 @@ export class Viewport {
     this.brush.style.height = `${size}px`;
     this.brush.classList.toggle('erasing', this.tool === 'eraser');
   }
-
-  // --- pointer ----------------------------------------------------------------------------------------
-
-  local(event) {
-    const rect = this.canvas.getBoundingClientRect();
-    return { x: event.clientX - rect.left, y: event.clientY - rect.top };
-  }
-
-  bindPointer() {
-    const c = this.canvas;
-    let drag = null;
-    c.addEventListener('pointerdown', (event) => {
-      const p = this.local(event);
-      const panning = event.button === 1 || this.spaceHeld || (this.tool === 'pan' && event.button === 0);
-      if (panning) {
-        drag = { kind: 'pan', x: p.x, y: p.y };
-        this.el.classList.add('panning');
-      } else if (event.button === 0 && (this.tool === 'brush' || this.tool === 'eraser')) {
-        if (!this.mask && !this.cb.onNeedMaskTarget?.()) return;
-        const w = toWorld(this.view, p.x, p.y);
-        this.mask.current = startStroke(w.x, w.y, this.brushRadius, this.tool === 'eraser');
-        drag = { kind: 'paint' };
-        this.invalidate();
-      } else return;
-      c.setPointerCapture(event.pointerId);
-      event.preventDefault();
-    });
-    c.addEventListener('pointermove', (event) => {
-      const p = this.local(event);
-      this.brush.style.transform = `translate(${p.x}px, ${p.y}px)`;
-      if (drag?.kind === 'pan') {
-        this.view = { ...this.view, x: this.view.x + p.x - drag.x, y: this.view.y + p.y - drag.y };
-        drag.x = p.x;
-        drag.y = p.y;
-        this.userMoved = true;
-        this.viewChanged();
-      } else if (drag?.kind === 'paint' && this.mask?.current) {
-        const w = toWorld(this.view, p.x, p.y);
-        const next = extendStroke(this.mask.current, w.x, w.y);
-        if (next !== this.mask.current) {
-          this.mask.current = next;
-          this.invalidate();
-        }
-      }
-      this.cb.onCursor?.(toWorld(this.view, p.x, p.y));
-    });
-    const finish = () => {
-      if (drag?.kind === 'paint' && this.mask?.current) {
-        this.mask.strokes.push(this.mask.current);
-        this.mask.current = null;
-        this.cb.onStrokesChanged?.();
-        this.invalidate();
-      }
-      drag = null;
-      this.el.classList.remove('panning');
-    };
-    c.addEventListener('pointerup', finish);
-    c.addEventListener('pointercancel', finish);
-    c.addEventListener('pointerenter', () => {
-      this.pointerInside = true;
-      this.updateBrushCursor();
-    });
-    c.addEventListener('pointerleave', () => {
-      this.pointerInside = false;
-      this.updateBrushCursor();
-      this.cb.onCursor?.(null);
-    });
-    c.addEventListener(
-      'wheel',
-      (event) => {
-        event.preventDefault();
-        const p = this.local(event);
-        if (event.shiftKey && !event.ctrlKey) {
-          this.view = { ...this.view, x: this.view.x - event.deltaY, y: this.view.y - event.deltaX };
-        } else {
-          const factor = Math.exp(-event.deltaY * (event.ctrlKey ? 0.01 : 0.0015));
-          this.view = zoomAt(this.view, factor, p.x, p.y);
-        }
-        this.userMoved = true;
-        this.viewChanged();
-      },
-      { passive: false },
-    );
-  }
-
-  bindDrop() {
-    let depth = 0;
-    const hasFiles = (event) => [...(event.dataTransfer?.types || [])].includes('Files');
-    this.el.addEventListener('dragenter', (event) => {
-      if (!hasFiles(event)) return;
-      depth += 1;
-      this.el.classList.add('dropping');
-    });
-    this.el.addEventListener('dragleave', () => {
-      depth = Math.max(0, depth - 1);
-      if (!depth) this.el.classList.remove('dropping');
-    });
-    this.el.addEventListener('dragover', (event) => {
-      if (hasFiles(event)) event.preventDefault();
-    });
-    this.el.addEventListener('drop', (event) => {
-      event.preventDefault();
-      depth = 0;
-      this.el.classList.remove('dropping');
-      const files = [...(event.dataTransfer?.files || [])].filter((f) => f.type.startsWith('image/'));
-      if (files.length) this.cb.onDropFiles?.(files);
-    });
-  }
-}
-
-function paintStroke(ctx, stroke) {
-  ctx.save();
-  ctx.globalCompositeOperation = stroke.erase ? 'destination-out' : 'source-over';
-  ctx.fillStyle = ctx.strokeStyle = `rgb(${MASK_TINT.join(',')})`;
-  ctx.lineWidth = stroke.radius * 2;
-  ctx.lineCap = 'round';
-  ctx.lineJoin = 'round';
-  const [first, ...rest] = stroke.points;
-  if (!rest.length) {
-    ctx.beginPath();
-    ctx.arc(first[0], first[1], stroke.radius, 0, Math.PI * 2);
-    ctx.fill();
-  } else {
-    ctx.beginPath();
-    ctx.moveTo(first[0], first[1]);
-    for (const [x, y] of rest) ctx.lineTo(x, y);
-    ctx.stroke();
-  }
-  ctx.restore();
 }
 
 /** The artboard before anything has rendered: the largest width × height the layers' params ask for. */
