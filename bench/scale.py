@@ -65,7 +65,9 @@ FINGERPRINT = {"model": "builtin:tiny", "device": "cpu", "dtype": "float32", "sc
 
 
 def build_log(layers: int, events: int, seed: int) -> list[RecordedEvent]:
-    """A canvas reaching `layers` live layers, each rendered once, then ordinary edits up to `events` events."""
+    """A canvas reaching `layers` live layers, each rendered once, then ordinary edits up to `events` events
+    (at least 2 x layers + 1: every layer rendered, so that the server has nothing to render while measured)."""
+    events = max(events, 2 * layers + 1)
     rng = random.Random(seed)
     txt2img = default_registry().get("txt2img")
     assert txt2img is not None
@@ -153,6 +155,9 @@ async def welcome(server: ServerProcess, canvas_id: str, since: int | None) -> t
         started = time.perf_counter()
         await ws.send(json.dumps(hello))
         raw = await ws.recv()
+        while json.loads(raw).get("type") != "welcome":  # the protocol puts the welcome first; be sure
+            print(f"  (a {json.loads(raw).get('type')!r} frame came before the welcome)")
+            raw = await ws.recv()
         elapsed = time.perf_counter() - started
     message = json.loads(raw)
     assert message["type"] == "welcome", message
