@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy
@@ -17,9 +18,11 @@ from PIL import Image
 from engine.blobs import BlobReader
 from engine.builtins import default_registry
 from engine.context import CancelCheck, ProgressCallback, RunContext, StageCallback
-from engine.errors import MissingInput, RenderCancelled
+from engine.errors import MissingInput, ModelUnavailable, RenderCancelled
 from engine.limits import OverLimit, RenderLimits
-from engine.models.loader import ModelManager
+from engine.models.fingerprint import HashCache, hash_model_path
+from engine.models.library import ModelLibrary, UnknownModel
+from engine.models.loader import LoraUse, ModelManager
 from engine.models.spec import ModelSpec
 from engine.operation import Operation, OperationRegistry, validate_params
 from engine.png import encode_png
@@ -89,8 +92,12 @@ class Renderer:
         reproducible: ReproducibleMode | bool | None = None,
         blob_reader: BlobReader | None = None,
         limits: RenderLimits | None = None,
+        library: ModelLibrary | None = None,
     ) -> None:
         self.models = models
+        # Names in a layer's `model` / `loras` params -> files (engine.models.library); without a library a
+        # `model` param is a model spec and LoRAs are paths (scripts, tests).
+        self.library = library
         self.limits = limits  # None: no limits (scripts, tests); the server always sets them
         self.registry = registry or default_registry()
         self.reproducible = ReproducibleMode() if reproducible is True else (reproducible or None)
@@ -147,6 +154,8 @@ class Renderer:
             seed = None
 
         # Building a handle loads nothing; only `needs_model` operations load (and lock) the diffusion model.
+        model = model or self.model_spec(validated.params)
+        loras = self.lora_uses(validated.params)
         handle = self.models.get(model)
         ctx = RunContext(
             model=handle,
@@ -160,14 +169,15 @@ class Renderer:
         ctx.check_cancelled()
         if operation.needs_model:
             with handle.lock:
+                self.models.make_room(handle)  # least recently used models out, within the memory budget
                 handle.load()  # loading is not part of the render's duration
                 if preview is not None:
                     ctx.previewer = Previewer(preview, handle.preview_family, handle.taesd())
                 ctx.check_cancelled()
                 ctx.stage("prepare")
-                with handle.watching(ctx):
+                with handle.watching(ctx), handle.adapters(loras):
                     output, duration_ms = self._run(operation, ctx, images, typed)
-                fingerprint = self.fingerprint(model)
+                fingerprint = self.fingerprint(model, loras)
         else:
             output, duration_ms = self._run(operation, ctx, images, typed)
             fingerprint = self.fingerprint_for(operation_name, model)
@@ -188,14 +198,49 @@ class Renderer:
             output = operation().run(ctx, images, params)
         return output, (time.perf_counter() - started) * 1000.0
 
-    def fingerprint(self, model: str | ModelSpec | None = None) -> dict[str, Any]:
-        """The diffusion model's fingerprint (what `needs_model` operations are cached under)."""
+    def fingerprint(self, model: str | ModelSpec | None = None, loras: list[LoraUse] | None = None) -> dict[str, Any]:
+        """The diffusion model's fingerprint (what `needs_model` operations are cached under), with the LoRAs
+        applied (their content hashes: a LoRA file replaced under the same name misses the cache)."""
         fingerprint = self.models.get(model).fingerprint()
         fingerprint["reproducible"] = self.reproducible.describe() if self.reproducible else None
+        if loras:
+            fingerprint["loras"] = [lora.describe() for lora in loras]
         return fingerprint
 
-    def fingerprint_for(self, operation_name: str, model: str | ModelSpec | None = None) -> dict[str, Any]:
-        """What decides the pixels of `operation_name` besides its params, inputs and seed.
+    def model_spec(self, params: Mapping[str, Any]) -> str | None:
+        """The model a layer's `model` param names (None: the server's default)."""
+        name = params.get("model")
+        if not name:
+            return None
+        if self.library is None:
+            return str(name)
+        try:
+            return self.library.usable(str(name), "checkpoint").spec
+        except UnknownModel as exc:
+            raise ModelUnavailable(str(exc)) from None
+
+    def lora_uses(self, params: Mapping[str, Any]) -> list[LoraUse]:
+        uses = []
+        for item in params.get("loras") or ():
+            name, weight = str(item["name"]), float(item.get("weight", 1.0))
+            if self.library is None:
+                uses.append(LoraUse(name, Path(name), weight, hash_model_path(Path(name), HashCache(None))))
+                continue
+            try:
+                entry = self.library.usable(name, "lora")
+            except UnknownModel as exc:
+                raise ModelUnavailable(str(exc)) from None
+            uses.append(LoraUse(name, Path(entry.spec), weight, self.library.sha256(name)))
+        return uses
+
+    def fingerprint_for(
+        self,
+        operation_name: str,
+        model: str | ModelSpec | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """What decides the pixels of `operation_name` besides its params, inputs and seed (the model and LoRAs
+        its `params` name, when given).
 
         The model fingerprint for operations that need the diffusion model; for the rest only the libraries
         and the operation's version, so that an upload or a crop keeps its cache key when the model changes
@@ -205,7 +250,8 @@ class Renderer:
         if operation is None:
             raise KeyError(f"unknown operation {operation_name!r}")
         if operation.needs_model:
-            return self.fingerprint(model)
+            params = params or {}
+            return self.fingerprint(model or self.model_spec(params), self.lora_uses(params))
         return {
             "engine": EDIT_ENGINE,
             "pillow": PIL.__version__,

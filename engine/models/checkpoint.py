@@ -15,6 +15,8 @@ from pathlib import Path
 from engine.models.families import INPAINTING, SD1, SD2, SD2_V, SDXL, ModelFamily
 
 UNET = "model.diffusion_model."
+# kohya / A1111 (lora_down), diffusers (lora.down), PEFT (lora_A)
+LORA_MARKERS = (".lora_down.", ".lora_up.", ".lora.down.", ".lora.up.", ".lora_A.", ".lora_B.")
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def classify(shapes: Mapping[str, tuple[int, ...]] | Iterable[str]) -> Checkpoin
         elif family is not None and in_channels != 4:
             return CheckpointInfo("unknown", None, len(names), f"a UNet with {in_channels} input channels")
         return CheckpointInfo("checkpoint" if family else "unknown", family, len(names))
-    if any(".lora_down." in name or ".lora_up." in name or ".lora_A." in name for name in names):
+    if any(marker in name for name in names for marker in LORA_MARKERS):
         return CheckpointInfo("lora", None, len(names))
     if has("control_model.") or "controlnet_cond_embedding.conv_in.weight" in present:
         return CheckpointInfo("controlnet", None, len(names))

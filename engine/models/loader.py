@@ -87,6 +87,9 @@ class ModelOptions:
     family: str | None = None  # engine.models.families name; None: told from the model's files
     # A model that could not be found is not looked for again (network, disk) for this long.
     resolve_retry_s: float = 30.0
+    # Loaded models are kept (least recently used evicted first) within this many bytes; None: 80 % of the
+    # GPU's memory, or half the machine's RAM on a CPU.
+    memory_budget: int | None = None
 
 
 class ModelHandle:
@@ -196,6 +199,62 @@ class ModelHandle:
             self._load_failure = None
             self.progress.ready()
         return self
+
+    def unload(self) -> None:
+        """Drop the loaded modules (the LRU evicts this model); the next render loads it again."""
+        with self.lock, self._load_lock:
+            self._base, self._extras, self._warm, self._taesd = None, {}, False, None
+        import gc
+
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def memory_bytes(self) -> int:
+        """What the loaded modules hold (parameters and buffers); an estimate from the files before loading."""
+        if self._base is None:
+            return self.estimated_bytes()
+        modules = [m for m in self._base.components.values() if isinstance(m, torch.nn.Module)]
+        modules += [m for m in self._extras.values() if isinstance(m, torch.nn.Module)]
+        seen: set[int] = set()
+        total = 0
+        for module in modules:
+            for tensor in (*module.parameters(), *module.buffers()):
+                if id(tensor) not in seen:
+                    seen.add(id(tensor))
+                    total += tensor.numel() * tensor.element_size()
+        return total
+
+    def estimated_bytes(self) -> int:
+        """The weight files' size, scaled to the dtype it loads in (fp16 files load as fp32 on a CPU)."""
+        try:
+            path = self._resolve_path()
+        except ModelUnavailable:
+            return 0
+        files = [path] if path.is_file() else [f for f in path.rglob("*") if f.suffix in (".safetensors", ".bin")]
+        size = sum(f.stat().st_size for f in files)
+        return size * 2 if self.dtype == torch.float32 and "fp16" in path.name else size
+
+    @contextlib.contextmanager
+    def adapters(self, loras: list[LoraUse]) -> Iterator[None]:
+        """The LoRAs applied to the base modules for one render (diffusers' adapter API over PEFT), and removed
+        after it, so one layer's LoRA never reaches the next: the base modules are restored as they were."""
+        if not loras:
+            yield
+            return
+        base = self._ensure_base()
+        names: list[str] = []
+        try:
+            for index, lora in enumerate(loras):
+                check_lora_fits(lora, getattr(base, self.family.denoiser))
+                adapter = f"opendream_{index}"
+                base.load_lora_weights(str(lora.path), adapter_name=adapter)
+                names.append(adapter)
+            base.set_adapters(names, adapter_weights=[lora.weight for lora in loras])
+            yield
+        finally:
+            if names:
+                base.unload_lora_weights()
 
     def _warm_up(self) -> None:
         # The first pipeline call pays one-off lazy imports and kernel setup: ~0.8 s on CPU, even for a
@@ -537,6 +596,39 @@ class ModelHandle:
         }
 
 
+@dataclass(frozen=True)
+class LoraUse:
+    """One LoRA applied to one render: its file, weight, and (for the fingerprint) name and hash."""
+
+    name: str
+    path: Path
+    weight: float = 1.0
+    sha256: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "sha256": self.sha256, "weight": self.weight}
+
+
+def check_lora_fits(lora: LoraUse, denoiser: Any) -> None:
+    """A LoRA made for another family is refused, saying so: its cross-attention layers must take the width of
+    this model's text embeddings (SD 1.x 768, SD 2.x 1024, SDXL 2048)."""
+    from engine.models.checkpoint import read_shapes
+    from engine.models.library import CROSS_ATTENTION
+
+    width = getattr(denoiser.config, "cross_attention_dim", None)
+    for name, shape in read_shapes(lora.path).items():
+        flat = name.replace("_", ".")
+        if "attn2.to.k" in flat and ("lora.down" in flat or "lora.A" in flat) and len(shape) >= 2:
+            if width is not None and shape[1] != width:
+                made_for = CROSS_ATTENTION.get(shape[1])
+                raise CapabilityMissing(
+                    f"LoRA {lora.name!r} was made for "
+                    + (f"a {made_for} model" if made_for else f"a model with {shape[1]}-wide text embeddings")
+                    + f"; this model's are {width} wide: use it with a model of its family"
+                )
+            return
+
+
 def locate_hub_model(repo_id: str) -> Path:
     """A hub model from the local Hugging Face cache; downloaded only when the hub may be reached.
 
@@ -633,11 +725,35 @@ class ModelManager:
     def get(self, spec: str | ModelSpec | None = None) -> ModelHandle:
         parsed = self.default_spec if spec is None else parse_model_spec(spec)
         with self._lock:
-            handle = self._handles.get(parsed)
+            handle = self._handles.pop(parsed, None)
             if handle is None:
                 progress = self._progress if parsed == self.default_spec else None
-                handle = self._handles[parsed] = ModelHandle(parsed, self.options, progress)
+                handle = ModelHandle(parsed, self.options, progress)
+            self._handles[parsed] = handle  # most recently used last
         return handle
+
+    @property
+    def memory_budget(self) -> int:
+        if self.options.memory_budget is not None:
+            return self.options.memory_budget
+        device = select_device(self.options.device)
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory * 0.8)
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.5)
+
+    def make_room(self, handle: ModelHandle) -> list[ModelHandle]:
+        """Before `handle` loads: unload the least recently used models until it fits the memory budget.
+        Returns the evicted handles. A model larger than the whole budget still loads, alone."""
+        if handle.loaded:
+            return []
+        needed = handle.estimated_bytes()
+        evicted: list[ModelHandle] = []
+        for other in self.loaded():  # least recently used first
+            if other is handle or sum(h.memory_bytes() for h in self.loaded()) + needed <= self.memory_budget:
+                continue
+            other.unload()
+            evicted.append(other)
+        return evicted
 
     def loaded(self) -> list[ModelHandle]:
         with self._lock:

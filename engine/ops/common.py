@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from engine.operation import Params
 from engine.schedulers import SchedulerName
 
 __all__ = ["Dimension", "Guidance", "Offset", "Resize", "SchedulerName", "Side", "Steps", "Strength"]
@@ -28,3 +29,24 @@ Resize = Annotated[
         "none: rendered at the source's size, within the server's limits."
     ),
 ]
+
+
+class LoraRef(Params):
+    """One LoRA applied to a render."""
+
+    name: str = Field(min_length=1, max_length=512, description="A LoRA of the server's library (loras/...).")
+    weight: float = Field(1.0, ge=-2.0, le=2.0, description="How strongly it applies; 0 turns it off.")
+
+
+class DiffusionParams(Params):
+    """What every generating operation takes besides its own parameters: which model, and which LoRAs."""
+
+    model: str | None = Field(
+        None,
+        min_length=1,
+        max_length=512,
+        description="A model of the server's library (GET /api/models); none: the server's default model.",
+    )
+    loras: list[LoraRef] = Field(
+        default_factory=list, max_length=8, description="LoRAs applied to this render only (up to 8)."
+    )

@@ -7,8 +7,8 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from engine.imaging import canny, fit_to_grid, restore_size
 from engine.limits import RenderLimits, Size, WorkEstimate
-from engine.operation import LayerInput, Operation, Params, Prompt
-from engine.ops.common import Guidance, Resize, SchedulerName, Steps
+from engine.operation import LayerInput, Operation, Prompt
+from engine.ops.common import DiffusionParams, Guidance, Resize, SchedulerName, Steps
 from engine.ops.img2img import estimate_from_source
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 Threshold = Annotated[int, Field(ge=0, le=1020, description="Canny threshold on the Sobel gradient (L1).")]
 
 
-class ControlNetCannyParams(Params):
+class ControlNetCannyParams(DiffusionParams):
     control: str = LayerInput("The picture whose edges the new one follows.")
     prompt: str = Prompt("What to paint.")
     negative_prompt: str = Prompt("What to keep out of the picture.")

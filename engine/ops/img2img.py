@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from engine.imaging import fit_to_grid, grid_size, restore_size
 from engine.limits import RenderLimits, Size, WorkEstimate, working_size
-from engine.operation import LayerInput, Operation, Params, Prompt
-from engine.ops.common import Guidance, Resize, SchedulerName, Steps, Strength
+from engine.operation import LayerInput, Operation, Prompt
+from engine.ops.common import DiffusionParams, Guidance, Resize, SchedulerName, Steps, Strength
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -35,7 +35,7 @@ def estimate_from_source(
     return WorkEstimate(size[0] * size[1], steps, diffusion=True, size=size)
 
 
-class Img2ImgParams(Params):
+class Img2ImgParams(DiffusionParams):
     source: str = LayerInput("The picture to start from.")
     prompt: str = Prompt("What to paint.")
     negative_prompt: str = Prompt("What to keep out of the picture.")

@@ -7,8 +7,8 @@ from PIL import Image as PILImage
 
 from engine.imaging import fit_to_grid, mask_from_layer, restore_size
 from engine.limits import RenderLimits, Size, WorkEstimate
-from engine.operation import LayerInput, MaskInput, Operation, Params, Prompt
-from engine.ops.common import Guidance, Resize, SchedulerName, Steps, Strength
+from engine.operation import LayerInput, MaskInput, Operation, Prompt
+from engine.ops.common import DiffusionParams, Guidance, Resize, SchedulerName, Steps, Strength
 from engine.ops.img2img import denoising_steps, effective_steps, estimate_from_source
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from engine.context import RunContext
 
 
-class InpaintParams(Params):
+class InpaintParams(DiffusionParams):
     source: str = LayerInput("The picture to repaint part of.")
     mask: str = MaskInput("Where to repaint: white (or opaque) areas are repainted.")
     prompt: str = Prompt("What to paint in the masked area.")

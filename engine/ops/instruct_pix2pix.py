@@ -7,8 +7,8 @@ from pydantic import Field
 
 from engine.imaging import fit_to_grid, restore_size
 from engine.limits import RenderLimits, Size, WorkEstimate
-from engine.operation import LayerInput, Operation, Params, Prompt
-from engine.ops.common import Guidance, Resize, SchedulerName, Steps
+from engine.operation import LayerInput, Operation, Prompt
+from engine.ops.common import DiffusionParams, Guidance, Resize, SchedulerName, Steps
 from engine.ops.img2img import estimate_from_source
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from engine.context import RunContext
 
 
-class InstructPix2PixParams(Params):
+class InstructPix2PixParams(DiffusionParams):
     source: str = LayerInput("The picture to edit.")
     instruction: str = Prompt("The edit, as an instruction: 'make it winter'.")
     negative_prompt: str = Prompt("What to keep out of the picture.")

@@ -4,8 +4,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from engine.limits import RenderLimits, Size, WorkEstimate
-from engine.operation import Operation, Params, Prompt
-from engine.ops.common import Guidance, SchedulerName, Side, Steps
+from engine.operation import Operation, Prompt
+from engine.ops.common import DiffusionParams, Guidance, SchedulerName, Side, Steps
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from engine.context import RunContext
 
 
-class Txt2ImgParams(Params):
+class Txt2ImgParams(DiffusionParams):
     prompt: str = Prompt("What to paint.")
     negative_prompt: str = Prompt("What to keep out of the picture.")
     width: Side = 512

@@ -223,3 +223,34 @@ def build_stand_in(root: Path, family: str, in_channels: int = 4, suffix: str = 
     _as_hub_repositories_hold_it(folder, family)
     single = convert_to_single_file(folder, root / f"{name}{suffix}", family)
     return StandIn(family, folder, single)
+
+
+def build_lora(unet: Any, path: Path, layout: str = "peft", seed: int = 99, rank: int = 4) -> Path:
+    """A LoRA for `unet`'s attention projections with seeded random weights, written as users get them:
+    `layout="peft"` is diffusers' own `save_lora_weights` output, `layout="kohya"` is that state dict converted by
+    diffusers' `convert_state_dict_to_kohya` (the A1111 / ComfyUI layout: lora_unet_*.lora_down/lora_up/alpha)."""
+    import copy
+
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_kohya
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    unet = copy.deepcopy(unet)
+    torch.manual_seed(seed)
+    # init_lora_weights=False: both matrices random (a trained LoRA's B is not zero), scaled small
+    unet.add_adapter(
+        LoraConfig(
+            r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False
+        )
+    )
+    state = {key: value * 0.5 for key, value in get_peft_model_state_dict(unet).items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if layout == "kohya":
+        save_file(convert_state_dict_to_kohya({f"unet.{key}": value for key, value in state.items()}), str(path))
+        return path
+    StableDiffusionPipeline.save_lora_weights(
+        str(path.parent), unet_lora_layers=convert_state_dict_to_diffusers(state), weight_name=path.name
+    )
+    return path
