@@ -11,10 +11,13 @@ Pure: no torch; each operation's own `estimate` says what a default costs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.limits import RenderLimits, Size
 from engine.operation import Operation, OperationRegistry
+
+if TYPE_CHECKING:
+    from engine.models.library import ModelLibrary
 
 SIDE_STEP = 64  # a side shrunk to fit max_pixels stays a multiple of the latent grid
 
@@ -25,6 +28,7 @@ class FamilyDefaults:
 
     defaults: dict[str, Any] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, Any] = field(default_factory=dict)  # narrowed types (engine.operation.with_defaults)
 
 
 def family_defaults(operation: type[Operation], native_side: int, limits: RenderLimits | None) -> FamilyDefaults:
@@ -66,16 +70,60 @@ def family_defaults(operation: type[Operation], native_side: int, limits: Render
     return FamilyDefaults(defaults, {"steps": why})
 
 
+def _one_of(names: list[str]) -> Any:
+    """A string that must be one of `names`, shown as an enum even when there is only one (pydantic would
+    write a single Literal as a constant, which a form cannot offer as a choice)."""
+    from typing import Annotated, Literal
+
+    from pydantic import WithJsonSchema
+
+    return Annotated[Literal[tuple(names)], WithJsonSchema({"type": "string", "enum": names})]
+
+
+def library_choices(operation: type[Operation], library: ModelLibrary) -> FamilyDefaults:
+    """The `model` and `loras` params of a generating operation narrowed to what the library holds: the usable
+    checkpoints that can run the operation's kind, the usable LoRAs (the client shows them as pickers; a
+    command naming anything else is refused when decided). Descriptions say what there is and how to add more."""
+    from pydantic import Field, create_model
+
+    from engine.ops.common import LoraRef
+
+    fields = operation.Params.model_fields
+    if "model" not in fields:
+        return FamilyDefaults()
+    kind = getattr(operation, "pipeline_kind", None)
+    models = [e.name for e in library.checkpoints_for() if kind is None or e.capabilities.get(kind, None) is None]
+    annotations: dict[str, Any] = {"model": _one_of(models) | None} if models else {}
+    descriptions = {"model": f"{fields['model'].description} {len(models)} in the library: GET /api/models."}
+    if "loras" in fields:
+        loras = [entry.name for entry in library.entries("lora") if entry.usable]
+        if loras:
+            choice = create_model(
+                "LoraRef",
+                __base__=LoraRef,
+                __module__=LoraRef.__module__,
+                name=(_one_of(loras), Field(description="A LoRA of the library.")),
+            )
+            annotations["loras"] = list[choice]  # type: ignore[valid-type]
+        else:
+            descriptions["loras"] = "No LoRAs in the library: put .safetensors LoRAs in the models folder's loras/."
+    return FamilyDefaults(descriptions=descriptions, annotations=annotations)
+
+
 def apply_family_defaults(
-    registry: OperationRegistry, native_side: int, limits: RenderLimits | None
+    registry: OperationRegistry, native_side: int, limits: RenderLimits | None, library: ModelLibrary | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Install every operation's family defaults in `registry`; returns name -> the defaults that changed."""
+    """Install every operation's family defaults (and, with a library, its model and LoRA choices) in
+    `registry`; returns name -> the defaults that changed."""
     changed: dict[str, dict[str, Any]] = {}
     for name in registry.names():
         operation = registry.registered(name)
         assert operation is not None
         found = family_defaults(operation, native_side, limits)
-        registry.set_defaults(name, found.defaults, found.descriptions)
+        if library is not None:
+            choices = library_choices(operation, library)
+            found = FamilyDefaults(found.defaults, {**found.descriptions, **choices.descriptions}, choices.annotations)
+        registry.set_defaults(name, found.defaults, found.descriptions, found.annotations)
         fields = operation.Params.model_fields
         differing = {key: value for key, value in found.defaults.items() if fields[key].default != value}
         if differing:

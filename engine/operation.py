@@ -290,13 +290,17 @@ class OperationRegistry:
         return operation
 
     def set_defaults(
-        self, name: str, defaults: Mapping[str, Any], descriptions: Mapping[str, str] | None = None
+        self,
+        name: str,
+        defaults: Mapping[str, Any],
+        descriptions: Mapping[str, str] | None = None,
+        annotations: Mapping[str, Any] | None = None,
     ) -> type[Operation]:
         """Serve operation `name` with other parameter defaults (the model family's native size, say): the schema
         the client renders, a command that omits them and the renderer then agree, as they all read the one
         class this returns. Always relative to the operation as registered: setting them again replaces them."""
         registered = self._registered.setdefault(name, self._operations[name])
-        changed = with_defaults(registered, defaults, descriptions or {})
+        changed = with_defaults(registered, defaults, descriptions or {}, annotations or {})
         self._operations[name] = changed
         return changed
 
@@ -321,23 +325,29 @@ class OperationRegistry:
 
 
 def with_defaults(
-    operation: type[Operation], defaults: Mapping[str, Any], descriptions: Mapping[str, str]
+    operation: type[Operation],
+    defaults: Mapping[str, Any],
+    descriptions: Mapping[str, str],
+    annotations: Mapping[str, Any] | None = None,
 ) -> type[Operation]:
-    """`operation` with its parameters' defaults (and descriptions) changed, every constraint kept; the
-    operation itself when nothing changes. A subclass, so its name, version and `run` are the same."""
+    """`operation` with its parameters' defaults (and descriptions) changed, every constraint kept, and the
+    types in `annotations` narrowed (the library's model names as a Literal, say); the operation itself when
+    nothing changes. A subclass, so its name, version and `run` are the same."""
+    annotations = annotations or {}
     fields = operation.Params.model_fields
-    unknown = (set(defaults) | set(descriptions)) - set(fields)
+    unknown = (set(defaults) | set(descriptions) | set(annotations)) - set(fields)
     if unknown:
         raise KeyError(f"{operation.name} has no parameter {', '.join(sorted(unknown))}")
     changed: dict[str, Any] = {}
-    for name in set(defaults) | set(descriptions):
+    for name in set(defaults) | set(descriptions) | set(annotations):
         overrides: dict[str, Any] = {}
         if name in defaults and defaults[name] != fields[name].default:
             overrides["default"] = defaults[name]
         if name in descriptions:
             overrides["description"] = descriptions[name]
-        if overrides:
-            changed[name] = (fields[name].annotation, FieldInfo.merge_field_infos(fields[name], **overrides))
+        if overrides or name in annotations:
+            annotation = annotations.get(name, fields[name].annotation)
+            changed[name] = (annotation, FieldInfo.merge_field_infos(fields[name], **overrides))
     if not changed:
         return operation
     params = create_model(  # type: ignore[call-overload]

@@ -33,8 +33,8 @@ from server.workflow import (
 )
 
 if TYPE_CHECKING:
-    from server.app import Services
     from server.core.state import CanvasState
+    from server.services import Services
 
 REJECTION_STATUS = {
     "canvas_not_found": 404,

@@ -7,8 +7,12 @@ import contextlib
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.config import Settings
+
+if TYPE_CHECKING:
+    from engine.operation import OperationRegistry
 
 
 def _add_storage_flags(parser: argparse.ArgumentParser) -> None:
@@ -151,47 +155,17 @@ def worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def run() -> None:
-        from server.app import install_family_defaults, load_operations, renderer_factory
-        from server.blobs import open_blob_store
-        from server.bus import PostgresBus
-        from server.core.decide import Decider
-        from server.renders import RenderQueue
-        from server.service import CanvasService
-        from server.store.sql import SQLEventStore
-        from server.work import SharedWork
+        from server.services import running_services
 
-        store = SQLEventStore(settings.database_url)
-        store.migrate()
-        operations = load_operations(settings)
-        blobs = open_blob_store(settings.blobs, settings.blob_dir)
-        limits = settings.render_limits
-        service = CanvasService(store, Decider(operations, blob_exists=blobs.exists, limits=limits))
-        await service.start()
-        from engine.models.progress import LoadProgress
-
-        install_family_defaults(settings, operations)  # the same defaults as the servers that decide the commands
-        work = SharedWork(store.writer_engine, lease_s=args.lease)
-        progress = LoadProgress()
-        factory = renderer_factory(settings, operations, blobs, progress)
-        renders = RenderQueue(
-            service, store, blobs, operations, factory, work, limits=limits, previews=settings.previews,
-            shutdown_grace_s=settings.shutdown_grace_s, private_cache=settings.private_render_cache,
-        )  # fmt: skip
-        bus = PostgresBus(settings.database_url, service.on_remote_head)
-        await bus.start()
-        loop = asyncio.get_running_loop()
-        renders.subscribe(lambda canvas_id, notice: loop.create_task(bus.publish(canvas_id, notice)))
-        await renders.start(scan_existing=False)
-        renders.preload_model(progress)  # the log tells how far loading the model has come
-        print(f"opendream: worker {work.worker_id} rendering from {settings.database_url}", flush=True)
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await renders.stop()
-        await bus.stop()
-        await service.stop()
-        store.close()
+        async with running_services(settings, role="worker", lease_s=args.lease) as services:
+            assert services.renders is not None
+            worker_id = getattr(services.renders.work, "worker_id", "?")
+            print(f"opendream: worker {worker_id} rendering from {settings.database_url}", flush=True)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
 
     asyncio.run(run())
     return 0
@@ -226,7 +200,7 @@ def _outcome_words(outcome: str) -> str:
     return outcome.replace("_", " ")
 
 
-def _replay_source(args: argparse.Namespace, settings: Settings, operations: object, scratch: Path):
+def _replay_source(args: argparse.Namespace, settings: Settings, operations: OperationRegistry, scratch: Path):
     """(state, blobs, label, workflow or None) of a workflow FILE (in a throwaway store) or a stored --canvas;
     None after saying why there is none."""
     from server.blobs import LocalBlobStore, open_blob_store
@@ -256,8 +230,8 @@ def replay(args: argparse.Namespace) -> int:
 
     import orjson
 
-    from server.app import load_operations, renderer_factory
     from server.replay import DIFFERS, OUTCOMES, VERIFIED, replay_state
+    from server.services import load_operations, renderer_factory
 
     settings = _settings(args, model=args.model, device=args.device, reproducible=args.reproducible)
     operations = load_operations(settings)
@@ -305,10 +279,10 @@ def run_workflow(args: argparse.Namespace) -> int:
     import tempfile
     from types import MappingProxyType
 
-    from server.app import load_operations, renderer_factory
     from server.core.state import RenderOutput
     from server.pictures import composite_png
     from server.replay import replay_state
+    from server.services import load_operations, renderer_factory
     from server.workflow import embed_in_png, export_workflow
 
     settings = _settings(args, model=args.model, device=args.device, reproducible=args.reproducible)
@@ -369,14 +343,11 @@ def _file_slug(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem).strip("-")[:60] or "workflow"
 
 
-def _stored_state(args: argparse.Namespace, settings: Settings, operations: object):
-    from server.core.decide import Decider
-    from server.service import CanvasService
-    from server.store.sql import SQLEventStore
+def _stored_state(args: argparse.Namespace, settings: Settings, operations: OperationRegistry):
+    from server.services import reading_services
 
-    store = SQLEventStore(settings.database_url)
-    try:
-        head = store.head(args.canvas)
+    with reading_services(settings, operations) as canvases:
+        head = canvases.store.head(args.canvas)
         if head is None:
             print(f"opendream: canvas {args.canvas!r} does not exist in {settings.database_url}", file=sys.stderr)
             return None
@@ -384,19 +355,17 @@ def _stored_state(args: argparse.Namespace, settings: Settings, operations: obje
         if not 0 <= version <= head:
             print(f"opendream: version {version} is out of range 0..{head}", file=sys.stderr)
             return None
-        return CanvasService(store, Decider(operations)).project_at(args.canvas, version)  # type: ignore[arg-type]
-    finally:
-        store.close()
+        return canvases.project_at(args.canvas, version)
 
 
-def _load_workflow_file(path: Path, settings: Settings, operations: object):
+def _load_workflow_file(path: Path, settings: Settings, operations: OperationRegistry):
     """(state, workflow) of a workflow file, validated; None (after saying why) when it is not importable."""
     from server.core.projection import empty_state, project
     from server.workflow import InvalidWorkflow, load_document, parse_workflow
 
     try:
         document = load_document(path.read_bytes(), settings.workflow_limits)
-        workflow = parse_workflow(document, operations, settings.workflow_limits)  # type: ignore[arg-type]
+        workflow = parse_workflow(document, operations, settings.workflow_limits)
     except OSError as exc:
         print(f"opendream: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return None
@@ -409,9 +378,7 @@ def _load_workflow_file(path: Path, settings: Settings, operations: object):
 def workflow_export(args: argparse.Namespace) -> int:
     import orjson
 
-    from server.app import load_operations
-    from server.blobs import open_blob_store
-    from server.store.sql import SQLEventStore
+    from server.services import load_operations, open_blobs, reading_services
     from server.workflow import export_workflow
 
     settings = _settings(args)
@@ -419,12 +386,9 @@ def workflow_export(args: argparse.Namespace) -> int:
     state = _stored_state(args, settings, operations)
     if state is None:
         return 2
-    store = SQLEventStore(settings.database_url)
-    events = store.read(args.canvas, until=state.version)
-    store.close()
-    document = export_workflow(
-        state.name, args.canvas, events, open_blob_store(settings.blobs, settings.blob_dir), operations, not args.lean
-    )
+    with reading_services(settings, operations) as canvases:
+        events = canvases.store.read(args.canvas, until=state.version)
+    document = export_workflow(state.name, args.canvas, events, open_blobs(settings), operations, not args.lean)
     data = orjson.dumps(document)
     if args.output is None or str(args.output) == "-":
         sys.stdout.write(data.decode() + "\n")
@@ -437,20 +401,12 @@ def workflow_export(args: argparse.Namespace) -> int:
 def workflow_import(args: argparse.Namespace) -> int:
     import asyncio
 
-    from server.app import load_operations
-    from server.auth import TokenStore
-    from server.blobs import open_blob_store
-    from server.core.decide import Decider
-    from server.service import CanvasService
-    from server.store.sql import SQLEventStore
+    from server.services import load_operations, open_blobs, running_services
     from server.workflow import InvalidWorkflow, import_workflow, load_document, parse_workflow
 
     settings = _settings(args)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     operations = load_operations(settings)
-    store = SQLEventStore(settings.database_url)
-    store.migrate()
-    blobs = open_blob_store(settings.blobs, settings.blob_dir)
+    blobs = open_blobs(settings)
     try:
         document = load_document(args.file.read_bytes(), settings.workflow_limits)
         workflow = parse_workflow(document, operations, settings.workflow_limits, blobs.exists)
@@ -461,18 +417,13 @@ def workflow_import(args: argparse.Namespace) -> int:
         print(f"opendream: {args.file} is not a valid workflow: {exc}", file=sys.stderr)
         return 2
 
-    async def run() -> tuple[str, int]:
-        service = CanvasService(store, Decider(operations, blob_exists=blobs.exists))
-        await service.start()
-        try:
-            result = await import_workflow(workflow, service, blobs, operations, trusted=True)
-            return result.canvas_id, result.version
-        finally:
-            await service.stop()
+    async def run() -> tuple[str, int, str]:
+        async with running_services(settings, operations, role="tool") as services:
+            result = await import_workflow(workflow, services.canvases, services.blobs, operations, trusted=True)
+            token, _ = await asyncio.to_thread(services.tokens.issue, result.canvas_id, "owner", "owner")
+            return result.canvas_id, result.version, token
 
-    canvas_id, stored = asyncio.run(run())
-    token, _ = TokenStore(store.writer_engine, store.reader_engine).issue(canvas_id, "owner", "owner")
-    store.close()
+    canvas_id, stored, token = asyncio.run(run())
     print(f"opendream: imported {args.file} as canvas {canvas_id} ({stored} events stored)")
     for warning in workflow.warnings:
         print(f"opendream: warning: {warning}", file=sys.stderr)

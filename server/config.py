@@ -86,6 +86,11 @@ class Settings:
     # must not learn what others render; identical renders on other canvases are computed again.
     private_render_cache: bool = field(default_factory=lambda: os.environ.get("OPENDREAM_PRIVATE_RENDER_CACHE") == "1")
     taesd: str | None = field(default_factory=lambda: os.environ.get("OPENDREAM_TAESD") or None)
+    # The model library (server/library.py): checkpoints/, loras/, controlnet/, vae/, embeddings/, models.toml.
+    # None: the data directory's models/ (where the built-in models are built too).
+    models_root: Path | None = field(
+        default_factory=lambda: Path(os.environ["OPENDREAM_MODELS"]) if os.environ.get("OPENDREAM_MODELS") else None
+    )
     shutdown_grace_s: float = 5.0  # how long shutdown waits for a render to stop before leaving it behind
     # Live connections (server.live.LiveLimits): per client address, per token, and a client's outbound buffer.
     ws_max_per_address: int = field(default_factory=lambda: _env_int("OPENDREAM_WS_MAX_PER_ADDRESS") or 128)

@@ -48,7 +48,8 @@ def test_the_start_path_imports_no_torch() -> None:
     code = (
         "import sys\n"
         "from server.config import Settings\n"
-        "from server.app import create_app, describe_model, install_family_defaults, load_operations\n"
+        "from server.app import create_app\n"
+        "from server.services import describe_model, install_family_defaults, load_operations\n"
         "import server.cli, server.renders, server.live, server.store.sql\n"
         "settings = Settings(model='builtin:tiny-sdxl')\n"
         "registry = load_operations(settings)\n"

@@ -18,6 +18,11 @@ export class Api {
     this.base = base;
   }
 
+  /** The server's model library (GET /api/models): models, LoRAs, companions; `placeholder` for builtin:tiny. */
+  models() {
+    return this.request('GET', '/api/models');
+  }
+
   headers(extra = {}) {
     const headers = { ...extra };
     if (this.token) headers.Authorization = `Bearer ${this.token}`;

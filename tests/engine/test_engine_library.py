@@ -172,3 +172,29 @@ def test_a_damaged_lora_is_listed_unusable(library_root: Path, tmp_path: Path) -
     library = ModelLibrary("builtin:tiny", root)
     assert "not a LoRA" in library.get("loras/vae.safetensors").problem
     assert "not a readable" in library.get("loras/empty.safetensors").problem
+
+
+def test_the_schemas_offer_the_librarys_models_and_loras(library: ModelLibrary) -> None:
+    from pydantic import ValidationError
+
+    from engine.builtins import default_registry
+    from engine.defaults import apply_family_defaults
+
+    registry = default_registry()
+    apply_family_defaults(registry, 512, None, library)
+    params = registry.get("txt2img").Params
+    schema = params.model_json_schema()
+    (choice,) = [option for option in schema["properties"]["model"]["anyOf"] if "enum" in option]
+    assert {"builtin:tiny", "checkpoints/tiny-sd1", "xl"} <= set(choice["enum"])
+    assert "checkpoints/misplaced-lora.safetensors" not in choice["enum"]  # unusable: not offered
+    lora = schema["$defs"]["LoraRef"]["properties"]["name"]
+    assert "loras/style.safetensors" in lora["enum"] and "loras/style-kohya.safetensors" in lora["enum"]
+    with pytest.raises(ValidationError):
+        params.model_validate({"model": "checkpoints/misplaced-lora.safetensors"})
+    with pytest.raises(ValidationError):
+        params.model_validate({"loras": [{"name": "loras/missing.safetensors"}]})
+    assert params.model_validate({"loras": [{"name": "loras/style.safetensors", "weight": 0.5}]}).loras[0].weight == 0.5
+    # instruct-pix2pix: only the models that can run it (builtin:tiny has the component, the copied folder not)
+    pix2pix = registry.get("instruct_pix2pix").Params.model_json_schema()["properties"]["model"]
+    (offered,) = [option for option in pix2pix["anyOf"] if "enum" in option]
+    assert "builtin:tiny" in offered["enum"] and "checkpoints/tiny-sd1" not in offered["enum"]

@@ -188,7 +188,7 @@ def test_a_canvas_that_cannot_be_scheduled_is_set_aside_while_the_others_render(
     store = SQLEventStore(f"sqlite:///{(data / 'opendream.db').resolve()}")
 
     async def poison() -> str:
-        from server.app import load_operations
+        from server.services import load_operations
         from server.config import Settings
         from server.core.decide import Decider
 

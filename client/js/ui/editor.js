@@ -17,6 +17,7 @@ import { RightPanel } from './right-panel.js';
 import { MaskMode } from './mask-mode.js';
 import { TimeTravel } from './time-travel.js';
 import { StageStatus } from './stage-status.js';
+import { ModelNotice } from './model-notice.js';
 import { LayerActions } from './layer-actions.js';
 import { Transfers } from './transfers.js';
 import { bindShortcuts } from './shortcuts.js';
@@ -122,19 +123,21 @@ export class Editor {
     this.panel = new LeftPanel(this);
     this.right = new RightPanel(this);
     this.stage = new StageStatus(this);
+    this.modelNotice = new ModelNotice(this);
 
     // centre: tools, canvas, banners, timeline
     const { stage, mask } = this;
     const centre = h(
       'main.centre',
       null,
-      h('div.stage-wrap', null, this.viewport.el, mask.toolbar, mask.maskBar, this.timeTravel.banner, stage.renderPill, stage.blockedBanner, stage.readOnlyBanner, stage.loading, stage.fatal),
+      h('div.stage-wrap', null, this.viewport.el, mask.toolbar, mask.maskBar, this.timeTravel.banner, stage.renderPill, stage.blockedBanner, stage.readOnlyBanner, this.modelNotice.el, stage.loading, stage.fatal),
       this.timeline.el,
     );
     fill(this.root, h('div.app.editor-app', null, this.topbar.el, h('div.workspace', null, this.panel.el, centre, this.right.el)));
     this.mask.setTool('pan');
     this.panel.build();
     this.right.setTab('layers');
+    this.modelNotice.load();
   }
 
   // --- session and rendering ----------------------------------------------------------------------------

@@ -1,0 +1,54 @@
+"""The editor's help pages, generated from docs/ (one source for both): `python -m server.help_pages` writes
+client/help/<page>.html from docs/<page>.md; a test fails when a committed page is older than its doc."""
+
+from __future__ import annotations
+
+import html
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = {"models": "How to add a real model"}
+TEMPLATE = """<!doctype html>
+<!-- Generated from docs/{page}.md by `python -m server.help_pages`: edit the doc, not this file. -->
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} - Opendream</title>
+<style>
+body {{ font: 15px/1.55 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1.5rem; }}
+code, pre {{ font: 13px ui-monospace, monospace; background: #f3f3f5; border-radius: 4px; }}
+code {{ padding: 0 .25em; }} pre {{ padding: .8em; overflow-x: auto; }}
+table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ border: 1px solid #ddd; padding: .3em .5em; }}
+a.back {{ display: inline-block; margin-bottom: 1rem; }}
+</style>
+</head>
+<body>
+<a class="back" href="../">&larr; Opendream</a>
+{body}
+</body>
+</html>
+"""
+
+
+def render_page(page: str) -> str:
+    import markdown
+
+    text = (ROOT / "docs" / f"{page}.md").read_text()
+    body = markdown.markdown(text, extensions=["tables", "fenced_code"])
+    return TEMPLATE.format(page=page, title=html.escape(PAGES[page]), body=body)
+
+
+def write_pages() -> list[Path]:
+    written = []
+    for page in PAGES:
+        target = ROOT / "client" / "help" / f"{page}.html"
+        target.write_text(render_page(page))
+        written.append(target)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_pages():
+        sys.stdout.write(f"wrote {path.relative_to(ROOT)}\n")
