@@ -6,6 +6,7 @@ from engine.operation import Operation, OperationRegistry
 from engine.ops.adjust import Adjust
 from engine.ops.blank import Blank
 from engine.ops.composite import Composite
+from engine.ops.controlnet import ControlNet
 from engine.ops.controlnet_canny import ControlNetCanny
 from engine.ops.crop import Crop
 from engine.ops.img2img import Img2Img
@@ -21,7 +22,7 @@ from engine.ops.upload import Upload
 
 
 def builtin_operations() -> list[type[Operation]]:
-    generating: list[type[Operation]] = [Txt2Img, Img2Img, Inpaint, InstructPix2Pix, ControlNetCanny]
+    generating: list[type[Operation]] = [Txt2Img, Img2Img, Inpaint, InstructPix2Pix, ControlNetCanny, ControlNet]
     editing: list[type[Operation]] = [Upload, Blank, Crop, Resize, Adjust, Composite, Mask, MagicWand, Segment]
     return [*generating, *editing, LayerOutput]
 

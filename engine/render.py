@@ -98,6 +98,8 @@ class Renderer:
         # Names in a layer's `model` / `loras` params -> files (engine.models.library); without a library a
         # `model` param is a model spec and LoRAs are paths (scripts, tests).
         self.library = library
+        if library is not None and getattr(models, "library", None) is None:
+            models.library = library  # companions and ControlNets by name (engine.models.loader)
         self.limits = limits  # None: no limits (scripts, tests); the server always sets them
         self.registry = registry or default_registry()
         self.reproducible = ReproducibleMode() if reproducible is True else (reproducible or None)
@@ -177,7 +179,7 @@ class Renderer:
                 ctx.stage("prepare")
                 with handle.watching(ctx), handle.adapters(loras):
                     output, duration_ms = self._run(operation, ctx, images, typed)
-                fingerprint = self.fingerprint(model, loras)
+                fingerprint = self.fingerprint(model, loras, validated.params)
         else:
             output, duration_ms = self._run(operation, ctx, images, typed)
             fingerprint = self.fingerprint_for(operation_name, model)
@@ -198,10 +200,19 @@ class Renderer:
             output = operation().run(ctx, images, params)
         return output, (time.perf_counter() - started) * 1000.0
 
-    def fingerprint(self, model: str | ModelSpec | None = None, loras: list[LoraUse] | None = None) -> dict[str, Any]:
+    def fingerprint(
+        self,
+        model: str | ModelSpec | None = None,
+        loras: list[LoraUse] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """The diffusion model's fingerprint (what `needs_model` operations are cached under), with the LoRAs
-        applied (their content hashes: a LoRA file replaced under the same name misses the cache)."""
-        fingerprint = self.models.get(model).fingerprint()
+        applied (their content hashes: a LoRA file replaced under the same name misses the cache) and what else
+        `params` name (the generic controlnet's ControlNet)."""
+        handle = self.models.get(model)
+        fingerprint = handle.fingerprint()
+        if params:
+            fingerprint.update(handle.params_fingerprint(params))
         fingerprint["reproducible"] = self.reproducible.describe() if self.reproducible else None
         if loras:
             fingerprint["loras"] = [lora.describe() for lora in loras]
@@ -251,7 +262,7 @@ class Renderer:
             raise KeyError(f"unknown operation {operation_name!r}")
         if operation.needs_model:
             params = params or {}
-            return self.fingerprint(model or self.model_spec(params), self.lora_uses(params))
+            return self.fingerprint(model or self.model_spec(params), self.lora_uses(params), params)
         return {
             "engine": EDIT_ENGINE,
             "pillow": PIL.__version__,

@@ -11,12 +11,22 @@ not files in it (hub ids, folders elsewhere, companions):
       embeddings/    textual-inversion embeddings
       models.toml    optional:  [[model]] name = "sdxl", spec = "stabilityai/stable-diffusion-xl-base-1.0"
                                 [[model]] name = "canny", kind = "controlnet", spec = "/srv/cn/canny"
+                                [[model]] name = "sd15", spec = "checkpoints/v1-5.safetensors",
+                                          inpaint = "checkpoints/v1-5-inpainting.safetensors",
+                                          pix2pix = "checkpoints/instruct-pix2pix", controlnet_canny = "canny",
+                                          vae = "vae/vae-ft-mse"
 
 An entry is named by its path under the directory ("checkpoints/dreamshaper_8.safetensors") or by its
 models.toml name; that name is what a layer's `model` / `loras` params record. A file that is not what its
 folder says (a LoRA among the checkpoints, a damaged file) is listed as unusable, with the reason. Hashes are
 computed once per file (cached by path, size and mtime) and only when asked for: a library of 40 GB scans in
 milliseconds.
+
+Companions (COMPANION_ROLES) are named by a base entry of models.toml: a library entry's name, or a path
+(relative to models.toml), or a hub id. Each is checked against the base model at scan time, from configs and
+tensor shapes alone (the width of its text embeddings, its UNet's input channels, its latent channels); one that
+does not fit is listed, on the base entry, as unusable with the reason, and is not used. The loader
+(engine.models.loader) asks `companions_for(spec)` for the usable ones.
 """
 
 from __future__ import annotations
@@ -45,6 +55,15 @@ FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".pth")
 CONFIG_NAME = "models.toml"
 # The cross-attention width of a family's UNet: what a LoRA's or a ControlNet's attention layers must fit.
 CROSS_ATTENTION: dict[int, str] = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
+# A base entry's companion keys in models.toml -> (the loader's component name, the kind of entry it is).
+COMPANION_ROLES: dict[str, tuple[str, EntryKind]] = {
+    "inpaint": ("unet_inpaint", "checkpoint"),  # an inpainting checkpoint: its 9-channel UNet
+    "pix2pix": ("unet_pix2pix", "checkpoint"),  # an instruct-pix2pix model: its 8-channel UNet
+    "controlnet_canny": ("controlnet_canny", "controlnet"),  # the ControlNet the controlnet_canny operation uses
+    "vae": ("vae", "vae"),  # a VAE replacing the model's own
+}
+# What the role's UNet takes in: latents (4) + mask (1) + masked image (4); latents + source image latents.
+ROLE_CHANNELS = {"inpaint": 9, "pix2pix": 8}
 
 
 class UnknownModel(KeyError):
@@ -62,6 +81,11 @@ class LibraryEntry:
     size_bytes: int | None = None
     capabilities: Mapping[str, str | None] = field(default_factory=dict)  # checkpoints: kind -> None or why not
     source: str = "directory"  # "directory", "models.toml", "server" (the --model default)
+    # A base model's companions (COMPANION_ROLES): role -> as models.toml names it (an entry, a path, a hub id);
+    # the usable ones' specs, and why the others cannot be used.
+    companions: Mapping[str, str] = field(default_factory=dict)
+    companion_specs: Mapping[str, str] = field(default_factory=dict)
+    companion_problems: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -85,6 +109,14 @@ class LibraryEntry:
             "usable": self.usable,
             "problem": self.problem,
             "source": self.source,
+            "companions": {
+                role: {
+                    "name": name,
+                    "usable": role not in self.companion_problems,
+                    "problem": self.companion_problems.get(role),
+                }
+                for role, name in self.companions.items()
+            },
         }
 
 
@@ -162,6 +194,103 @@ def inspect_companion(path: Path, kind: EntryKind) -> tuple[str | None, str | No
     return None, None
 
 
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a companion must match, read from configs or tensor shapes (None: not told)."""
+
+    text_width: int | None = None  # the UNet's / ControlNet's cross-attention width
+    in_channels: int | None = None  # the UNet's input channels
+    latent_channels: int | None = None  # the VAE's
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def model_facts(spec: str, part: str = "unet") -> ModelFacts:
+    """The facts of a model's UNet (part="unet") or VAE (part="vae"), from a diffusers folder's configs (a
+    pipeline folder, or the part's own folder), or a .safetensors file's shapes; nothing for what cannot be read
+    without loading it (a hub id, a built-in not yet built, a .ckpt)."""
+    path = Path(spec)
+    if not path.is_absolute() or not path.exists():
+        return ModelFacts()
+    if path.is_dir():
+        config = _json(path / part / "config.json") if (path / "model_index.json").exists() else {}
+        config = config or _json(path / "config.json")
+        width = config.get("cross_attention_dim")
+        return ModelFacts(
+            width if isinstance(width, int) else None,
+            config.get("in_channels") if part == "unet" else None,
+            config.get("latent_channels") if part == "vae" else None,
+        )
+    if path.suffix.lower() != ".safetensors":
+        return ModelFacts()
+    try:
+        shapes = read_shapes(path)
+    except NotACheckpoint:
+        return ModelFacts()
+    width = in_channels = latent = None
+    for name, shape in shapes.items():
+        flat = name.replace("_", ".")
+        if (
+            width is None
+            and "attn2.to.k" in flat
+            and "lora" not in flat
+            and name.endswith("weight")
+            and len(shape) == 2
+        ):
+            width = shape[1]
+        if in_channels is None and name.endswith(("diffusion_model.input_blocks.0.0.weight", "conv_in.weight")) \
+                and "encoder" not in name and "decoder" not in name and len(shape) == 4:  # fmt: skip
+            in_channels = shape[1]
+        if latent is None and name.endswith("quant_conv.weight") and "post_quant" not in name and len(shape) == 4:
+            latent = shape[0] // 2  # mean and log-variance
+    return ModelFacts(width, in_channels if part == "unet" else None, latent if part == "vae" else None)
+
+
+def _family_root(name: str | None) -> str | None:
+    """The family a companion must share: an inpainting variant is its family's, SD 2.x v and epsilon alike."""
+    if name is None:
+        return None
+    name = name.removesuffix("-inpaint")
+    return "sd2" if name == "sd2-v" else name
+
+
+def companion_problem(role: str, spec: str, base: LibraryEntry) -> str | None:
+    """Why companion `spec` cannot serve `base` in `role` (COMPANION_ROLES), or None when it fits (or cannot be
+    told before loading: a hub id)."""
+    kind = COMPANION_ROLES[role][1]
+    if kind == "vae":
+        facts = model_facts(spec, "vae")
+        family = FAMILIES.get(base.family or "")
+        if facts.latent_channels is not None and family is not None and facts.latent_channels != family.latent_channels:
+            return (
+                f"vae companion has {facts.latent_channels} latent channels; {family.title} models have "
+                f"{family.latent_channels}: it belongs to another family"
+            )
+        return None
+    facts, base_facts = model_facts(spec), model_facts(base.spec)
+    if facts.text_width is not None and base_facts.text_width is not None and facts.text_width != base_facts.text_width:
+        made_for = CROSS_ATTENTION.get(facts.text_width)
+        return (
+            f"{role} companion was made for "
+            + (f"a {made_for} model" if made_for else f"a model with {facts.text_width}-wide text embeddings")
+            + f"; this model's are {base_facts.text_width} wide: it belongs to another family"
+        )
+    told = CROSS_ATTENTION.get(facts.text_width or 0)
+    if told is not None and base.family is not None and _family_root(told) != _family_root(base.family):
+        return f"{role} companion was made for a {told} model; this one is {base.family}: it belongs to another family"
+    wanted = ROLE_CHANNELS.get(role)
+    if wanted is not None and facts.in_channels is not None and facts.in_channels != wanted:
+        what = {"inpaint": "an inpainting model", "pix2pix": "an instruct-pix2pix model"}[role]
+        return f"{role} companion is not {what}: its UNet takes {facts.in_channels} input channels, not {wanted}"
+    return None
+
+
 class ModelLibrary:
     """The models a server offers: its default, a models directory and a models.toml, scanned on request."""
 
@@ -195,6 +324,9 @@ class ModelLibrary:
                     found[name] = self._entry(name, kind, str(path.resolve()), "directory")
             for entry in self._configured(self.root / CONFIG_NAME):
                 found[entry.name] = entry
+            for name, entry in found.items():
+                if entry.companions:
+                    found[name] = self._with_companions(entry, found)
         with self._lock:
             self._entries = found
         return list(found.values())
@@ -234,8 +366,87 @@ class ModelLibrary:
             if not spec.startswith("builtin:") and not Path(spec).expanduser().is_absolute() and "/" in spec:
                 local = (config.parent / spec).expanduser()
                 spec = str(local.resolve()) if local.exists() else spec  # a relative path, else a hub id
-            entries.append(self._entry(name, kind, spec, "models.toml", item.get("family")))
+            entry = self._entry(name, kind, spec, "models.toml", item.get("family"))
+            companions = {role: item[role] for role in COMPANION_ROLES if role in item}
+            unknown = sorted(set(item) - {"name", "spec", "kind", "family", *COMPANION_ROLES})
+            if unknown:
+                problem = f"unknown keys {', '.join(unknown)} (companions: {', '.join(COMPANION_ROLES)})"
+                entry = replace(entry, problem=entry.problem or f"{CONFIG_NAME} [[model]] {name!r}: {problem}")
+            if companions:
+                entry = replace(entry, companions={role: str(value) for role, value in companions.items()})
+            entries.append(entry)
         return entries
+
+    # --- companions ----------------------------------------------------------------------------------
+
+    def _with_companions(self, base: LibraryEntry, found: Mapping[str, LibraryEntry]) -> LibraryEntry:
+        """`base` with its companions resolved and checked against it; the capabilities they add."""
+        specs: dict[str, str] = {}
+        problems: dict[str, str] = {}
+        for role, named in base.companions.items():
+            spec, problem = self._companion_spec(role, named, found)
+            if problem is None and spec is not None:
+                problem = companion_problem(role, spec, base)
+            if problem is None and spec is not None:
+                specs[role] = spec
+            else:
+                problems[role] = problem or f"{named!r}: not found"
+        if base.kind != "checkpoint":
+            problems.update(
+                {role: f"only a checkpoint has companions, {base.name!r} is a {base.kind}" for role in specs}
+            )
+            specs = {}
+        capabilities = dict(base.capabilities)
+        for role, kind in (("pix2pix", "instruct_pix2pix"), ("controlnet_canny", "controlnet_canny")):
+            if (
+                role in specs
+                and kind in capabilities
+                and "has no" in str(capabilities[kind])
+                and "component" in str(capabilities[kind])
+            ):
+                capabilities[kind] = None  # the family runs it; the missing component is now configured
+        return replace(base, companion_specs=specs, companion_problems=problems, capabilities=capabilities)
+
+    def _companion_spec(
+        self, role: str, named: str, found: Mapping[str, LibraryEntry]
+    ) -> tuple[str | None, str | None]:
+        """(spec, problem) of a companion named in models.toml: a library entry, a path, a hub id."""
+        kind = COMPANION_ROLES[role][1]
+        entry = found.get(named)
+        if entry is not None:
+            if entry.kind != kind:
+                return None, f"{role} companion {named!r} is a {entry.kind} entry, not a {kind}"
+            if entry.problem and not (role == "pix2pix" and "8 input channels" in entry.problem):
+                return None, f"{role} companion {named!r} cannot be used: {entry.problem}"
+            return entry.spec, None
+        path = Path(named).expanduser()
+        if not path.is_absolute() and self.root is not None:
+            path = self.root / path
+        if path.exists():
+            return str(path.resolve()), None
+        if named.startswith("builtin:") or (named.count("/") == 1 and not named.startswith((".", "/", "~"))):
+            return named, None  # a hub id (or a built-in): told when it loads
+        return None, f"{role} companion {named!r}: no library entry of that name, and no such file or folder"
+
+    def companions_for(self, spec: str) -> dict[str, str]:
+        """The usable companions of model `spec` (every entry naming those files): component name -> spec."""
+        from engine.models.spec import InvalidModelSpec, parse_model_spec
+
+        try:
+            wanted = parse_model_spec(spec)
+        except InvalidModelSpec:
+            return {}
+        found: dict[str, str] = {}
+        for entry in self.entries("checkpoint"):
+            if not entry.companion_specs:
+                continue
+            try:
+                same = parse_model_spec(entry.spec) == wanted
+            except InvalidModelSpec:
+                same = False
+            if same:
+                found.update({COMPANION_ROLES[role][0]: value for role, value in entry.companion_specs.items()})
+        return found
 
     def _entry(self, name: str, kind: EntryKind, spec: str, source: str, family: str | None = None) -> LibraryEntry:
         if kind == "checkpoint":
@@ -265,6 +476,12 @@ class ModelLibrary:
                     return LibraryEntry(name, "checkpoint", spec, None, f"{path.name} is {info.what}{hint}", size,
                                         source=source)  # fmt: skip
             family, capabilities = model_capabilities(spec, family_override)
+            if family is not None:  # the generic controlnet operation: any ControlNet of the library
+                has = "controlnet_canny" in family.pipelines
+                capabilities = {
+                    **capabilities,
+                    "controlnet": None if has else f"{family.title} has no ControlNet pipeline",
+                }
         except (InvalidModelSpec, UnknownFamily, NotACheckpoint, OSError) as exc:
             return LibraryEntry(name, "checkpoint", spec, None, str(exc), size, source=source)
         return LibraryEntry(

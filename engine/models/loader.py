@@ -14,6 +14,13 @@ engine.models.tiny:
 
 `ModelOptions.extras` points any of them elsewhere, e.g. {"controlnet_canny": "lllyasviel/sd-controlnet-canny",
 "unet_inpaint": "runwayml/stable-diffusion-inpainting"} (a pipeline folder/repo: its `unet` subfolder is used).
+
+Companions by configuration: a model library (engine.models.library, `ModelManager.library`) names a base model's
+inpainting checkpoint, instruct-pix2pix model, Canny ControlNet and VAE (models.toml); those, checked against the
+base's family when the library is scanned, come before the folders next to the model (`ModelOptions.extras`
+still comes first). A single-file companion checkpoint lends its UNet; the rest of it is not kept. Their hashes
+enter the fingerprint. Any other ControlNet is loaded by name for the generic `controlnet` operation
+(`controlnet_pipeline`), the most recently used CONTROLNET_CACHE of them kept.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import contextlib
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +48,12 @@ from engine.schedulers import make_scheduler
 
 if TYPE_CHECKING:
     from engine.context import RunContext
+    from engine.models.library import ModelLibrary
 
-PipelineKind = Literal["txt2img", "img2img", "inpaint", "instruct_pix2pix", "controlnet_canny"]
+PipelineKind = Literal["txt2img", "img2img", "inpaint", "instruct_pix2pix", "controlnet_canny", "controlnet"]
 CPU_ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 EXTRA_COMPONENTS = (tiny.INPAINT_UNET, tiny.PIX2PIX_UNET, tiny.CONTROLNET_CANNY)
+CONTROLNET_CACHE = 2  # ControlNets kept loaded per model for the generic `controlnet` operation
 
 
 def default_models_dir() -> Path:
@@ -121,6 +131,12 @@ class ModelHandle:
         self._watching: RunContext | None = None  # the render using the modules now (cancellation, stages)
         self._family: ModelFamily | None = None
         self._derived: Any = None  # a single file's configs, read from its tensor shapes (engine.models.single_file)
+        # The model library naming this model's companions and the ControlNets (ModelManager sets it); None: only
+        # ModelOptions.extras and the folders next to the model, and ControlNets named by path.
+        self.library: ModelLibrary | None = None
+        self._extra_from: dict[str, Any] = {}  # component -> the source it was loaded from
+        self._controlnets: OrderedDict[str, Any] = OrderedDict()  # location -> ControlNetModel, most recent last
+        self._hashes: dict[str, str] = {}  # a companion's or ControlNet's location -> content hash
 
     # --- what it is ------------------------------------------------------------------------------------
 
@@ -204,6 +220,7 @@ class ModelHandle:
         """Drop the loaded modules (the LRU evicts this model); the next render loads it again."""
         with self.lock, self._load_lock:
             self._base, self._extras, self._warm, self._taesd = None, {}, False, None
+            self._extra_from, self._controlnets = {}, OrderedDict()
         import gc
 
         gc.collect()
@@ -216,6 +233,7 @@ class ModelHandle:
             return self.estimated_bytes()
         modules = [m for m in self._base.components.values() if isinstance(m, torch.nn.Module)]
         modules += [m for m in self._extras.values() if isinstance(m, torch.nn.Module)]
+        modules += list(self._controlnets.values())
         seen: set[int] = set()
         total = 0
         for module in modules:
@@ -381,6 +399,9 @@ class ModelHandle:
             pipe = load_single_file(cls, path, self.family, self._from_pretrained_kwargs(), derived)
         else:
             pipe = self._load_folder(cls, path)
+        vae = self._companion_vae()
+        if vae is not None:
+            pipe.register_modules(vae=vae)
         pipe.to(self.device)
         self._configure(getattr(pipe, self.family.denoiser), "denoise")  # a UNet or a transformer
         for name in self.family.text_encoders:
@@ -435,12 +456,35 @@ class ModelHandle:
                 for block in child:
                     block.register_forward_pre_hook(check)
 
+    def companions(self) -> dict[str, str]:
+        """The companions the library configures for this model: component name -> spec."""
+        return self.library.companions_for(str(self.spec)) if self.library is not None else {}
+
+    def _companion_vae(self) -> Any | None:
+        """The VAE the library configures in place of the model's own (a diffusers folder), or None."""
+        spec = self.companions().get("vae")
+        if not spec:
+            return None
+        path = Path(spec)
+        if path.is_file():
+            raise ModelUnavailable(
+                f"the vae companion {path.name} is a single file: not loaded yet, use its diffusers folder "
+                "(config.json + diffusion_pytorch_model.safetensors)"
+            )
+        kwargs: dict[str, Any] = {dtype_kwarg(): self.dtype, "low_cpu_mem_usage": False}
+        if (path / "model_index.json").exists():
+            kwargs["subfolder"] = "vae"
+        return diffusers_quiet().AutoencoderKL.from_pretrained(spec, **kwargs)
+
     def _extra_source(self, name: str) -> tuple[Path | str, str | None] | None:
-        """Where component `name` comes from: (folder or hub id, subfolder), or None if the model has none."""
-        override = self.options.extras.get(name)
+        """Where component `name` comes from: (folder or hub id, subfolder), or None if the model has none.
+        (file, "single_file") for a companion checkpoint that is one file."""
+        override = self.options.extras.get(name) or self.companions().get(name)
         if override:
             parsed = parse_model_spec(override)
             location: Path | str = parsed.location
+            if parsed.kind == "single_file":
+                return Path(location), "single_file"
             if parsed.kind == "folder" and (Path(location) / "model_index.json").exists():
                 return location, "unet" if name != tiny.CONTROLNET_CANNY else None
             if parsed.kind == "hub" and name != tiny.CONTROLNET_CANNY:
@@ -456,18 +500,23 @@ class ModelHandle:
         if name not in EXTRA_COMPONENTS:
             raise KeyError(name)
         self._ensure_base()
-        if name not in self._extras:
+        source = self._extra_source(name)
+        if name not in self._extras or self._extra_from.get(name) != source:  # a rescan may name another one
             with self._load_lock:
-                if name not in self._extras:
-                    self._extras[name] = self._load_extra(name)
+                if name not in self._extras or self._extra_from.get(name) != source:
+                    self._extras[name] = self._load_extra(name, source)
+                    self._extra_from[name] = source
         return self._extras[name]
 
-    def _load_extra(self, name: str) -> Any | None:
-        source = self._extra_source(name)
+    def _load_extra(self, name: str, source: tuple[Path | str, str | None] | None) -> Any | None:
         if source is None:
             return None
         diffusers = diffusers_quiet()
         location, subfolder = source
+        if subfolder == "single_file":
+            module = self._single_file_unet(Path(location), name)
+            self._configure(module, "denoise")
+            return module
         cls = diffusers.ControlNetModel if name == tiny.CONTROLNET_CANNY else diffusers.UNet2DConditionModel
         kwargs: dict[str, Any] = {dtype_kwarg(): self.dtype, "low_cpu_mem_usage": False}
         if subfolder:
@@ -475,6 +524,82 @@ class ModelHandle:
         module = cls.from_pretrained(str(location), **kwargs).to(self.device)
         self._configure(module, "denoise")
         return module
+
+    def _single_file_unet(self, path: Path, name: str) -> Any:
+        """The UNet of a single-file companion checkpoint (an inpainting or instruct-pix2pix model), converted
+        offline like a base model's (engine.models.single_file); its other modules are dropped."""
+        from engine.models.checkpoint import inspect_checkpoint
+        from engine.models.families import INPAINTING, family_named
+        from engine.models.single_file import load_single_file
+
+        if name == tiny.CONTROLNET_CANNY:
+            raise ModelUnavailable(
+                f"the controlnet_canny companion {path.name} is a single file: not loaded yet, use its diffusers "
+                "folder (config.json + diffusion_pytorch_model.safetensors)"
+            )
+        root = family_named(self.family.name.removesuffix("-inpaint"))
+        family = inspect_checkpoint(path).family or root
+        if name == tiny.INPAINT_UNET and family.name in INPAINTING:
+            family = INPAINTING[family.name]
+        cls = getattr(diffusers_quiet(), family.pipelines["txt2img"])
+        pipe = load_single_file(cls, path, family, self._from_pretrained_kwargs(), lambda _configs: None)
+        return pipe.unet.to(self.device)
+
+    # --- ControlNets by name (the generic `controlnet` operation) ------------------------------------------
+
+    def controlnet_location(self, name: str) -> str:
+        """Where ControlNet `name` is: a library entry's files; without a library a folder (or one next to the
+        model's, e.g. "controlnet_canny") or a hub id."""
+        if self.library is not None:
+            from engine.models.library import UnknownModel
+
+            try:
+                return self.library.usable(name, "controlnet").spec
+            except UnknownModel as exc:
+                raise ModelUnavailable(str(exc)) from None
+        path = Path(name).expanduser()
+        if path.exists():
+            return str(path.resolve())
+        if self.spec.kind != "single_file" and not path.is_absolute():
+            beside = self._resolve_path() / name  # a folder next to the model's, e.g. builtin:tiny's controlnet_canny
+            if (beside / "config.json").exists():
+                return str(beside)
+        if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+            return name  # a hub id, from the local cache (or downloaded when the hub may be reached)
+        raise ModelUnavailable(f"ControlNet {name!r} not found: no such file or folder on the server")
+
+    def controlnet(self, name: str) -> Any:
+        """ControlNet `name`, checked against this model's denoiser, loaded once (the most recently used
+        CONTROLNET_CACHE are kept). A ControlNet of another family is refused with the reason."""
+        location = self.controlnet_location(name)
+        base = self._ensure_base()
+        if "controlnet_canny" not in self.family.pipelines:
+            raise CapabilityMissing(f"{self.family.title} has no ControlNet pipeline")
+        with self._load_lock:
+            module = self._controlnets.pop(location, None)
+            if module is None:
+                path = Path(location)
+                if path.is_file():
+                    raise ModelUnavailable(
+                        f"ControlNet {name!r} is a single file: not loaded yet, use its diffusers folder "
+                        "(config.json + diffusion_pytorch_model.safetensors)"
+                    )
+                if path.is_dir():
+                    check_controlnet_fits(name, _read_json(path / "config.json"), base.unet.config)
+                kwargs: dict[str, Any] = {dtype_kwarg(): self.dtype, "low_cpu_mem_usage": False}
+                module = diffusers_quiet().ControlNetModel.from_pretrained(location, **kwargs)
+                check_controlnet_fits(name, dict(module.config), base.unet.config)
+                module = module.to(self.device)
+                self._configure(module, "denoise")
+            self._controlnets[location] = module
+            while len(self._controlnets) > CONTROLNET_CACHE:
+                self._controlnets.popitem(last=False)
+        return module
+
+    def controlnet_pipeline(self, name: str, scheduler: str | None = None) -> Any:
+        """The family's ControlNet pipeline (its controlnet_canny class) over the shared modules and ControlNet
+        `name` (see `controlnet`)."""
+        return self.pipeline("controlnet", scheduler, controlnet=self.controlnet(name))
 
     def taesd(self) -> Any | None:
         """The TAESD decoder for live previews (ModelOptions.taesd), loaded on first use; None without one."""
@@ -504,11 +629,12 @@ class ModelHandle:
         needed = COMPONENT_FOR_KIND.get(kind)  # inpaint has a fallback, see the module docstring
         return needed is None or self.component(needed) is not None
 
-    def pipeline(self, kind: PipelineKind, scheduler: str | None = None) -> Any:
+    def pipeline(self, kind: PipelineKind, scheduler: str | None = None, *, controlnet: Any = None) -> Any:
         """A pipeline for `kind` over the shared modules, with a fresh scheduler (`scheduler` names one): the
-        family's class for that kind (engine.models.families), given the base model's components it takes."""
+        family's class for that kind (engine.models.families), given the base model's components it takes.
+        kind "controlnet": the family's ControlNet class over `controlnet` (see `controlnet_pipeline`)."""
         diffusers = diffusers_quiet()
-        class_name = self.family.pipelines.get(kind)
+        class_name = self.family.pipelines.get("controlnet_canny" if kind == "controlnet" else kind)
         if class_name is None:
             raise CapabilityMissing(f"{self.family.title} has no {kind} pipeline")
         cls = getattr(diffusers, class_name)
@@ -528,6 +654,10 @@ class ModelHandle:
             parts["unet"] = self._require(tiny.PIX2PIX_UNET, kind)
         elif kind == "controlnet_canny":
             parts["controlnet"] = self._require(tiny.CONTROLNET_CANNY, kind)
+        elif kind == "controlnet":
+            if controlnet is None:
+                raise ValueError("a controlnet pipeline needs a ControlNet (see controlnet_pipeline)")
+            parts["controlnet"] = controlnet
         accepted = _init_parameters(cls)
         arguments = {name: value for name, value in parts.items() if name in accepted}
         for name in accepted & {"safety_checker", "feature_extractor", "image_encoder"}:
@@ -559,6 +689,27 @@ class ModelHandle:
             self._model_hash = hash_model_path(self._resolve_path(), cache)
         return self._model_hash
 
+    def _location_hash(self, location: str) -> str:
+        """A companion's or a ControlNet's content hash (a hub id: its name), computed once per location."""
+        if location not in self._hashes:
+            path = Path(location)
+            cache = HashCache(self.options.hash_cache or default_hash_cache())
+            self._hashes[location] = hash_model_path(path, cache) if path.exists() else f"spec:{location}"
+        return self._hashes[location]
+
+    def _companion_facts(self) -> dict[str, Any]:
+        companions = self.companions()
+        return {"companions": {name: self._location_hash(spec) for name, spec in sorted(companions.items())}} \
+            if companions else {}  # fmt: skip
+
+    def params_fingerprint(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What a layer's params name besides the model and LoRAs that decides the pixels: the ControlNet of the
+        generic `controlnet` operation, by name and content hash (a file replaced under one name misses)."""
+        name = params.get("controlnet")
+        if not name:
+            return {}
+        return {"controlnet": {"name": str(name), "sha256": self._location_hash(self.controlnet_location(str(name)))}}
+
     def _single_file_facts(self) -> dict[str, Any]:
         """A single file's derived configs (the same before and after it loads: they are read from its header)."""
         if self.spec.kind != "single_file":
@@ -583,6 +734,7 @@ class ModelHandle:
             "family": self.family.name,
             "model_hash": self.model_hash(),
             **self._single_file_facts(),
+            **self._companion_facts(),
             "diffusers": diffusers.__version__,
             "torch": torch.__version__,
             "device": str(self.device),
@@ -627,6 +779,42 @@ def check_lora_fits(lora: LoraUse, denoiser: Any) -> None:
                     + f"; this model's are {width} wide: use it with a model of its family"
                 )
             return
+
+
+def check_controlnet_fits(name: str, controlnet: Mapping[str, Any], unet: Any) -> None:
+    """A ControlNet made for another family is refused, saying so: its cross-attention must take this model's text
+    embeddings (SD 1.x 768, SD 2.x 1024, SDXL 2048), and it must share SDXL's size conditioning or its absence."""
+    from engine.models.library import CROSS_ATTENTION
+
+    width = (
+        getattr(unet, "cross_attention_dim", None) if not isinstance(unet, Mapping) else unet.get("cross_attention_dim")
+    )
+    theirs = controlnet.get("cross_attention_dim")
+    if isinstance(theirs, int) and width is not None and theirs != width:
+        made_for = CROSS_ATTENTION.get(theirs)
+        raise CapabilityMissing(
+            f"ControlNet {name!r} was made for "
+            + (f"a {made_for} model" if made_for else f"a model with {theirs}-wide text embeddings")
+            + f"; this model's are {width} wide: use a ControlNet of its family"
+        )
+    embed = unet.get("addition_embed_type") if isinstance(unet, Mapping) else getattr(unet, "addition_embed_type", None)
+    if "addition_embed_type" in controlnet and controlnet.get("addition_embed_type") != embed:
+        raise CapabilityMissing(
+            f"ControlNet {name!r} was made for another family (size conditioning "
+            f"{controlnet.get('addition_embed_type')!r}, this model's {embed!r}): use a ControlNet of its family"
+        )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(
+            f"{path.parent.name} is not a diffusers ControlNet folder ({path.name}: {exc})"
+        ) from None
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def locate_hub_model(repo_id: str) -> Path:
@@ -715,12 +903,15 @@ class ModelManager:
         default: str | ModelSpec = "builtin:tiny",
         options: ModelOptions | None = None,
         progress: LoadProgress | None = None,
+        library: ModelLibrary | None = None,
     ) -> None:
         self.default_spec = parse_model_spec(default)
         self.options = options or ModelOptions()
         self._progress = progress  # the default model's (the server reports it in /api/health)
         self._handles: dict[ModelSpec, ModelHandle] = {}
         self._lock = threading.Lock()
+        # Companions and ControlNets by name (engine.models.library); the Renderer sets it from its own library.
+        self.library: ModelLibrary | None = library
 
     def get(self, spec: str | ModelSpec | None = None) -> ModelHandle:
         parsed = self.default_spec if spec is None else parse_model_spec(spec)
@@ -730,6 +921,7 @@ class ModelManager:
                 progress = self._progress if parsed == self.default_spec else None
                 handle = ModelHandle(parsed, self.options, progress)
             self._handles[parsed] = handle  # most recently used last
+        handle.library = self.library
         return handle
 
     @property

@@ -41,6 +41,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Image.Image]]] = {
         {"source": SOURCE.convert("RGBA")},
     ),
     "controlnet_canny": ({"control": "layer-1", "prompt": "a red cat", "steps": 3}, {"control": SOURCE}),
+    "controlnet": (  # without a library: a folder next to the model's (tests/engine/test_engine_companions.py)
+        {"controlnet": "controlnet_canny", "control": "layer-1", "prompt": "a red cat", "steps": 3},
+        {"control": SOURCE},
+    ),
 }
 
 

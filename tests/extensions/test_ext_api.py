@@ -310,6 +310,7 @@ def _minimal(operation: type[Operation]) -> dict[str, Any]:
         "inpaint": {"source": "a", "mask": "b"},
         "instruct_pix2pix": {"source": "a"},
         "controlnet_canny": {"control": "a"},
+        "controlnet": {"controlnet": "controlnet/canny", "control": "a"},
         "upload": {"blob": SHA_A},
         "crop": {"source": "a"},
         "resize": {"source": "a"},
