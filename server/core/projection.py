@@ -39,7 +39,6 @@ from server.core.state import (
     Layer,
     RenderOutput,
     UserHistory,
-    descendants,
     layer_from_json,
 )
 
@@ -107,6 +106,7 @@ class _Draft:
 
     __slots__ = (
         "_appended",
+        "_children",
         "_history",
         "_order",
         "base",
@@ -144,6 +144,21 @@ class _Draft:
         self._history: dict[str, tuple[list[HistoryEntry], list[HistoryEntry]]] = {}
         self.compensating_until = state.compensating_until
         self.origin = state.origin
+        self._children: dict[str, list[str]] | None = None  # parent id -> ids reading it, built on first use
+
+    def children(self) -> dict[str, list[str]]:
+        """Parent id -> the live layers that read it. Built once per draft and kept up to date by adds; an
+        event that changes the DAG otherwise (a delete, a restore, new parents) drops it, to be built again."""
+        if self._children is None:
+            children: dict[str, list[str]] = {}
+            for layer in self.layers.values():
+                for parent in layer.parents:
+                    children.setdefault(parent, []).append(layer.id)
+            self._children = children
+        return self._children
+
+    def forget_children(self) -> None:
+        self._children = None
 
     @property
     def order(self) -> Sequence[str]:
@@ -233,6 +248,9 @@ def _layer_added(draft: _Draft, data: LayerAdded, seq: int) -> None:
         updated_seq=seq,
     )
     draft.append_to_order(data.layer_id)
+    if draft._children is not None:
+        for parent in data.parents:
+            draft._children.setdefault(parent, []).append(data.layer_id)
 
 
 _LAYER_FIELDS = tuple(field.name for field in fields(Layer))
@@ -253,9 +271,24 @@ def _invalidate(layer: Layer, seq: int) -> Layer:
     )
 
 
+def _descendants(draft: _Draft, root: str) -> set[str]:
+    """Every live layer derived, directly or not, from `root` (as a set: the fold needs no order), from the
+    draft's children index: a long fold builds it once instead of once per params change or delete."""
+    children = draft.children()
+    found: set[str] = set()
+    frontier = list(children.get(root, ()))
+    while frontier:
+        current = frontier.pop()
+        if current in found:
+            continue
+        found.add(current)
+        frontier.extend(children.get(current, ()))
+    return found
+
+
 def _invalidate_with_descendants(draft: _Draft, layer: Layer, seq: int) -> None:
     draft.layers[layer.id] = _invalidate(layer, seq)
-    for child_id in descendants(draft.layers, draft.order, layer.id):
+    for child_id in _descendants(draft, layer.id):
         draft.layers[child_id] = _invalidate(draft.layers[child_id], seq)
 
 
@@ -263,6 +296,8 @@ def _layer_params_changed(draft: _Draft, data: LayerParamsChanged, seq: int) -> 
     layer = draft.layers.get(data.layer_id)
     if layer is not None:
         changed = _changed(layer, params=data.params, seed=data.seed, parents=tuple(data.parents))
+        if changed.parents != layer.parents:
+            draft.forget_children()
         _invalidate_with_descendants(draft, changed, seq)
 
 
@@ -275,9 +310,10 @@ def _layer_render_requested(draft: _Draft, data: LayerRenderRequested, seq: int)
 def _layer_deleted(draft: _Draft, data: LayerDeleted, seq: int) -> None:
     if data.layer_id not in draft.layers:
         return
-    doomed = {data.layer_id, *descendants(draft.layers, draft.order, data.layer_id)}
+    doomed = {data.layer_id, *_descendants(draft, data.layer_id)}
     for layer_id in doomed:
         del draft.layers[layer_id]
+    draft.forget_children()
     draft.set_order([layer_id for layer_id in draft.order if layer_id not in doomed])
     draft.deleted = draft.deleted | doomed
 
@@ -290,6 +326,7 @@ def _layer_restored(draft: _Draft, data: LayerRestored, seq: int) -> None:
         draft.layers[layer.id] = _changed(layer, updated_seq=seq)
         draft.order_for_write().insert(min(max(position, 0), len(draft.order)), layer.id)
         draft.deleted = draft.deleted - {layer.id}
+    draft.forget_children()
 
 
 def _update(draft: _Draft, layer_id: str, seq: int, **changes: object) -> None:
