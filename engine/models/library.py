@@ -278,12 +278,19 @@ def companion_problem(role: str, spec: str, base: LibraryEntry) -> str | None:
         made_for = CROSS_ATTENTION.get(facts.text_width)
         return (
             f"{role} companion was made for "
-            + (f"a {made_for} model" if made_for else f"a model with {facts.text_width}-wide text embeddings")
+            + (
+                f"a {FAMILIES[made_for].title} model"
+                if made_for
+                else f"a model with {facts.text_width}-wide text embeddings"
+            )
             + f"; this model's are {base_facts.text_width} wide: it belongs to another family"
         )
     told = CROSS_ATTENTION.get(facts.text_width or 0)
     if told is not None and base.family is not None and _family_root(told) != _family_root(base.family):
-        return f"{role} companion was made for a {told} model; this one is {base.family}: it belongs to another family"
+        return (
+            f"{role} companion was made for a {FAMILIES[told].title} model; this one is "
+            f"{FAMILIES[base.family].title if base.family in FAMILIES else base.family}: it belongs to another family"
+        )
     wanted = ROLE_CHANNELS.get(role)
     if wanted is not None and facts.in_channels is not None and facts.in_channels != wanted:
         what = {"inpaint": "an inpainting model", "pix2pix": "an instruct-pix2pix model"}[role]

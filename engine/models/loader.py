@@ -784,6 +784,7 @@ def check_lora_fits(lora: LoraUse, denoiser: Any) -> None:
 def check_controlnet_fits(name: str, controlnet: Mapping[str, Any], unet: Any) -> None:
     """A ControlNet made for another family is refused, saying so: its cross-attention must take this model's text
     embeddings (SD 1.x 768, SD 2.x 1024, SDXL 2048), and it must share SDXL's size conditioning or its absence."""
+    from engine.models.families import FAMILIES
     from engine.models.library import CROSS_ATTENTION
 
     width = (
@@ -794,7 +795,7 @@ def check_controlnet_fits(name: str, controlnet: Mapping[str, Any], unet: Any) -
         made_for = CROSS_ATTENTION.get(theirs)
         raise CapabilityMissing(
             f"ControlNet {name!r} was made for "
-            + (f"a {made_for} model" if made_for else f"a model with {theirs}-wide text embeddings")
+            + (f"a {FAMILIES[made_for].title} model" if made_for else f"a model with {theirs}-wide text embeddings")
             + f"; this model's are {width} wide: use a ControlNet of its family"
         )
     embed = unet.get("addition_embed_type") if isinstance(unet, Mapping) else getattr(unet, "addition_embed_type", None)
