@@ -50,6 +50,7 @@ def library_root(tmp_path_factory: pytest.TempPathFactory, model_options: ModelO
     shutil.copytree(sdxl, root / "checkpoints" / "tiny-xl")
     shutil.copytree(sd1 / tiny.CONTROLNET_CANNY, root / "controlnet" / "canny")
     shutil.copytree(sd1 / tiny.INPAINT_UNET, root / "companions" / "unet_inpaint")
+    shutil.copytree(sd1 / tiny.PIX2PIX_UNET, root / "companions" / "unet_pix2pix")
     xl_unet = UNet2DConditionModel.from_pretrained(str(sdxl), subfolder="unet")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(3)
@@ -58,7 +59,7 @@ def library_root(tmp_path_factory: pytest.TempPathFactory, model_options: ModelO
         AutoencoderKL(**tiny._VAE_CONFIG).save_pretrained(root / "vae" / "other")
     (root / "models.toml").write_text(
         '[[model]]\nname = "sd1"\nspec = "checkpoints/tiny-sd1"\ninpaint = "companions/unet_inpaint"\n'
-        'controlnet_canny = "controlnet/canny"\n\n'
+        'controlnet_canny = "controlnet/canny"\npix2pix = "companions/unet_pix2pix"\n\n'
         '[[model]]\nname = "sd1-vae"\nspec = "other/tiny-sd1"\nvae = "vae/other"\n\n'
         '[[model]]\nname = "xl"\nspec = "checkpoints/tiny-xl"\ninpaint = "companions/unet_inpaint"\n'
         'controlnet_canny = "controlnet/canny"\npix2pix = "controlnet/xl"\nvae = "vae/missing/folder"\n'
@@ -89,7 +90,8 @@ def test_companions_are_listed_with_why_one_does_not_fit(library: ModelLibrary) 
         "problem": None,
     }
     assert sd1["capabilities"]["controlnet_canny"] is None  # the folder has none; the configured one serves
-    assert "unet_pix2pix component" in sd1["capabilities"]["instruct_pix2pix"]
+    assert sd1["capabilities"]["instruct_pix2pix"] is None
+    assert "unet_pix2pix component" in listed["sd1-vae"]["capabilities"]["instruct_pix2pix"]
     assert listed["checkpoints/tiny-sd1"]["capabilities"]["controlnet"] is None
     assert listed["controlnet/canny"]["kind"] == "controlnet" and listed["controlnet/canny"]["usable"]
     xl = listed["xl"]["companions"]
@@ -103,7 +105,7 @@ def test_companions_are_listed_with_why_one_does_not_fit(library: ModelLibrary) 
     assert listed["xl"]["usable"]  # the base model itself still is
     xl_spec = library.get("xl").spec
     assert library.companions_for(xl_spec) == {}
-    assert set(library.companions_for(library.get("sd1").spec)) == {"unet_inpaint", "controlnet_canny"}
+    assert set(library.companions_for(library.get("sd1").spec)) == {"unet_inpaint", "unet_pix2pix", "controlnet_canny"}
 
 
 def test_an_unknown_companion_key_is_a_problem(tmp_path: Path, library_root: Path) -> None:
@@ -161,7 +163,7 @@ def test_a_configured_inpainting_companion_is_used(
     configured = renderer.render("inpaint", params, 3, {"source": source, "mask": mask})
     handle = renderer.models.get(library.get("sd1").spec)
     assert handle.pipeline("inpaint").unet.config.in_channels == 9
-    assert set(configured.fingerprint["companions"]) == {"unet_inpaint", "controlnet_canny"}
+    assert set(configured.fingerprint["companions"]) == {"unet_inpaint", "unet_pix2pix", "controlnet_canny"}
     # the same folder without a library: no companions, the 4-channel fallback
     bare = Renderer(ModelManager("builtin:tiny", model_options))
     fallback = bare.render(
@@ -175,6 +177,11 @@ def test_a_configured_inpainting_companion_is_used(
     # controlnet_canny runs on the configured ControlNet although the folder has no controlnet_canny/
     edges = renderer.render("controlnet_canny", {"control": "c", "steps": 2, "model": "sd1"}, 3, {"control": source})
     assert edges.images[0].size == source.size
+    # and instruct_pix2pix on the configured UNet
+    edited = renderer.render("instruct_pix2pix", {"source": "s", "steps": 2, "model": "sd1"}, 3, {"source": source})
+    assert edited.images[0].size == source.size
+    with pytest.raises(CapabilityMissing, match="unet_pix2pix"):
+        renderer.render("instruct_pix2pix", {"source": "s", "steps": 2, "model": "sd1-vae"}, 3, {"source": source})
 
 
 def test_a_configured_vae_replaces_the_models_own(renderer: Renderer) -> None:
@@ -197,3 +204,42 @@ def test_without_a_library_a_controlnet_is_a_folder(model_options: ModelOptions,
 def test_the_preprocessors_are_the_parameters_choices() -> None:
     annotation = ControlNetParams.model_fields["preprocess"].annotation
     assert set(typing.get_args(annotation)) == set(PREPROCESSORS)
+
+
+@pytest.fixture(scope="module")
+def single_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SD 1.x single file with its inpainting checkpoint (a single file too) as the companion, and one whose
+    'inpainting' companion is a plain 4-channel checkpoint."""
+    from tests.engine.standins import build_stand_in
+
+    root = tmp_path_factory.mktemp("single-files")
+    with torch.random.fork_rng(devices=[]):
+        base = build_stand_in(root / "build", "sd1")
+        inpainting = build_stand_in(root / "build", "sd1", in_channels=9)
+    (root / "checkpoints").mkdir()
+    shutil.move(base.single_file, root / "checkpoints" / "sd1.safetensors")
+    shutil.move(inpainting.single_file, root / "checkpoints" / "sd1-inpainting.safetensors")
+    shutil.rmtree(root / "build")
+    (root / "models.toml").write_text(
+        '[[model]]\nname = "sd1"\nspec = "checkpoints/sd1.safetensors"\n'
+        'inpaint = "checkpoints/sd1-inpainting.safetensors"\n\n'
+        '[[model]]\nname = "wrong"\nspec = "checkpoints/sd1-inpainting.safetensors"\n'
+        'inpaint = "checkpoints/sd1.safetensors"\n'
+    )
+    return root
+
+
+def test_a_single_file_inpainting_companion_lends_its_unet(model_options: ModelOptions, single_files: Path) -> None:
+    library = ModelLibrary("builtin:tiny", single_files)
+    problem = library.get("wrong").companion_problems["inpaint"]
+    assert problem == "inpaint companion is not an inpainting model: its UNet takes 4 input channels, not 9"
+    renderer = Renderer(ModelManager("builtin:tiny", model_options), library=library)
+    source = _picture()
+    mask = Image.new("L", source.size, 0)
+    mask.paste(255, (16, 16, 48, 48))
+    params = {"source": "s", "mask": "m", "prompt": "a boat", "steps": 2, "model": "sd1"}
+    result = renderer.render("inpaint", params, 3, {"source": source, "mask": mask})
+    assert result.images[0].size == source.size and "unet_inpaint" in result.fingerprint["companions"]
+    handle = renderer.models.get(library.get("sd1").spec)
+    unet = handle.pipeline("inpaint").unet
+    assert unet.config.in_channels == 9 and unet is not handle.pipeline("txt2img").unet
