@@ -70,14 +70,27 @@ def family_defaults(operation: type[Operation], native_side: int, limits: Render
     return FamilyDefaults(defaults, {"steps": why})
 
 
-def _one_of(names: list[str]) -> Any:
+def _one_of(names: list[str], labels: dict[str, str] | None = None) -> Any:
     """A string that must be one of `names`, shown as an enum even when there is only one (pydantic would
-    write a single Literal as a constant, which a form cannot offer as a choice)."""
+    write a single Literal as a constant, which a form cannot offer as a choice), with labels for the form."""
     from typing import Annotated, Literal
 
     from pydantic import WithJsonSchema
 
-    return Annotated[Literal[tuple(names)], WithJsonSchema({"type": "string", "enum": names})]
+    schema: dict[str, Any] = {"type": "string", "enum": names}
+    if labels:
+        schema[LABELS_KEY] = labels
+    return Annotated[Literal[tuple(names)], WithJsonSchema(schema)]
+
+
+LABELS_KEY = "x-opendream-labels"  # client/js/schema.js: what a choice shows
+
+
+def _label(entry: Any) -> str:
+    from engine.models.families import FAMILIES
+
+    family = FAMILIES.get(entry.family or "")
+    return f"{entry.name} ({family.title}, {family.native_size} px)" if family else entry.name
 
 
 def library_choices(operation: type[Operation], library: ModelLibrary) -> FamilyDefaults:
@@ -92,8 +105,10 @@ def library_choices(operation: type[Operation], library: ModelLibrary) -> Family
     if "model" not in fields:
         return FamilyDefaults()
     kind = getattr(operation, "pipeline_kind", None)
-    models = [e.name for e in library.checkpoints_for() if kind is None or e.capabilities.get(kind, None) is None]
-    annotations: dict[str, Any] = {"model": _one_of(models) | None} if models else {}
+    entries = [e for e in library.checkpoints_for() if kind is None or e.capabilities.get(kind, None) is None]
+    models = [entry.name for entry in entries]
+    labels = {entry.name: _label(entry) for entry in entries}
+    annotations: dict[str, Any] = {"model": _one_of(models, labels) | None} if models else {}
     descriptions = {"model": f"{fields['model'].description} {len(models)} in the library: GET /api/models."}
     if "loras" in fields:
         loras = [entry.name for entry in library.entries("lora") if entry.usable]

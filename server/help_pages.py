@@ -1,5 +1,6 @@
 """The editor's help pages, generated from docs/ (one source for both): `python -m server.help_pages` writes
-client/help/<page>.html from docs/<page>.md; a test fails when a committed page is older than its doc."""
+client/help/<page>.html from docs/<page>.md (styled by client/help/help.css: the CSP allows no inline style);
+a test fails when a committed page is older than its doc."""
 
 from __future__ import annotations
 
@@ -16,13 +17,7 @@ TEMPLATE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} - Opendream</title>
-<style>
-body {{ font: 15px/1.55 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1.5rem; }}
-code, pre {{ font: 13px ui-monospace, monospace; background: #f3f3f5; border-radius: 4px; }}
-code {{ padding: 0 .25em; }} pre {{ padding: .8em; overflow-x: auto; }}
-table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ border: 1px solid #ddd; padding: .3em .5em; }}
-a.back {{ display: inline-block; margin-bottom: 1rem; }}
-</style>
+<link rel="stylesheet" href="help.css">
 </head>
 <body>
 <a class="back" href="../">&larr; Opendream</a>
@@ -36,7 +31,7 @@ def render_page(page: str) -> str:
     import markdown
 
     text = (ROOT / "docs" / f"{page}.md").read_text()
-    body = markdown.markdown(text, extensions=["tables", "fenced_code"])
+    body = markdown.markdown(text, extensions=["tables", "fenced_code", "toc"])
     return TEMPLATE.format(page=page, title=html.escape(PAGES[page]), body=body)
 
 

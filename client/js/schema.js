@@ -3,6 +3,7 @@
 
 export const INPUT_KEY = 'x-opendream-input';
 export const WIDGET_KEY = 'x-opendream-widget';
+export const LABELS_KEY = 'x-opendream-labels';
 export const BLOB_KEY = 'x-opendream-blob';
 export const CATEGORY_ORDER = ['generate', 'edit', 'mask', 'input'];
 const HIDDEN_CATEGORIES = new Set(['internal']);
@@ -57,7 +58,12 @@ export function fieldModel(key, rawSchema, root, required = false) {
   };
   if (schema[INPUT_KEY]) return { ...base, kind: 'layer', input: schema[INPUT_KEY] };
   if (schema[BLOB_KEY] || schema[WIDGET_KEY] === 'upload') return { ...base, kind: 'blob' };
-  if (schema.enum) return { ...base, kind: 'enum', options: schema.enum.map((value) => ({ value, label: String(value) })) };
+  if (schema.enum) {
+    // labels the server gives (a model's family and size); a nullable choice offers "Default" (the server's)
+    const labels = schema[LABELS_KEY] || {};
+    const options = schema.enum.map((value) => ({ value, label: labels[value] || String(value) }));
+    return { ...base, kind: 'enum', options: nullable ? [{ value: null, label: 'Default' }, ...options] : options };
+  }
   if (schema.const !== undefined) return { ...base, kind: 'const', default: schema.const, hasDefault: true };
   const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') : schema.type;
   if (type === 'string') {
@@ -152,6 +158,8 @@ export function defaultValue(field) {
       return null;
     case 'json':
       return field.nullable ? null : [];
+    case 'enum': // what the select shows first is what it holds
+      return field.options.length ? clone(field.options[0].value) : null;
     default:
       return field.nullable ? null : '';
   }

@@ -48,5 +48,5 @@ class DiffusionParams(Params):
         description="A model of the server's library (GET /api/models); none: the server's default model.",
     )
     loras: list[LoraRef] = Field(
-        default_factory=list, max_length=8, description="LoRAs applied to this render only (up to 8)."
+        default_factory=list, max_length=8, title="LoRAs", description="LoRAs applied to this render only (up to 8)."
     )
