@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from engine.errors import MissingInput, ModelUnavailable, RenderCancelled
 from engine.limits import OverLimit, RenderLimits
 from engine.models.fingerprint import HashCache, hash_model_path
 from engine.models.library import ModelLibrary, UnknownModel
-from engine.models.loader import LoraUse, ModelManager
+from engine.models.loader import EmbeddingUse, LoraUse, ModelManager
 from engine.models.spec import ModelSpec
 from engine.operation import Operation, OperationRegistry, validate_params
 from engine.png import encode_png
@@ -81,6 +82,9 @@ class RenderResult:
     duration_ms: float
     seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+PROMPT_PARAMS = ("prompt", "negative_prompt", "instruction")  # where an embedding's token may be written
 
 
 class Renderer:
@@ -158,6 +162,7 @@ class Renderer:
         # Building a handle loads nothing; only `needs_model` operations load (and lock) the diffusion model.
         model = model or self.model_spec(validated.params)
         loras = self.lora_uses(validated.params)
+        embeddings = self.embedding_uses(validated.params)
         handle = self.models.get(model)
         ctx = RunContext(
             model=handle,
@@ -177,9 +182,9 @@ class Renderer:
                     ctx.previewer = Previewer(preview, handle.preview_family, handle.taesd())
                 ctx.check_cancelled()
                 ctx.stage("prepare")
-                with handle.watching(ctx), handle.adapters(loras):
+                with handle.watching(ctx), handle.adapters(loras), handle.embeddings(embeddings):
                     output, duration_ms = self._run(operation, ctx, images, typed)
-                fingerprint = self.fingerprint(model, loras, validated.params)
+                fingerprint = self.fingerprint(model, loras, validated.params, embeddings)
         else:
             output, duration_ms = self._run(operation, ctx, images, typed)
             fingerprint = self.fingerprint_for(operation_name, model)
@@ -205,10 +210,11 @@ class Renderer:
         model: str | ModelSpec | None = None,
         loras: list[LoraUse] | None = None,
         params: Mapping[str, Any] | None = None,
+        embeddings: list[EmbeddingUse] | None = None,
     ) -> dict[str, Any]:
         """The diffusion model's fingerprint (what `needs_model` operations are cached under), with the LoRAs
-        applied (their content hashes: a LoRA file replaced under the same name misses the cache) and what else
-        `params` name (the generic controlnet's ControlNet)."""
+        applied (their content hashes: a LoRA file replaced under the same name misses the cache), what else
+        `params` name (the generic controlnet's ControlNet) and the embeddings the prompts name."""
         handle = self.models.get(model)
         fingerprint = handle.fingerprint()
         if params:
@@ -216,7 +222,24 @@ class Renderer:
         fingerprint["reproducible"] = self.reproducible.describe() if self.reproducible else None
         if loras:
             fingerprint["loras"] = [lora.describe() for lora in loras]
+        if embeddings:
+            fingerprint["embeddings"] = [embedding.describe() for embedding in embeddings]
         return fingerprint
+
+    def embedding_uses(self, params: Mapping[str, Any]) -> list[EmbeddingUse]:
+        """The library's embeddings that the prompts name by their file's name, as in A1111 ("a photo in
+        my-style" uses embeddings/my-style.safetensors)."""
+        if self.library is None:
+            return []
+        text = " ".join(str(params.get(key) or "") for key in PROMPT_PARAMS)
+        if not text.strip():
+            return []
+        uses = []
+        for entry in self.library.entries("embedding"):
+            token = Path(entry.name).stem
+            if entry.usable and re.search(rf"(?<![\w-]){re.escape(token)}(?![\w-])", text):
+                uses.append(EmbeddingUse(entry.name, Path(entry.spec), token, self.library.sha256(entry.name)))
+        return uses
 
     def model_spec(self, params: Mapping[str, Any]) -> str | None:
         """The model a layer's `model` param names (None: the server's default)."""
@@ -262,7 +285,9 @@ class Renderer:
             raise KeyError(f"unknown operation {operation_name!r}")
         if operation.needs_model:
             params = params or {}
-            return self.fingerprint(model or self.model_spec(params), self.lora_uses(params), params)
+            return self.fingerprint(
+                model or self.model_spec(params), self.lora_uses(params), params, self.embedding_uses(params)
+            )
         return {
             "engine": EDIT_ENGINE,
             "pillow": PIL.__version__,

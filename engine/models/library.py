@@ -157,8 +157,13 @@ def inspect_embedding(path: Path) -> tuple[str | None, str | None]:
     {"clip_l": …, "clip_g": …}; the width tells the family (768 SD 1.x, 1024 SD 2.x)."""
     try:
         shapes = read_shapes(path)
-    except NotACheckpoint as exc:
-        return None, str(exc)
+        if "string_to_param" in shapes and path.suffix.lower() != ".safetensors":  # A1111's .pt: a nested dict
+            import torch
+
+            nested = torch.load(str(path), map_location="meta", weights_only=True)["string_to_param"]
+            shapes = {f"string_to_param.{key}": tuple(value.shape) for key, value in nested.items()}
+    except (NotACheckpoint, KeyError, AttributeError, TypeError) as exc:
+        return None, str(exc) or f"{path.name} cannot be read as an embedding"
     if {"clip_l", "clip_g"} <= set(shapes):
         return "sdxl", None
     widths = {shape[-1] for name, shape in shapes.items() if shape}

@@ -274,6 +274,42 @@ class ModelHandle:
             if names:
                 base.unload_lora_weights()
 
+    @contextlib.contextmanager
+    def embeddings(self, uses: list[EmbeddingUse]) -> Iterator[None]:
+        """Textual-inversion embeddings (A1111's .pt / .safetensors, diffusers' own, SDXL's clip_l + clip_g) added
+        to the tokenizers and text encoders for one render, as the tokens their prompts name, and taken out
+        after it: the vocabulary and the embedding table are left as they were."""
+        if not uses:
+            yield
+            return
+        base = self._ensure_base()
+        encoders = [(getattr(base, name), getattr(base, name.replace("text_encoder", "tokenizer")))
+                    for name in self.family.text_encoders if name in ("text_encoder", "text_encoder_2")]  # fmt: skip
+        added: list[tuple[str, Any, Any]] = []
+        try:
+            for use in uses:
+                vectors = read_embedding(use.path)
+                parts = [vectors["clip_l"], vectors["clip_g"]] if "clip_g" in vectors else [vectors["*"]]
+                if len(parts) != len(encoders):
+                    raise CapabilityMissing(
+                        f"embedding {use.name!r} is for {len(parts)} text encoder(s); this model has {len(encoders)}"
+                    )
+                for vector, (encoder, tokenizer) in zip(parts, encoders, strict=True):
+                    width = encoder.get_input_embeddings().weight.shape[1]
+                    if vector.shape[-1] != width:
+                        raise CapabilityMissing(
+                            f"embedding {use.name!r} is {vector.shape[-1]} wide; this model's text encoder is {width} "
+                            "wide: it was made for another family"
+                        )
+                    base.load_textual_inversion(
+                        vector.to(encoder.dtype), token=use.token, text_encoder=encoder, tokenizer=tokenizer
+                    )
+                    added.append((use.token, encoder, tokenizer))
+            yield
+        finally:
+            for token, encoder, tokenizer in reversed(added):
+                base.unload_textual_inversion(tokens=token, tokenizer=tokenizer, text_encoder=encoder)
+
     def _warm_up(self) -> None:
         # The first pipeline call pays one-off lazy imports and kernel setup: ~0.8 s on CPU, even for a
         # 256 px render. A 1-step call at the smallest size pays it for ~20 ms, before anyone is waiting.
@@ -514,7 +550,11 @@ class ModelHandle:
         diffusers = diffusers_quiet()
         location, subfolder = source
         if subfolder == "single_file":
-            module = self._single_file_unet(Path(location), name)
+            if name == tiny.CONTROLNET_CANNY:
+                module = single_file_controlnet(name, Path(location), self._ensure_base().unet.config).to(self.dtype)
+            else:
+                module = self._single_file_unet(Path(location), name)
+            module = module.to(self.device)
             self._configure(module, "denoise")
             return module
         cls = diffusers.ControlNetModel if name == tiny.CONTROLNET_CANNY else diffusers.UNet2DConditionModel
@@ -532,18 +572,13 @@ class ModelHandle:
         from engine.models.families import INPAINTING, family_named
         from engine.models.single_file import load_single_file
 
-        if name == tiny.CONTROLNET_CANNY:
-            raise ModelUnavailable(
-                f"the controlnet_canny companion {path.name} is a single file: not loaded yet, use its diffusers "
-                "folder (config.json + diffusion_pytorch_model.safetensors)"
-            )
         root = family_named(self.family.name.removesuffix("-inpaint"))
         family = inspect_checkpoint(path).family or root
         if name == tiny.INPAINT_UNET and family.name in INPAINTING:
             family = INPAINTING[family.name]
         cls = getattr(diffusers_quiet(), family.pipelines["txt2img"])
         pipe = load_single_file(cls, path, family, self._from_pretrained_kwargs(), lambda _configs: None)
-        return pipe.unet.to(self.device)
+        return pipe.unet
 
     # --- ControlNets by name (the generic `controlnet` operation) ------------------------------------------
 
@@ -580,14 +615,12 @@ class ModelHandle:
             if module is None:
                 path = Path(location)
                 if path.is_file():
-                    raise ModelUnavailable(
-                        f"ControlNet {name!r} is a single file: not loaded yet, use its diffusers folder "
-                        "(config.json + diffusion_pytorch_model.safetensors)"
-                    )
-                if path.is_dir():
-                    check_controlnet_fits(name, _read_json(path / "config.json"), base.unet.config)
-                kwargs: dict[str, Any] = {dtype_kwarg(): self.dtype, "low_cpu_mem_usage": False}
-                module = diffusers_quiet().ControlNetModel.from_pretrained(location, **kwargs)
+                    module = single_file_controlnet(name, path, base.unet.config).to(self.dtype)
+                else:
+                    if path.is_dir():
+                        check_controlnet_fits(name, _read_json(path / "config.json"), base.unet.config)
+                    kwargs: dict[str, Any] = {dtype_kwarg(): self.dtype, "low_cpu_mem_usage": False}
+                    module = diffusers_quiet().ControlNetModel.from_pretrained(location, **kwargs)
                 check_controlnet_fits(name, dict(module.config), base.unet.config)
                 module = module.to(self.device)
                 self._configure(module, "denoise")
@@ -761,6 +794,39 @@ class LoraUse:
         return {"name": self.name, "sha256": self.sha256, "weight": self.weight}
 
 
+@dataclass(frozen=True)
+class EmbeddingUse:
+    """A textual-inversion embedding one render's prompt names (`token`: the file's name without suffix)."""
+
+    name: str
+    path: Path
+    token: str
+    sha256: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "token": self.token, "sha256": self.sha256}
+
+
+def read_embedding(path: Path) -> dict[str, Any]:
+    """An embedding file's vectors: {"*": [n, width]} (A1111's string_to_param / emb_params, diffusers' one-token
+    dict), or SDXL's {"clip_l": …, "clip_g": …}. Read with safetensors or torch's weights_only."""
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        state: dict[str, Any] = dict(load_file(str(path)))
+    else:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    if "clip_l" in state and "clip_g" in state:
+        return {"clip_l": state["clip_l"], "clip_g": state["clip_g"]}
+    if "string_to_param" in state:
+        state = dict(state["string_to_param"])
+    tensors = [value for value in state.values() if isinstance(value, torch.Tensor)]
+    if len(tensors) != 1:
+        raise CapabilityMissing(f"{path.name} is not a textual-inversion embedding ({len(tensors)} tensors)")
+    vector = tensors[0]
+    return {"*": vector if vector.dim() == 2 else vector.reshape(1, -1)}
+
+
 def check_lora_fits(lora: LoraUse, denoiser: Any) -> None:
     """A LoRA made for another family is refused, saying so: its cross-attention layers must take the width of
     this model's text embeddings (SD 1.x 768, SD 2.x 1024, SDXL 2048)."""
@@ -804,6 +870,76 @@ def check_controlnet_fits(name: str, controlnet: Mapping[str, Any], unet: Any) -
             f"ControlNet {name!r} was made for another family (size conditioning "
             f"{controlnet.get('addition_embed_type')!r}, this model's {embed!r}): use a ControlNet of its family"
         )
+
+
+def single_file_controlnet(name: str, path: Path, unet: Any) -> Any:
+    """A ControlNet kept as one file (A1111 / ComfyUI `models/controlnet`: the original `control_model.` keys, or
+    diffusers' own), loaded offline. What the file's shapes do not say is taken from the model's UNet, which a
+    ControlNet copies (levels, attention, size conditioning); the conditioning encoder's channels are read from
+    the shapes. diffusers converts the keys (convert_controlnet_checkpoint); loading is strict, so a file that does
+    not fit this architecture is refused saying so, never half loaded."""
+    import inspect
+
+    from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
+
+    from engine.models.checkpoint import read_shapes
+
+    shapes = read_shapes(path)
+    facts = _controlnet_shapes(shapes)
+    check_controlnet_fits(name, {"cross_attention_dim": facts.pop("cross_attention_dim", None)}, unet)
+    controlnet_cls = diffusers_quiet().ControlNetModel
+    accepted = set(inspect.signature(controlnet_cls.__init__).parameters) - {"self"}
+    config = {key: value for key, value in dict(unet).items() if key in accepted and not key.startswith("_")}
+    config.update(facts)
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    converted = convert_controlnet_checkpoint(state, config)
+    module = controlnet_cls.from_config(config)
+    try:
+        module.load_state_dict(converted, strict=True)
+    except RuntimeError as exc:
+        raise ModelUnavailable(
+            f"ControlNet {name!r} does not fit this model's architecture ({str(exc).splitlines()[0][:200]}): use a "
+            "ControlNet made for it, or its diffusers folder"
+        ) from None
+    return module.eval()
+
+
+def _controlnet_shapes(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
+    """What a single-file ControlNet's shapes say: its text width, input channels, conditioning channels."""
+    diffusers_layout = "controlnet_cond_embedding.conv_in.weight" in shapes
+    prefix = "" if diffusers_layout or "time_embed.0.weight" in shapes else "control_model."
+    found: dict[str, Any] = {}
+    for key, shape in shapes.items():
+        flat = key.replace("_", ".")
+        if "cross_attention_dim" not in found and "attn2.to.k" in flat and key.endswith("weight") and len(shape) == 2:
+            found["cross_attention_dim"] = shape[1]
+    conv_in = shapes.get("conv_in.weight" if diffusers_layout else f"{prefix}input_blocks.0.0.weight", ())
+    if len(conv_in) == 4:
+        found["in_channels"] = conv_in[1]
+    if diffusers_layout:
+        names = ["controlnet_cond_embedding.conv_in.weight"]
+        index = 0
+        while f"controlnet_cond_embedding.blocks.{index}.weight" in shapes:
+            names.append(f"controlnet_cond_embedding.blocks.{index}.weight")
+            index += 1
+    else:  # input_hint_block.0, .2, .4, ...: convolutions between SiLUs, the last one the zero convolution
+        names = []
+        index = 0
+        while f"{prefix}input_hint_block.{index}.weight" in shapes:
+            names.append(f"{prefix}input_hint_block.{index}.weight")
+            index += 2
+        names = names[:-1]
+    outs = [shapes[key][0] for key in names]
+    if outs:
+        found["conditioning_embedding_out_channels"] = (outs[0], *outs[2::2])
+        found["conditioning_channels"] = shapes[names[0]][1]
+    return found
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -39,6 +39,13 @@ def library_root(tmp_path_factory: pytest.TempPathFactory, model_options: ModelO
     build_lora(xl_unet, root / "loras" / "xl-style.safetensors", "peft")
     shutil.copy(root / "loras" / "style.safetensors", root / "checkpoints" / "misplaced-lora.safetensors")
     (root / "checkpoints" / "cut.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
+    import torch
+
+    (root / "embeddings").mkdir()
+    torch.manual_seed(3)
+    width = unet.config.cross_attention_dim  # the tiny text encoder's width
+    save_file({"emb_params": torch.randn(2, width)}, str(root / "embeddings" / "my-style.safetensors"))  # A1111
+    torch.save({"string_to_param": {"*": torch.randn(1, 768)}}, str(root / "embeddings" / "sd15-style.pt"))
     (root / "models.toml").write_text(
         '[[model]]\nname = "xl"\nspec = "checkpoints/tiny-xl"\n\n'
         '[[model]]\nname = "hub-model"\nspec = "someone/not-cached-anywhere"\n\n'
@@ -198,3 +205,25 @@ def test_the_schemas_offer_the_librarys_models_and_loras(library: ModelLibrary) 
     pix2pix = registry.get("instruct_pix2pix").Params.model_json_schema()["properties"]["model"]
     (offered,) = [option for option in pix2pix["anyOf"] if "enum" in option]
     assert "builtin:tiny" in offered["enum"] and "checkpoints/tiny-sd1" not in offered["enum"]
+
+
+def test_an_embedding_named_in_the_prompt_is_used_for_that_render_only(renderer: Renderer, model_options) -> None:
+    plain = Renderer(ModelManager("builtin:tiny", model_options))  # no library: "my-style" is just words
+    prompt = {"prompt": "a lighthouse in my-style"}
+    words = _pixels(plain, **prompt)
+    styled = _pixels(renderer, **prompt)
+    assert not np.array_equal(words, styled)  # the embedding's vectors, not the words' tokens
+    tokenizer = renderer.models.get().pipeline("txt2img").tokenizer
+    size = len(tokenizer)
+    assert np.array_equal(_pixels(renderer), _pixels(plain))  # a prompt not naming it: the base, bit for bit
+    assert len(tokenizer) == size and "my-style" not in tokenizer.get_vocab()  # taken out after the render
+    fingerprint = renderer.fingerprint_for("txt2img", params={**SMALL, **prompt})
+    assert [e["name"] for e in fingerprint["embeddings"]] == ["embeddings/my-style.safetensors"]
+    assert "embeddings" not in renderer.fingerprint_for("txt2img", params={**SMALL, "prompt": "my-styles"})
+
+
+def test_an_embedding_of_another_family_is_refused(renderer: Renderer, library: ModelLibrary) -> None:
+    assert library.get("embeddings/sd15-style.pt").family == "sd1"
+    with pytest.raises(CapabilityMissing, match="768 wide"):
+        _pixels(renderer, prompt="a boat, sd15-style")
+    assert np.array_equal(_pixels(renderer, prompt="a boat"), _pixels(renderer, prompt="a boat"))
