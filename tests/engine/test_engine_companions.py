@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from safetensors.torch import save_file
 
 from engine.errors import CapabilityMissing, ModelUnavailable
 from engine.models import tiny
@@ -57,6 +58,10 @@ def library_root(tmp_path_factory: pytest.TempPathFactory, model_options: ModelO
         ControlNetModel.from_unet(xl_unet).save_pretrained(root / "controlnet" / "xl")
         torch.manual_seed(4)
         AutoencoderKL(**tiny._VAE_CONFIG).save_pretrained(root / "vae" / "other")
+    # the same ControlNets as single files with diffusers' keys (a hub repository's weights file on its own)
+    for name in ("canny", "xl"):
+        state = ControlNetModel.from_pretrained(str(root / "controlnet" / name)).state_dict()
+        save_file(state, str(root / "controlnet" / f"{name}.safetensors"))
     (root / "models.toml").write_text(
         '[[model]]\nname = "sd1"\nspec = "checkpoints/tiny-sd1"\ninpaint = "companions/unet_inpaint"\n'
         'controlnet_canny = "controlnet/canny"\npix2pix = "companions/unet_pix2pix"\n\n'
@@ -123,7 +128,6 @@ def test_the_generic_controlnet_renders_from_a_layer(renderer: Renderer) -> None
     assert plain.shape == (64, 64, 3) and plain.std() > 1.0
     assert not np.array_equal(plain, edges)  # the preprocessor matters
     assert not np.array_equal(plain, _control(renderer, bar))  # so does the control image
-    assert not np.array_equal(edges, _control(renderer, bar, preprocess="canny"))
     assert np.array_equal(plain, _control(renderer, circle))  # and nothing else
     unsteered = _control(renderer, circle, conditioning_scale=0.0)
     assert np.array_equal(unsteered, _control(renderer, bar, conditioning_scale=0.0))
@@ -140,6 +144,15 @@ def test_the_controlnet_enters_the_fingerprint_and_is_kept_loaded(renderer: Rend
     assert handle.controlnet("controlnet/canny") is module  # loaded once
     with pytest.raises(ModelUnavailable, match="no controlnet named 'controlnet/nope'"):
         renderer.render("controlnet", {**CONTROL, "controlnet": "controlnet/nope"}, 5, {"control": _picture()})
+
+
+def test_a_single_file_controlnet_paints_what_its_folder_paints(renderer: Renderer, library: ModelLibrary) -> None:
+    assert library.get("controlnet/canny.safetensors", "controlnet").usable
+    folder = _control(renderer, _picture(), preprocess="canny")
+    single = _control(renderer, _picture(), preprocess="canny", controlnet="controlnet/canny.safetensors")
+    assert np.array_equal(folder, single)
+    with pytest.raises(CapabilityMissing, match=r"'controlnet/xl\.safetensors' was made for a model with 64-wide"):
+        _control(renderer, _picture(), controlnet="controlnet/xl.safetensors")
 
 
 def test_a_controlnet_of_another_family_is_refused(renderer: Renderer) -> None:
@@ -210,12 +223,22 @@ def test_the_preprocessors_are_the_parameters_choices() -> None:
 def single_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An SD 1.x single file with its inpainting checkpoint (a single file too) as the companion, and one whose
     'inpainting' companion is a plain 4-channel checkpoint."""
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
     from tests.engine.standins import build_stand_in
 
     root = tmp_path_factory.mktemp("single-files")
     with torch.random.fork_rng(devices=[]):
         base = build_stand_in(root / "build", "sd1")
         inpainting = build_stand_in(root / "build", "sd1", in_channels=9)
+        torch.manual_seed(8)
+        controlnet = ControlNetModel.from_unet(UNet2DConditionModel.from_pretrained(str(base.folder), subfolder="unet"))
+        with torch.no_grad():  # a trained one's zero convolutions are not zero: make the control image matter
+            for name, param in controlnet.named_parameters():
+                if name.startswith(("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding")):
+                    param.copy_(torch.randn_like(param) * 0.1)
+    controlnet.save_pretrained(root / "controlnet" / "pose")
+    save_file(_as_original_controlnet(controlnet.state_dict()), str(root / "controlnet" / "pose.safetensors"))
     (root / "checkpoints").mkdir()
     shutil.move(base.single_file, root / "checkpoints" / "sd1.safetensors")
     shutil.move(inpainting.single_file, root / "checkpoints" / "sd1-inpainting.safetensors")
@@ -229,11 +252,47 @@ def single_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_a_single_file_inpainting_companion_lends_its_unet(model_options: ModelOptions, single_files: Path) -> None:
-    library = ModelLibrary("builtin:tiny", single_files)
+def _as_original_controlnet(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A ControlNet's state dict in the original (lllyasviel/ControlNet, A1111) layout: its UNet half by diffusers'
+    own conversion script, the rest renamed as in diffusers' reverse mapping (single_file_utils)."""
+    import runpy
+
+    from tests.engine.standins import SCRIPTS
+
+    script = runpy.run_path(str(SCRIPTS / "convert_diffusers_to_original_stable_diffusion.py"))
+    unet = {key: value for key, value in state.items() if not key.startswith("controlnet_")}
+    unet.update(dict.fromkeys(("conv_norm_out.weight", "conv_norm_out.bias", "conv_out.weight", "conv_out.bias"),
+                              torch.zeros(1)))  # fmt: skip
+    converted = script["convert_unet_state_dict"](unet)  # a UNet's output layers, which a ControlNet has not
+    converted = {key: value for key, value in converted.items() if not key.startswith(("out.0.", "out.2."))}
+    blocks = sorted({int(key.split(".")[2]) for key in state if key.startswith("controlnet_cond_embedding.blocks.")})
+    renames = {
+        "controlnet_cond_embedding.conv_in.": "input_hint_block.0.",
+        "controlnet_mid_block.": "middle_block_out.0.",
+    }
+    renames.update({f"controlnet_cond_embedding.blocks.{i}.": f"input_hint_block.{2 * (i + 1)}." for i in blocks})
+    renames["controlnet_cond_embedding.conv_out."] = f"input_hint_block.{2 * (len(blocks) + 1)}."
+    for key, value in state.items():
+        if key.startswith("controlnet_down_blocks."):
+            index, leaf = key.split(".")[1:]
+            converted[f"zero_convs.{index}.0.{leaf}"] = value
+        for old, new in renames.items():
+            if key.startswith(old):
+                converted[new + key[len(old) :]] = value
+    return {f"control_model.{key}": value for key, value in converted.items()}
+
+
+@pytest.fixture(scope="module")
+def single_renderer(model_options: ModelOptions, single_files: Path) -> Renderer:
+    return Renderer(ModelManager("builtin:tiny", model_options), library=ModelLibrary("builtin:tiny", single_files))
+
+
+def test_a_single_file_inpainting_companion_lends_its_unet(single_renderer: Renderer) -> None:
+    renderer = single_renderer
+    library = renderer.library
+    assert library is not None
     problem = library.get("wrong").companion_problems["inpaint"]
     assert problem == "inpaint companion is not an inpainting model: its UNet takes 4 input channels, not 9"
-    renderer = Renderer(ModelManager("builtin:tiny", model_options), library=library)
     source = _picture()
     mask = Image.new("L", source.size, 0)
     mask.paste(255, (16, 16, 48, 48))
@@ -243,3 +302,13 @@ def test_a_single_file_inpainting_companion_lends_its_unet(model_options: ModelO
     handle = renderer.models.get(library.get("sd1").spec)
     unet = handle.pipeline("inpaint").unet
     assert unet.config.in_channels == 9 and unet is not handle.pipeline("txt2img").unet
+
+
+def test_an_original_layout_controlnet_file_paints_what_its_folder_paints(single_renderer: Renderer) -> None:
+    renderer = single_renderer
+    assert renderer.library is not None and renderer.library.get("controlnet/pose.safetensors").usable
+    params = {**CONTROL, "model": "sd1", "controlnet": "controlnet/pose"}
+    folder = renderer.render("controlnet", params, 5, {"control": _picture()}).images[0]
+    params["controlnet"] = "controlnet/pose.safetensors"
+    single = renderer.render("controlnet", params, 5, {"control": _picture()}).images[0]
+    assert np.array_equal(np.asarray(folder), np.asarray(single))
