@@ -90,7 +90,13 @@ def _label(entry: Any) -> str:
     from engine.models.families import FAMILIES
 
     family = FAMILIES.get(entry.family or "")
-    return f"{entry.name} ({family.title}, {family.native_size} px)" if family else entry.name
+    if family is None:
+        return entry.name
+    return (
+        f"{entry.name} ({family.title}, {family.native_size} px)"
+        if entry.kind == "checkpoint"
+        else (f"{entry.name} ({family.title})")
+    )
 
 
 def library_choices(operation: type[Operation], library: ModelLibrary) -> FamilyDefaults:
@@ -122,6 +128,15 @@ def library_choices(operation: type[Operation], library: ModelLibrary) -> Family
             annotations["loras"] = list[choice]  # type: ignore[valid-type]
         else:
             descriptions["loras"] = "No LoRAs in the library: put .safetensors LoRAs in the models folder's loras/."
+    if "controlnet" in fields and fields["controlnet"].annotation is str:  # the generic controlnet operation
+        nets = [entry for entry in library.entries("controlnet") if entry.usable]
+        if nets:
+            annotations["controlnet"] = _one_of([e.name for e in nets], {e.name: _label(e) for e in nets})
+        else:
+            descriptions["controlnet"] = (
+                "No ControlNets in the library: put diffusers ControlNet folders (or single files) in the models "
+                "folder's controlnet/."
+            )
     return FamilyDefaults(descriptions=descriptions, annotations=annotations)
 
 

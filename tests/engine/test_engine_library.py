@@ -227,3 +227,20 @@ def test_an_embedding_of_another_family_is_refused(renderer: Renderer, library: 
     with pytest.raises(CapabilityMissing, match="768 wide"):
         _pixels(renderer, prompt="a boat, sd15-style")
     assert np.array_equal(_pixels(renderer, prompt="a boat"), _pixels(renderer, prompt="a boat"))
+
+
+def test_the_generic_controlnet_offers_the_librarys_controlnets(library_root: Path, tmp_path: Path) -> None:
+    from engine.builtins import default_registry
+    from engine.defaults import apply_family_defaults
+
+    root = tmp_path / "models"
+    shutil.copytree(library_root / "checkpoints" / "tiny-xl", root / "checkpoints" / "tiny-xl")
+    registry = default_registry()
+    apply_family_defaults(registry, 512, None, ModelLibrary("builtin:tiny", root))
+    field = registry.get("controlnet").Params.model_json_schema()["properties"]["controlnet"]
+    assert "enum" not in field and "No ControlNets in the library" in field["description"]
+    sd1 = ModelManager("builtin:tiny", ModelOptions(device="cpu", models_dir=tmp_path / "built")).get()._resolve_path()
+    shutil.copytree(sd1 / "controlnet_canny", root / "controlnet" / "canny")
+    apply_family_defaults(registry, 512, None, ModelLibrary("builtin:tiny", root))
+    field = registry.get("controlnet").Params.model_json_schema()["properties"]["controlnet"]
+    assert field["enum"] == ["controlnet/canny"]
