@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from collections.abc import Callable
 from math import ceil
 from typing import TYPE_CHECKING, Any
 
@@ -84,8 +85,22 @@ def rejected(exc: CommandRejected) -> ApiError:
     return ApiError(REJECTION_STATUS.get(exc.code, 422), exc.code, exc.message, exc.field)
 
 
-def not_found(exc: CanvasNotFound) -> ApiError:
-    return ApiError(404, "canvas_not_found", str(exc))
+# The domain's errors as API errors, for every route (server/app.py installs them as Starlette's exception
+# handlers): a handler lets them rise instead of repeating the same try/except.
+DOMAIN_ERRORS: dict[type[Exception], Callable[[Any], ApiError]] = {
+    CommandRejected: rejected,
+    CanvasNotFound: lambda exc: ApiError(404, "canvas_not_found", str(exc)),
+    InvalidImage: lambda exc: ApiError(422, "invalid_image", str(exc)),
+    InvalidWorkflow: lambda exc: ApiError(422, "invalid_workflow", str(exc), exc.where),
+    InvalidBlobName: lambda exc: ApiError(400, "bad_blob_name", str(exc)),
+}
+
+
+def domain_error(exc: Exception) -> ApiError:
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERRORS:
+            return DOMAIN_ERRORS[cls](exc)
+    raise exc
 
 
 async def health(request: Request) -> Response:
@@ -174,10 +189,7 @@ async def create_canvas(request: Request) -> Response:
         # The id follows from the command id, so a retried creation finds the canvas it made.
         canvas_id = "c" + hashlib.sha256(command_id.encode()).hexdigest()[:16]
     actor = "creator" if grant is None else actor_of(request, grant)  # anyone, with --open-creation
-    try:
-        result = await svc.canvases.create_canvas(name, actor, canvas_id, command_id)
-    except CommandRejected as exc:
-        raise rejected(exc) from None
+    result = await svc.canvases.create_canvas(name, actor, canvas_id, command_id)
     if result.duplicate:  # tokens are stored hashed: a retried creation cannot hand the first one out again
         return JSONResponse({"id": result.canvas_id, "version": result.version, "duplicate": True, "owner_token": None})
     token, _ = await asyncio.to_thread(svc.tokens.issue, result.canvas_id, "owner", "owner")
@@ -228,8 +240,6 @@ async def state_at_query(request: Request, canvas_id: str) -> CanvasState:
     version = int_query(request, "version")
     try:
         return await services(request).canvases.state(canvas_id, version)
-    except CanvasNotFound as exc:
-        raise not_found(exc) from None
     except ValueError as exc:
         raise ApiError(400, "bad_version", str(exc), "version") from None
 
@@ -240,10 +250,7 @@ async def get_events(request: Request) -> Response:
     after = int_query(request, "after", 0)
     limit = int_query(request, "limit", MAX_EVENTS_PAGE, minimum=1)
     assert after is not None and limit is not None
-    try:
-        events = await services(request).canvases.events(canvas_id, after, min(limit, MAX_EVENTS_PAGE))
-    except CanvasNotFound as exc:
-        raise not_found(exc) from None
+    events = await services(request).canvases.events(canvas_id, after, min(limit, MAX_EVENTS_PAGE))
     return JSONResponse({"canvas_id": canvas_id, "after": after, "events": [event.to_json() for event in events]})
 
 
@@ -256,14 +263,9 @@ async def post_command(request: Request) -> Response:
         envelope = parse_envelope(body)
     except MalformedCommand as exc:
         raise ApiError(400, "malformed_command", str(exc), exc.field) from None
-    try:
-        result = await svc.canvases.execute(
-            canvas_id, envelope.command, actor_of(request, grant), envelope.command_id, envelope.expected_version
-        )
-    except CanvasNotFound as exc:
-        raise not_found(exc) from None
-    except CommandRejected as exc:
-        raise rejected(exc) from None
+    result = await svc.canvases.execute(
+        canvas_id, envelope.command, actor_of(request, grant), envelope.command_id, envelope.expected_version
+    )
     return JSONResponse(result.to_json())
 
 
@@ -279,10 +281,7 @@ async def get_renders(request: Request) -> Response:
     canvas_id = request.path_params["canvas_id"]
     await grant_for(request, canvas_id, "viewer")
     queue = render_queue(request)
-    try:
-        state = await services(request).canvases.state(canvas_id)
-    except CanvasNotFound as exc:
-        raise not_found(exc) from None
+    state = await services(request).canvases.state(canvas_id)
     await queue.refresh_backlog()  # so that "ahead" counts canvases not yet taken
     running = queue.running()
     return JSONResponse(
@@ -328,10 +327,7 @@ async def cancel_render(request: Request) -> Response:
     canvas_id = request.path_params["canvas_id"]
     layer_id = request.path_params["layer_id"]
     grant = await grant_for(request, canvas_id, "editor")
-    try:
-        cancelled = await render_queue(request).cancel(canvas_id, layer_id, actor_of(request, grant))
-    except CanvasNotFound as exc:
-        raise not_found(exc) from None
+    cancelled = await render_queue(request).cancel(canvas_id, layer_id, actor_of(request, grant))
     if not cancelled:
         raise ApiError(409, "not_rendering", f"layer {layer_id!r} is neither rendering nor waiting to render")
     return JSONResponse({"canvas_id": canvas_id, "layer_id": layer_id, "cancelled": True})
@@ -345,10 +341,7 @@ async def upload_blob(request: Request) -> Response:
     await grant_for(request, canvas_id, "editor")  # an editor (of that canvas, or of some canvas)
     limits = svc.settings.image_limits
     data = await read_body(request, limits.max_bytes)
-    try:
-        info = await asyncio.to_thread(inspect_image, data, limits)
-    except InvalidImage as exc:
-        raise ApiError(422, "invalid_image", str(exc)) from None
+    info = await asyncio.to_thread(inspect_image, data, limits)
     sha256 = await asyncio.to_thread(svc.blobs.put, data)
     if canvas_id is not None:
         if await asyncio.to_thread(svc.store.head, canvas_id) is None:
@@ -377,12 +370,7 @@ async def fork_canvas(request: Request) -> Response:
         version = int_query(request, "version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise ApiError(400, "bad_request", "version must be an integer (the last event to keep)", "version")
-    try:
-        result = await svc.canvases.fork(canvas_id, version, actor_of(request, grant))
-    except CanvasNotFound as exc:
-        raise not_found(exc) from None
-    except CommandRejected as exc:
-        raise ApiError(400, exc.code, exc.message, exc.field) from None
+    result = await svc.canvases.fork(canvas_id, version, actor_of(request, grant))
     token, _ = await asyncio.to_thread(svc.tokens.issue, result.canvas_id, "owner", "owner")
     return JSONResponse(
         {
@@ -409,12 +397,7 @@ async def restore_version(request: Request) -> Response:
         parsed = parse_envelope(envelope)
     except MalformedCommand as exc:
         raise ApiError(400, "malformed_command", str(exc), "version") from None
-    try:
-        result = await svc.canvases.execute(canvas_id, parsed.command, actor_of(request, grant), parsed.command_id)
-    except CanvasNotFound as exc:
-        raise not_found(exc) from None
-    except CommandRejected as exc:
-        raise rejected(exc) from None
+    result = await svc.canvases.execute(canvas_id, parsed.command, actor_of(request, grant), parsed.command_id)
     return JSONResponse(result.to_json())
 
 
@@ -452,12 +435,9 @@ async def import_workflow_route(request: Request) -> Response:
     raw = await read_body(request, limits.max_bytes)
     if not raw:
         raise ApiError(400, "invalid_workflow", "the request body is empty: send a workflow file")
-    try:
-        document = await asyncio.to_thread(load_document, raw, limits)
-        # only the file's own images: naming the server's by their hashes would read other canvases' images
-        workflow = await asyncio.to_thread(parse_workflow, document, svc.operations, limits)
-    except InvalidWorkflow as exc:
-        raise ApiError(422, "invalid_workflow", str(exc), exc.where) from None
+    document = await asyncio.to_thread(load_document, raw, limits)
+    # only the file's own images: naming the server's by their hashes would read other canvases' images
+    workflow = await asyncio.to_thread(parse_workflow, document, svc.operations, limits)
     result = await import_workflow(workflow, svc.canvases, svc.blobs, svc.operations)
     token, _ = await asyncio.to_thread(svc.tokens.issue, result.canvas_id, "owner", "owner")
     return JSONResponse(
@@ -477,10 +457,7 @@ async def layer_png(request: Request) -> Response:
     svc = services(request)
     canvas_id, layer_id = request.path_params["canvas_id"], request.path_params["layer_id"]
     await grant_for(request, canvas_id, "viewer")
-    try:
-        state = await svc.canvases.state(canvas_id)
-    except CanvasNotFound as exc:
-        raise not_found(exc) from None
+    state = await svc.canvases.state(canvas_id)
     layer = state.layers.get(layer_id)
     if layer is None or layer.output is None:
         raise ApiError(404, "no_image", f"layer {layer_id!r} has no image (yet)")
@@ -545,10 +522,7 @@ def _share_json(share: Share) -> dict[str, Any]:
 
 async def get_blob(request: Request) -> Response:
     """Any image, for the admin. Everyone else reads images through a canvas that names them."""
-    try:
-        sha256 = check_name(request.path_params["sha256"])
-    except InvalidBlobName as exc:
-        raise ApiError(400, "bad_blob_name", str(exc)) from None
+    sha256 = check_name(request.path_params["sha256"])
     await grant_for(request, None, "admin")
     return await _blob_response(request, sha256)
 
@@ -557,10 +531,7 @@ async def get_canvas_blob(request: Request) -> Response:
     """An image the canvas's log names (at any version), for anyone who may read the canvas. Not found, rather
     than forbidden, when it names no such image: the answer says nothing of other canvases' images."""
     canvas_id = request.path_params["canvas_id"]
-    try:
-        sha256 = check_name(request.path_params["sha256"])
-    except InvalidBlobName as exc:
-        raise ApiError(400, "bad_blob_name", str(exc)) from None
+    sha256 = check_name(request.path_params["sha256"])
     await grant_for(request, canvas_id, "viewer")
     if not await asyncio.to_thread(services(request).store.names_blob, canvas_id, sha256):
         raise ApiError(404, "blob_not_found", f"canvas {canvas_id!r} has no image {sha256}")

@@ -50,6 +50,9 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
         assert isinstance(exc, ApiError)
         return exc.response()
 
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        return api.domain_error(exc).response()
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return ApiError(404, "not_found", f"no route for {request.method} {request.url.path}").response()
 
@@ -96,7 +99,13 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             # The browser client: static files, no build step.
             Mount("/", StaticFiles(directory=CLIENT_DIR, html=True, check_dir=False), name="client"),
         ],
-        exception_handlers={ApiError: api_error, 404: not_found, 405: method_not_allowed, 500: server_error},
+        exception_handlers={
+            ApiError: api_error,
+            **dict.fromkeys(api.DOMAIN_ERRORS, domain_error),  # CommandRejected, CanvasNotFound, ...
+            404: not_found,
+            405: method_not_allowed,
+            500: server_error,
+        },
         middleware=[Middleware(EdgeGuard, settings=settings)],  # Host, Origin, security headers, access log
         lifespan=lifespan,
     )

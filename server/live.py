@@ -20,7 +20,6 @@ import contextlib
 import ipaddress
 import logging
 import math
-import re
 import secrets
 import time
 from collections import deque
@@ -35,6 +34,33 @@ from server.auth import Grant, TokenStore, attributed_user
 from server.core.commands import MalformedCommand, parse_envelope
 from server.core.decide import CommandRejected
 from server.core.events import Event
+from server.protocol import (
+    COLOUR_PATTERN,
+    INBOUND,
+    LOSSY,
+    PROTOCOL_VERSION,
+    RENDER_ENDED,
+    USER_PATTERN,
+    Ack,
+    Bye,
+    CancelMessage,
+    CommandMessage,
+    Error,
+    EventMessage,
+    GetStateMessage,
+    Hello,
+    Inbound,
+    PingMessage,
+    Pong,
+    Presence,
+    PresenceLeft,
+    PresenceMessage,
+    ProtocolError,
+    Reject,
+    StateMessage,
+    Welcome,
+    parse_inbound,
+)
 from server.service import CanvasNotFound, CanvasService
 
 if TYPE_CHECKING:
@@ -42,18 +68,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("opendream.live")
 
-PROTOCOL_VERSION = 1
+__all__ = ["PROTOCOL_VERSION", "USER_PATTERN", "LiveHub", "LiveLimits"]
+
 CLOSE_BAD_HELLO = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 4008
 CLOSE_TOO_MANY = 4429
-USER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-COLOUR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
-LOSSY = frozenset({"progress", "presence", "preview", "queue"})  # dropped for a busy client: the next says more
 OVER_RATE_PARSE_CHARS = 64 * 1024  # a frame past the rate is parsed (to reject a command by its id) up to this size
-RENDER_ENDED = frozenset({"render_finished", "render_failed", "render_cancelled"})  # no progress after these
 
 
 @dataclass(frozen=True)
@@ -132,7 +155,17 @@ def encode(message: dict[str, Any]) -> str:
     return orjson.dumps(message).decode()
 
 
-EVENT_PREFIX = '{"type":"event","seq":'  # how encode() starts an event message (keys keep their order)
+class EventFrame(str):
+    """An encoded `event` message that knows its seq, so the sender learns what a client has been written
+    without reading it back out of the JSON."""
+
+    seq: int
+
+    @classmethod
+    def of(cls, event: Event) -> EventFrame:
+        frame = cls(EventMessage(event.seq, event.to_json()).encode())
+        frame.seq = event.seq
+        return frame
 
 
 @dataclass(eq=False)
@@ -205,7 +238,7 @@ class Connection:
         self.revoked = True
         self.ended.set()
         self._drop_queued()
-        error = encode({"type": "error", "code": "unauthorized", "message": "this token was revoked"})
+        error = Error("unauthorized", "this token was revoked").encode()
         self._put(error, utf8_len(error))
         self._put(None, 0)
 
@@ -247,6 +280,14 @@ class LiveHub:
         self.per_address: dict[str, int] = {}  # open sockets per client address
         self.per_token: dict[str, int] = {}  # open sockets per token id (past their hello)
         self._unsubscribe: list[Any] = []
+        # What each message a client sends after its hello does: one entry per message class (server/protocol.py).
+        self._dispatch: dict[type[Inbound], Callable[[Connection, Room, Any], Awaitable[None]]] = {
+            CommandMessage: self._command,
+            PresenceMessage: self._presence,
+            CancelMessage: self._cancel,
+            GetStateMessage: self._send_state,
+            PingMessage: self._ping,
+        }
         # Set when other replicas exist: ephemeral messages are sent to them too.
         self.relay: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
 
@@ -260,7 +301,7 @@ class LiveHub:
             unsubscribe()
         for room in list(self.rooms.values()):
             for connection in list(room.connections):
-                connection.send(encode({"type": "bye", "reason": "server is shutting down"}))
+                connection.send(Bye("server is shutting down").encode())
                 connection.finish()
 
     # --- from the service and the render queue (on the event loop) -----------------------------------
@@ -269,9 +310,7 @@ class LiveHub:
         room = self.rooms.get(canvas_id)
         if room is None:
             return
-        messages = [  # keys in this order: the sender reads the seq back from the front (EVENT_PREFIX)
-            (event.seq, encode({"type": "event", "seq": event.seq, "event": event.to_json()})) for event in events
-        ]
+        messages = [(event.seq, EventFrame.of(event)) for event in events]
         for connection in list(room.connections):
             for seq, message in messages:
                 connection.send_event(seq, message)
@@ -395,7 +434,7 @@ class LiveHub:
         hello = await self._receive_hello(websocket)
         if hello is None:
             return
-        token = hello.get("token") or websocket.query_params.get("token")
+        token = hello.token or websocket.query_params.get("token")
         if token is not None and not isinstance(token, str):
             await _refuse(websocket, CLOSE_BAD_HELLO, "bad_hello", "token must be a string")
             return
@@ -417,10 +456,7 @@ class LiveHub:
         except CanvasNotFound:
             await _refuse(websocket, CLOSE_NOT_FOUND, "canvas_not_found", f"canvas {canvas_id!r} does not exist")
             return
-        # Only strings are taken: str() of a hostile value (a list nested 1,000 deep) would raise RecursionError.
-        user, name, colour = (
-            value if isinstance(value, str) else "" for value in map(hello.get, ("user", "name", "colour"))
-        )
+        user, name, colour = hello.user, hello.name, hello.colour
         connection = Connection(
             websocket=websocket,
             canvas_id=canvas_id,
@@ -435,7 +471,7 @@ class LiveHub:
         room.connections.add(connection)  # before catch-up: events committed from now on are held, not missed
         sender = asyncio.create_task(self._send_loop(connection), name=f"ws-send-{connection.id}")
         try:
-            await self._welcome(connection, room, hello.get("since"))
+            await self._welcome(connection, room, hello.since)
             await self._receive_loop(connection, room)
         except WebSocketDisconnect:
             pass
@@ -443,7 +479,7 @@ class LiveHub:
             room.connections.discard(connection)
             room.pending.pop(f"presence:{connection.id}", None)
             if connection.presence is not None:
-                left = {"type": "presence_left", "user": connection.user, "conn": connection.id}
+                left = PresenceLeft(connection.user, connection.id).to_json()
                 self._broadcast(room, encode(left))
                 self._relay(canvas_id, left)
             if not room.connections:
@@ -457,7 +493,7 @@ class LiveHub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
 
-    async def _receive_hello(self, websocket: WebSocket) -> dict[str, Any] | None:
+    async def _receive_hello(self, websocket: WebSocket) -> Hello | None:
         try:
             raw = await asyncio.wait_for(websocket.receive(), self.limits.hello_timeout_s)
         except TimeoutError:
@@ -466,38 +502,35 @@ class LiveHub:
         if raw.get("type") == "websocket.disconnect":
             return None
         message, error = _parse(raw, self.limits.max_message_bytes)
-        if error is not None or message.get("type") != "hello":
+        if error is not None or message.get("type") != Hello.type:
             await _refuse(websocket, CLOSE_BAD_HELLO, "bad_hello", error or "the first message must be a hello")
             return None
-        since = message.get("since")
-        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
-            await _refuse(websocket, CLOSE_BAD_HELLO, "bad_hello", "since must be a non-negative integer")
+        try:
+            return Hello.parse(message)
+        except ProtocolError as exc:
+            await _refuse(websocket, CLOSE_BAD_HELLO, exc.code, exc.message)
             return None
-        return message
 
     async def _welcome(self, connection: Connection, room: Room, since: int | None) -> None:
         canvas_id = connection.canvas_id
         state = await self.service.state(canvas_id)
-        welcome: dict[str, Any] = {
-            "type": "welcome",
-            "protocol": PROTOCOL_VERSION,
-            "canvas_id": canvas_id,
-            "you": {"user": connection.user, "conn": connection.id, "role": connection.grant.role},
-            "presence": [c.presence for c in room.connections if c.presence is not None and c is not connection],
-        }
+        you = {"user": connection.user, "conn": connection.id, "role": connection.grant.role}
+        presence = [c.presence for c in room.connections if c.presence is not None and c is not connection]
+        events: list[dict[str, Any]] | None = None
+        version = state.version
         if since is not None and since <= state.version and state.version - since <= self.limits.catch_up_events:
-            events = await self.service.events(canvas_id, after=since)
-            welcome["version"] = events[-1].seq if events else since
-            welcome["events"] = [event.to_json() for event in events]
-        else:
-            welcome["version"] = state.version
-            welcome["state"] = state.to_json()
-        if self.renders is not None:
-            welcome["queue"] = self.renders.queue(state)
-            welcome["render_blocked"] = self.renders.blocked(canvas_id)
-        connection.last_seq = connection.sent_seq = welcome["version"]
-        self.service.watch(canvas_id, welcome["version"])
-        connection.send(encode(welcome))
+            caught_up = await self.service.events(canvas_id, after=since)
+            version = caught_up[-1].seq if caught_up else since
+            events = [event.to_json() for event in caught_up]
+        welcome = Welcome(
+            canvas_id, you, presence, version, events=events, state=state.to_json() if events is None else None,
+            queue=self.renders.queue(state) if self.renders is not None else None,
+            render_blocked=self.renders.blocked(canvas_id) if self.renders is not None else None,
+            renders=self.renders is not None,
+        )  # fmt: skip
+        connection.last_seq = connection.sent_seq = version
+        self.service.watch(canvas_id, version)
+        connection.send(welcome.encode())
         connection.catching_up = False
         for seq, message in connection.held:
             connection.send_event(seq, message)
@@ -526,8 +559,8 @@ class LiveHub:
                 await websocket.send_text(message)
             except Exception:  # the client went away; the receive loop sees it too
                 return
-            if message.startswith(EVENT_PREFIX):  # not last_seq: what was queued is dropped when it is cut off
-                connection.sent_seq = int(message[len(EVENT_PREFIX) : message.index(",", len(EVENT_PREFIX))])
+            if isinstance(message, EventFrame):  # not last_seq: what was queued is dropped when it is cut off
+                connection.sent_seq = message.seq
 
     async def _receive_loop(self, connection: Connection, room: Room) -> None:
         bucket = TokenBucket(self.limits.rate_per_s, self.limits.rate_burst)
@@ -567,65 +600,49 @@ class LiveHub:
         small = frame is not None and len(frame) <= OVER_RATE_PARSE_CHARS
         message, error = _parse(raw, self.limits.max_message_bytes) if small else ({}, "")
         text = "too many messages; slow down"
-        if error is None and message.get("type") == "command":
-            command_id = message.get("command_id")
-            connection.send(encode({"type": "reject", "command_id": command_id if isinstance(command_id, str) else None,
-                                    "code": "rate_limited", "message": text, "field": None}))  # fmt: skip
+        if error is None and message.get("type") == CommandMessage.type:
+            connection.send(Reject(CommandMessage.parse(message).command_id, "rate_limited", text).encode())
         elif notices.take():
-            connection.send(encode({"type": "error", "code": "rate_limited", "message": text}))
+            connection.send(Error("rate_limited", text).encode())
 
     async def _handle(self, connection: Connection, room: Room, raw: dict[str, Any]) -> None:
         message, error = _parse(raw, self.limits.max_message_bytes)
         if error is not None:
-            connection.send(encode({"type": "error", "code": "malformed", "message": error}))
+            connection.send(Error("malformed", error).encode())
             return
-        await self._dispatch(connection, room, message)
+        kind = INBOUND.get(message["type"])
+        handler = self._dispatch.get(kind) if kind is not None else None
+        try:
+            if handler is None:
+                raise ProtocolError("unknown_type", f"unknown message type {message['type'][:64]!r}")
+            inbound = parse_inbound(message)
+        except ProtocolError as exc:
+            connection.send(Error(exc.code, exc.message).encode())
+            return
+        await handler(connection, room, inbound)
 
-    async def _dispatch(self, connection: Connection, room: Room, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind == "command":
-            await self._command(connection, message)
-        elif kind == "presence":
-            connection.presence = {
-                "type": "presence",
-                "user": connection.user,
-                "conn": connection.id,
-                "name": connection.name,
-                "colour": connection.colour,
-                "cursor": _cursor(message.get("cursor")),
-                "selected_layer": message.get("selected_layer") if isinstance(message.get("selected_layer"), str)
-                and len(message["selected_layer"]) <= 128 else None,
-            }  # fmt: skip
-            pending = Pending(encode(connection.presence), connection, connection.id, connection.presence)
-            self._offer(room, f"presence:{connection.id}", pending)
-        elif kind == "cancel":
-            await self._cancel(connection, message)
-        elif kind == "get_state":
-            await self._send_state(connection, message.get("version"))
-        elif kind == "ping":
-            try:
-                pong = encode({"type": "pong", "t": message.get("t")})
-            except TypeError:  # nested deeper than the encoder goes (the parser allows more)
-                pong = encode({"type": "error", "code": "malformed", "message": "ping: t is nested too deeply to echo"})
-            connection.send(pong)
-        else:
-            connection.send(
-                encode({"type": "error", "code": "unknown_type", "message": f"unknown message type {kind[:64]!r}"})
-            )
+    async def _presence(self, connection: Connection, room: Room, message: PresenceMessage) -> None:
+        presence = Presence(connection.user, connection.id, connection.name, connection.colour, message.cursor,
+                            message.selected_layer).to_json()  # fmt: skip
+        connection.presence = presence
+        self._offer(room, f"presence:{connection.id}", Pending(encode(presence), connection, connection.id, presence))
 
-    async def _command(self, connection: Connection, message: dict[str, Any]) -> None:
-        body = {key: value for key, value in message.items() if key != "type"}
-        command_id = body.get("command_id") if isinstance(body.get("command_id"), str) else None
+    async def _ping(self, connection: Connection, room: Room, message: PingMessage) -> None:
+        try:
+            pong = Pong(message.t).encode()
+        except TypeError:  # nested deeper than the encoder goes (the parser allows more)
+            pong = Error("malformed", "ping: t is nested too deeply to echo").encode()
+        connection.send(pong)
 
+    async def _command(self, connection: Connection, room: Room, message: CommandMessage) -> None:
         def reject(code: str, text: str, field: str | None = None) -> None:
-            connection.send(encode({"type": "reject", "command_id": command_id, "code": code, "message": text,
-                                    "field": field}))  # fmt: skip
+            connection.send(Reject(message.command_id, code, text, field).encode())
 
         if not connection.can_edit:
             reject("forbidden", f"a {connection.grant.role} cannot change the canvas")
             return
         try:
-            envelope = parse_envelope(body)
+            envelope = parse_envelope(message.envelope)
         except MalformedCommand as exc:
             reject("malformed_command", str(exc), exc.field)
             return
@@ -639,40 +656,25 @@ class LiveHub:
         except CanvasNotFound as exc:
             reject("canvas_not_found", str(exc))
             return
-        connection.send(
-            encode(
-                {
-                    "type": "ack",
-                    "command_id": envelope.command_id,
-                    "seqs": result.seqs,
-                    "version": result.version,
-                    "duplicate": result.duplicate,
-                }
-            )
-        )
+        connection.send(Ack(envelope.command_id, result.seqs, result.version, result.duplicate).encode())
 
-    async def _send_state(self, connection: Connection, version: Any) -> None:
+    async def _send_state(self, connection: Connection, room: Room, message: GetStateMessage) -> None:
         """A past (or the latest) state, for scrubbing through history."""
-        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
-            connection.send(encode({"type": "error", "code": "bad_version", "message": "version must be an integer"}))
-            return
         try:
-            state = await self.service.state(connection.canvas_id, version)
+            state = await self.service.state(connection.canvas_id, message.version)
         except ValueError as exc:
-            connection.send(encode({"type": "error", "code": "bad_version", "message": str(exc)}))
+            connection.send(Error("bad_version", str(exc)).encode())
             return
-        connection.send(encode({"type": "state", "version": state.version, "state": state.to_json()}))
+        connection.send(StateMessage(state.version, state.to_json()).encode())
 
-    async def _cancel(self, connection: Connection, message: dict[str, Any]) -> None:
-        layer_id = message.get("layer_id")
-        if not connection.can_edit or self.renders is None or not isinstance(layer_id, str):
+    async def _cancel(self, connection: Connection, room: Room, message: CancelMessage) -> None:
+        layer_id = message.layer_id
+        if not connection.can_edit or self.renders is None or layer_id is None:
             why = "a viewer cannot cancel renders" if not connection.can_edit else "nothing to cancel"
-            connection.send(encode({"type": "error", "code": "cannot_cancel", "message": why}))
+            connection.send(Error("cannot_cancel", why).encode())
             return
         if not await self.renders.cancel(connection.canvas_id, layer_id, connection.user):
-            connection.send(
-                encode({"type": "error", "code": "not_rendering", "message": f"layer {layer_id!r} is not rendering"})
-            )
+            connection.send(Error("not_rendering", f"layer {layer_id!r} is not rendering").encode())
 
 
 def _parse(raw: dict[str, Any], limit: int) -> tuple[dict[str, Any], str | None]:
@@ -690,16 +692,7 @@ def _parse(raw: dict[str, Any], limit: int) -> tuple[dict[str, Any], str | None]
     return message, None
 
 
-def _cursor(value: Any) -> dict[str, float] | None:
-    if not isinstance(value, dict):
-        return None
-    x, y = value.get("x"), value.get("y")
-    if isinstance(x, int | float) and isinstance(y, int | float) and abs(x) < 1e7 and abs(y) < 1e7:
-        return {"x": float(x), "y": float(y)}
-    return None
-
-
 async def _refuse(websocket: WebSocket, code: int, error: str, message: str) -> None:
     with contextlib.suppress(Exception):
-        await websocket.send_text(encode({"type": "error", "code": error, "message": message}))
+        await websocket.send_text(Error(error, message).encode())
         await websocket.close(code, message[:120])

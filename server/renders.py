@@ -42,6 +42,17 @@ from server.core.event_registry import WAKING_EVENTS
 from server.core.events import Event
 from server.core.scheduling import NEEDS_RENDER, ready_layers, waiting_layers
 from server.core.state import CanvasState, Layer
+from server.protocol import (
+    Preview,
+    Progress,
+    QueueNews,
+    RenderBlocked,
+    RenderFailed,
+    RenderFinished,
+    RenderStarted,
+    RenderUnblocked,
+)
+from server.protocol import RenderCancelled as RenderCancelledNews
 from server.quarantine import Backoff, Quarantines, ThrottledLog
 from server.render_thread import RenderThread
 from server.render_times import RenderTimes
@@ -66,7 +77,8 @@ MAX_QUEUE_ITEMS = 500  # per canvas in a queue view: enough to show, bounded to 
 QUEUE_NEWS_INTERVAL_S = 1.0
 
 RenderNotice = dict[str, Any]
-"""Ephemeral news for live clients: {"type": "render_started" | "progress" | "preview" | "queue" | ...}."""
+"""Ephemeral news for live clients (server/protocol.py's render messages, as JSON: they also travel between
+replicas)."""
 
 
 @dataclass
@@ -383,7 +395,7 @@ class RenderQueue:
         self._backlog[canvas_id] = self._waiting(state)
         if self._quarantines.clear(canvas_id):
             log.info("canvas %s renders again", canvas_id)
-            self._notify(canvas_id, {"type": "render_unblocked"})
+            self._notify(canvas_id, RenderUnblocked().to_json())
         if not ready:
             self._backlog.pop(canvas_id, None)
             return False
@@ -408,7 +420,7 @@ class RenderQueue:
             reason,
             exc_info=exc,
         )
-        self._notify(canvas_id, {"type": "render_blocked", **entry.to_json()})
+        self._notify(canvas_id, RenderBlocked(**entry.to_json()).to_json())
         self._retry_later(canvas_id, entry.retry_at - entry.last_attempt)
 
     def _retry_later(self, canvas_id: str, delay: float) -> None:
@@ -510,24 +522,18 @@ class RenderQueue:
 
         def progress(step: int, total: int) -> None:
             running.step, running.total = step, total
-            tell({"type": "progress", "layer_id": layer.id, "step": step, "total": total, "stage": running.stage})
+            tell(Progress(layer.id, step, total, running.stage).to_json())
 
         def stage(name: str) -> None:
             running.stage = name
-            tell({"type": "progress", "layer_id": layer.id, "step": running.step, "total": running.total,
-                  "stage": name})  # fmt: skip
+            tell(Progress(layer.id, running.step, running.total, name).to_json())
 
         def preview(step: int, total: int, picture: PreviewImage) -> None:
             final = render_size or (picture.image.width * 8, picture.image.height * 8)
             image, (width, height) = picture.encode()
-            tell({"type": "preview", "layer_id": layer.id, "step": step, "total": total, "width": width,
-                  "height": height, "render_width": final[0], "render_height": final[1],
-                  "image": image})  # fmt: skip
+            tell(Preview(layer.id, step, total, width, height, final[0], final[1], image).to_json())
 
-        self._notify(
-            canvas_id,
-            {"type": "render_started", "layer_id": layer.id, "revision": layer.revision, "user": running.user},
-        )
+        self._notify(canvas_id, RenderStarted(layer.id, layer.revision, running.user).to_json())
         started = time.perf_counter()
         try:
             record, cached = await self._thread.run(
@@ -578,8 +584,7 @@ class RenderQueue:
             log.info("render of %s/%s not recorded: %s", canvas_id, layer.id, exc)
             self.stats["discarded"] += 1
             return
-        notice = {"type": "render_finished", "layer_id": layer.id, "output": record.output, "cached": cached}
-        self._notify(canvas_id, notice)
+        self._notify(canvas_id, RenderFinished(layer.id, record.output, cached).to_json())
         if record.extra:
             await self._add_output_layers(canvas_id, layer, len(record.extra))
 
@@ -657,8 +662,8 @@ class RenderQueue:
             )
         except (CommandRejected, CanvasNotFound) as exc:
             log.info("failure of %s/%s not recorded: %s", canvas_id, layer.id, exc)
-        kind = "render_cancelled" if cancelled else "render_failed"
-        self._notify(canvas_id, {"type": kind, "layer_id": layer.id, "reason": reason})
+        ended = RenderCancelledNews if cancelled else RenderFailed
+        self._notify(canvas_id, ended(layer.id, reason).to_json())
 
     def _notify(self, canvas_id: str, notice: RenderNotice) -> None:
         for listener in list(self._listeners):
@@ -841,9 +846,7 @@ class RenderQueue:
                 state = await self.service.state(canvas_id)
             except Exception:
                 continue
-            notice = {"type": "queue", "canvas_id": canvas_id, "queue": self.queue(state),
-                      "blocked": self.blocked(canvas_id)}  # fmt: skip
-            self._notify(canvas_id, notice)
+            self._notify(canvas_id, QueueNews(canvas_id, self.queue(state), self.blocked(canvas_id)).to_json())
 
     # --- past versions ---------------------------------------------------------------------------------
 
