@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from engine.operation import OperationRegistry
-from server import api
+from server import api, library
 from server.config import Settings
 from server.http import ApiError, JSONResponse
 from server.security import SECURITY_HEADERS, CreationLimiter, EdgeGuard
@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             Route("/api/health", api.health),
             Route("/api/session", api.local_session),
             Route("/api/operations", api.list_operations),
+            Route("/api/models", library.list_models),
+            Route("/api/models/rescan", library.rescan_models, methods=["POST"]),
             Route("/api/canvases", api.list_canvases, methods=["GET"]),
             Route("/api/canvases", api.create_canvas, methods=["POST"]),
             Route("/api/canvases/{canvas_id}", api.get_canvas),

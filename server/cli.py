@@ -41,7 +41,14 @@ def _add_render_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-previews", action="store_true", help="send no live previews while denoising")
     parser.add_argument(
         "--model-family",
-        help="sd1, sd2, sd2-v or sdxl: overrides what the model's files say; env OPENDREAM_MODEL_FAMILY",
+        help="sd1, sd2, sd2-v, sdxl, sd3, flux (or sd1-inpaint, ...): overrides what the model's files say; env "
+        "OPENDREAM_MODEL_FAMILY",
+    )
+    parser.add_argument(
+        "--models",
+        type=Path,
+        help="the model library: a folder with checkpoints/, loras/, controlnet/, vae/, embeddings/ and an optional "
+        "models.toml (default: DATA/models); env OPENDREAM_MODELS",
     )
     parser.add_argument(
         "--private-render-cache",
@@ -67,6 +74,7 @@ def _render_settings(args: argparse.Namespace) -> dict[str, object]:
         "previews": False if args.no_previews else None,
         "private_render_cache": True if args.private_render_cache else None,
         "model_family": args.model_family,
+        "models_root": args.models,
     }
 
 

@@ -26,10 +26,12 @@ from server.blobs import BlobStore, open_blob_store
 from server.config import Settings
 from server.core.decide import Decider
 from server.images import configure_pillow
+from server.library import open_library
 from server.service import CanvasService
 from server.store.sql import SQLEventStore
 
 if TYPE_CHECKING:
+    from engine.models.library import ModelLibrary
     from engine.render import Renderer
     from server.bus import PostgresBus
     from server.live import LiveHub
@@ -54,6 +56,7 @@ class Services:
     bus: PostgresBus | None = None
     model: dict[str, object] | None = None  # what the model's files say, before it loads (/api/health)
     model_progress: LoadProgress | None = None
+    library: ModelLibrary | None = None  # server/library.py: the models, LoRAs and companions it offers
 
     async def close(self) -> None:
         """Stop everything `open_services` started, the last started first."""
@@ -107,13 +110,15 @@ def describe_model(settings: Settings, registry: OperationRegistry) -> dict[str,
     return {"spec": settings.model, "family": None if family is None else family.describe(), "problem": problem}
 
 
-def install_family_defaults(settings: Settings, registry: OperationRegistry) -> None:
+def install_family_defaults(
+    settings: Settings, registry: OperationRegistry, library: ModelLibrary | None = None
+) -> None:
     """The generating operations' size defaults follow the model's family, their steps the server's limits
-    (engine.defaults): told from files at start, like the family."""
+    (engine.defaults), their `model` / `loras` choices the library: told from files at start, like the family."""
     from engine.defaults import apply_family_defaults
 
     side = settings.working_side or settings.family_native_side
-    for name, changed in apply_family_defaults(registry, side, settings.render_limits).items():
+    for name, changed in apply_family_defaults(registry, side, settings.render_limits, library).items():
         log.info("opendream: %s defaults to %s", name, ", ".join(f"{key}={value}" for key, value in changed.items()))
 
 
@@ -122,6 +127,7 @@ def renderer_factory(
     operations: OperationRegistry,
     blobs: BlobStore | None = None,
     progress: LoadProgress | None = None,
+    library: ModelLibrary | None = None,
 ) -> Callable[[], Renderer]:
     def build() -> Renderer:
         # Imported here: torch and diffusers take seconds to import, and only the render thread needs them.
@@ -143,6 +149,7 @@ def renderer_factory(
             reproducible=settings.reproducible or None,
             blob_reader=None if blobs is None else blobs.get,
             limits=settings.render_limits,
+            library=library,
         )
 
     return build
@@ -187,15 +194,16 @@ async def open_services(
     store = open_store(settings)
     registry = operations if operations is not None else load_operations(settings)
     model = describe_model(settings, registry) if role == "server" else None
+    library = open_library(settings) if role != "tool" else None
     if role != "tool":  # the same defaults as the servers that decide the commands
-        install_family_defaults(settings, registry)
+        install_family_defaults(settings, registry, library)
     blobs = open_blobs(settings)
     canvases = CanvasService(
         store, make_decider(settings, registry, store, blobs), snapshot_every=settings.snapshot_every
     )
     await canvases.start()
     services = Services(settings, store, blobs, canvases, registry, None, TokenStore(store.writer_engine,
-                        store.reader_engine), None, "", role, model=model)  # fmt: skip
+                        store.reader_engine), None, "", role, model=model, library=library)  # fmt: skip
     renders: RenderQueue | None = None
     if role == "worker" or (role == "server" and settings.render):
         from server.renders import RenderQueue
@@ -204,7 +212,7 @@ async def open_services(
         shared = role == "worker" or settings.shared
         work = SharedWork(store.writer_engine, lease_s=lease_s) if shared else LocalWork()
         renders = RenderQueue(
-            canvases, store, blobs, registry, renderer_factory(settings, registry, blobs, progress), work,
+            canvases, store, blobs, registry, renderer_factory(settings, registry, blobs, progress, library), work,
             limits=settings.render_limits, previews=settings.previews, shutdown_grace_s=settings.shutdown_grace_s,
             private_cache=settings.private_render_cache,
         )  # fmt: skip
