@@ -79,6 +79,9 @@ CLOSE_TOO_MANY = 4429
 OVER_RATE_PARSE_CHARS = 64 * 1024  # a frame past the rate is parsed (to reject a command by its id) up to this size
 
 
+HELD_NEWS = 64  # news held for a connection before its welcome (the oldest dropped: lossy anyway)
+
+
 @dataclass(frozen=True)
 class LiveLimits:
     max_message_bytes: int = 1024 * 1024
@@ -185,6 +188,8 @@ class Connection:
     presence_due: float = 0.0  # monotonic time before which this connection's next presence is held back
     catching_up: bool = True
     held: list[tuple[int, str]] = field(default_factory=list)  # live events that arrived during catch-up
+    # render news and presence that arrived before the welcome: after it, so that the welcome is always first
+    held_news: deque[str] = field(default_factory=lambda: deque(maxlen=HELD_NEWS))
     last_seq: int = 0  # the highest event seq queued to this client
     sent_seq: int = 0  # the highest event seq written to its socket: where it resumes if it is cut off
     presence: dict[str, Any] | None = None
@@ -218,6 +223,14 @@ class Connection:
     def _drop_queued(self) -> None:
         self.outbox.clear()
         self.queued_bytes = 0
+
+    def send_news(self, message: str) -> bool:
+        """Render news and presence: held back until the welcome is queued (the latest kept), so that the welcome
+        is always a connection's first message."""
+        if self.catching_up:
+            self.held_news.append(message)
+            return True
+        return self.send(message)
 
     def send_event(self, seq: int, message: str) -> None:
         if self.catching_up:
@@ -342,12 +355,12 @@ class LiveHub:
         for connection in list(room.connections):
             if conn is not None and conn == connection.id:
                 continue  # nobody needs their own cursor back
-            connection.send(message)
+            connection.send_news(message)
 
     def _broadcast(self, room: Room, message: str, exclude: Connection | None = None) -> None:
         for connection in list(room.connections):
             if connection is not exclude:
-                connection.send(message)
+                connection.send_news(message)
 
     # --- the fan-out budget of a room -----------------------------------------------------------------
 
@@ -375,7 +388,7 @@ class LiveHub:
                 break  # the room's budget is spent: the line waits (oldest first)
             del room.pending[key]
             for connection in recipients:
-                connection.send(item.message)
+                connection.send_news(item.message)
             if source is not None:
                 source.presence_due = now + 1 / self.limits.presence_per_s
             if item.relay is not None:
@@ -535,6 +548,8 @@ class LiveHub:
         for seq, message in connection.held:
             connection.send_event(seq, message)
         connection.held.clear()
+        while connection.held_news:
+            connection.send(connection.held_news.popleft())
 
     async def _send_loop(self, connection: Connection) -> None:
         websocket = connection.websocket
