@@ -22,6 +22,30 @@ test('layers are added on top of the stack and rendered at their revision', () =
   assert.deepEqual(stack(state).map((l) => l.id), ['A', 'B']);
 });
 
+test('a run of events folds as one event at a time does, and leaves the state it is given unchanged', () => {
+  const before = fold([created, added(2, 'A'), added(3, 'B', { parents: ['A'], operation: 'img2img' })]);
+  const frozen = JSON.stringify(before);
+  const run = [
+    rendered(4, 'A'),
+    ev(5, 'layer.renamed', { layer_id: 'B', name: 'Sky' }),
+    added(6, 'C'),
+    ev(7, 'layer.deleted', { layer_id: 'A' }),
+    ev(8, 'history.undone', { first_seq: 7, last_seq: 7, count: 1 }, { actor: 'u1' }),
+  ];
+  const together = applyEvents(before, run);
+  let oneByOne = before;
+  for (const event of run) oneByOne = applyEvent(oneByOne, event).state;
+  assert.equal(together.status, 'applied');
+  assert.deepEqual(toServerJson(together.state), toServerJson(oneByOne));
+  assert.deepEqual(together.state.deleted, oneByOne.deleted);
+  assert.equal(JSON.stringify(before), frozen);
+  assert.equal(applyEvents(before, []).state, before);
+  const stopped = applyEvents(before, [rendered(4, 'A'), added(6, 'C')]);
+  assert.equal(stopped.status, 'gap');
+  assert.equal(stopped.at, 6);
+  assert.equal(stopped.state.version, 4);
+});
+
 test('applyEvent never changes the state it is given', () => {
   const before = fold([created, added(2, 'A')]);
   const frozen = JSON.stringify(before);
