@@ -36,6 +36,8 @@ POLICY = {
     ("GET", "/api/health"): "open",
     ("GET", "/api/session"): "loopback",
     ("GET", "/api/operations"): "open",
+    ("GET", "/api/models"): "open",  # the library's names are in the operations' schemas already; no paths
+    ("POST", "/api/models/rescan"): "admin",
     ("GET", "/api/canvases"): "any",
     ("POST", "/api/canvases"): "editor-anywhere",  # no anonymous writes (--open-creation: anyone, rate-limited)
     ("GET", "/api/canvases/{canvas_id}"): "viewer",
