@@ -12,25 +12,17 @@ import io
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import InvalidBlob, MissingBlob
+from engine.image_limits import DECODE_LIMITS, ImageLimits
 
 BlobReader = Callable[[str], bytes]
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-@dataclass(frozen=True, slots=True)
-class ImageLimits:
-    max_bytes: int = 50 * 1024 * 1024
-    max_pixels: int = 4096 * 4096
-    max_side: int = 8192
-    formats: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
-
-
-DEFAULT_LIMITS = ImageLimits()
+DEFAULT_LIMITS = DECODE_LIMITS  # engine/image_limits.py: the one place image bounds are written
 
 
 def read_blob(reader: BlobReader | None, sha256: str) -> bytes:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
+from engine.image_limits import ImageLimits
 from engine.limits import RenderLimits
-from server.images import ImageLimits
 
 
 def _env_int(name: str) -> int | None:

@@ -1,4 +1,5 @@
-"""Checking uploaded images before they are stored: format, size, pixel count, complete decoding."""
+"""Checking uploaded images before they are stored: format, size, pixel count, complete decoding, under
+`ImageLimits` (engine/image_limits.py: the one definition; an upload's bounds are UPLOAD_LIMITS)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,11 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from engine.image_limits import ImageLimits
+
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt"}
-
-
-@dataclass(frozen=True, slots=True)
-class ImageLimits:
-    max_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 4096 * 4096
-    max_side: int = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +38,10 @@ def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(_without_png_text(data)), formats=list(ALLOWED_FORMATS))
+            image = Image.open(io.BytesIO(_without_png_text(data)), formats=[f for f in limits.formats if f in
+                                                                             ALLOWED_FORMATS])  # fmt: skip
         except UnidentifiedImageError:
-            raise InvalidImage(f"not an image in an accepted format ({', '.join(ALLOWED_FORMATS)})") from None
+            raise InvalidImage(f"not an image in an accepted format ({', '.join(limits.formats)})") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise InvalidImage(f"image has too many pixels: {exc}") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:  # a header Pillow cannot make sense of

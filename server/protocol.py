@@ -156,9 +156,13 @@ def parse_inbound(message: dict[str, Any]) -> Inbound:
 @dataclass(frozen=True, slots=True)
 class Outbound:
     type: ClassVar[str]
+    _names: ClassVar[tuple[str, ...]] = ()  # its fields, in order (set once per class, below)
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, **{field.name: getattr(self, field.name) for field in fields(self)}}
+        message: dict[str, Any] = {"type": self.type}
+        for name in self._names:
+            message[name] = getattr(self, name)
+        return message
 
     def encode(self) -> str:
         return orjson.dumps(self.to_json()).decode()
@@ -196,6 +200,9 @@ class EventMessage(Outbound):
     type: ClassVar[str] = "event"
     seq: int
     event: dict[str, Any]  # Event.to_json()
+
+    def to_json(self) -> dict[str, Any]:  # once per event, for every room it goes to
+        return {"type": "event", "seq": self.seq, "event": self.event}
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +258,10 @@ class Presence(Outbound):
     colour: str
     cursor: dict[str, float] | None
     selected_layer: str | None
+
+    def to_json(self) -> dict[str, Any]:  # the busiest message: every cursor move
+        return {"type": "presence", "user": self.user, "conn": self.conn, "name": self.name, "colour": self.colour,
+                "cursor": self.cursor, "selected_layer": self.selected_layer}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,5 +355,8 @@ OUTBOUND: dict[str, type[Outbound]] = {
         Progress, Preview, RenderFinished, RenderFailed, RenderCancelled, QueueNews, RenderBlocked, RenderUnblocked,
     )
 }  # fmt: skip
+for _cls in OUTBOUND.values():
+    _cls._names = tuple(field.name for field in fields(_cls))
+
 LOSSY = frozenset({Progress.type, Presence.type, Preview.type, QueueNews.type})  # the next one says more
 RENDER_ENDED = frozenset({RenderFinished.type, RenderFailed.type, RenderCancelled.type})  # no progress after these

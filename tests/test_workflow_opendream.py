@@ -23,7 +23,7 @@ from engine.imaging import mask_from_layer
 from server.config import WorkflowLimits
 from server.core.events import LayerAdded, LayerRendered
 from server.workflow import InvalidWorkflow, Workflow, load_document, parse_workflow
-from server.workflow_opendream import convert_opendream_2023
+from server.workflow.opendream import convert_opendream_2023
 
 FIXTURES = Path(__file__).parent / "fixtures" / "opendream2023"
 INPAINT = {"strength": 1.0, "scheduler": "pndm"}

@@ -30,7 +30,7 @@ HISTORY_MARKERS: frozenset[type[EventData]] = frozenset({HistoryUndone, HistoryR
 
 @dataclass(frozen=True, slots=True)
 class EventFacts:
-    type: str
+    name: str  # the event's type, as stored ("layer.added")
     payload: type[EventData]
     schema_version: int
     fold: Callable[..., None] | None  # None: a history marker, folded by the undo/redo bookkeeping alone
@@ -65,7 +65,7 @@ def _facts(cls: type[EventData]) -> EventFacts:
             "inverter (server/core/history.py: INVERTERS)"
         )
     return EventFacts(
-        type=cls.type,
+        name=cls.type,
         payload=cls,
         schema_version=cls.schema_version,
         fold=fold,

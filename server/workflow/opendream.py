@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from server.workflow import FORMAT, FORMAT_VERSION, InvalidWorkflow
+from server.workflow.format import FORMAT, FORMAT_VERSION, InvalidWorkflow
 
 SOURCE = "opendream-2023"
 REQUIRED = object()  # a parameter without a default
