@@ -1,7 +1,10 @@
 """The decider: checks a command against the current state and returns the events it causes.
 
-Pure except for the two injected sources of novelty (new layer ids and random seeds), so it is easy to test
-and to run again after a concurrency conflict. A refused command raises `CommandRejected` and causes nothing.
+The only place where commands become events: edits, renders, undo and redo (server/core/history.py), restore
+(server/core/restore.py), forks (`decide_fork`) and imports (`admit_log`: a recorded log decided event by
+event). Pure except for the two injected sources of novelty (new layer ids and random seeds) and, for undo,
+redo and restore, a `PastReader` through which it reads earlier events and states; so it is easy to test and
+to run again after a concurrency conflict. A refused command raises `CommandRejected` and causes nothing.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from server.core.commands import (
     MoveLayer,
     RecordFailure,
     RecordRender,
+    Redo,
     RenameCanvas,
     RenameLayer,
+    Restore,
     RetryRender,
     SetOpacity,
     SetVisibility,
+    Undo,
 )
 from server.core.events import (
     CanvasCreated,
@@ -46,21 +52,13 @@ from server.core.events import (
     LayerRestored,
     LayerVisibilityChanged,
 )
+from server.core.history import PastReader, decide_history
 from server.core.projection import apply, empty_state
+from server.core.rejection import CommandRejected
+from server.core.restore import decide_restore
 from server.core.state import CanvasState, Layer
 
-
-class CommandRejected(Exception):
-    """A command that cannot be applied. `code` is stable for programs, `message` is for people."""
-
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
-
-    def to_json(self) -> dict[str, str | None]:
-        return {"code": self.code, "message": self.message, "field": self.field}
+__all__ = ["Admission", "CommandRejected", "Decider", "PastReader", "RefusedEvent", "admit_log", "decide_fork"]
 
 
 def _random_seed() -> int:
@@ -84,10 +82,18 @@ class Decider:
     # it. Images are read under a canvas's access, so a layer must not name another canvas's image by its hash.
     blob_named: Callable[[str, str], bool] | None = None
 
-    def decide(self, state: CanvasState, command: Command) -> list[EventData]:
+    def decide(
+        self, state: CanvasState, command: Command, actor: str = "", past: PastReader | None = None
+    ) -> list[EventData]:
+        """The events `command` causes on `state`. `actor` is whose undo and redo it is; `past` is how undo,
+        redo and restore read the log before `state` (the service reads it from the store and its batch)."""
         if not state.created:
             raise CommandRejected("canvas_not_found", f"canvas {state.canvas_id!r} does not exist")
         match command:
+            case Undo() | Redo():
+                return decide_history(state, isinstance(command, Undo), actor, _needed(past, command))
+            case Restore(version=version):
+                return decide_restore(state, version, _needed(past, command))
             case RenameCanvas(name=name):
                 return [] if name == state.name else [CanvasRenamed(name=name)]
             case AddLayer():
@@ -236,6 +242,21 @@ class Decider:
         if layer.status not in ("pending", "stale"):
             # E.g. cancelled while its render was starting: it waits for a retry, not for this result.
             raise CommandRejected("not_waiting", f"layer {layer_id!r} is {layer.status}, not waiting for a render")
+
+
+def _needed(past: PastReader | None, command: Command) -> PastReader:
+    if past is None:
+        raise CommandRejected("unknown_command", f"{type(command).__name__} needs the log's past to be decided")
+    return past
+
+
+def decide_fork(canvas_id: str, created: CanvasCreated, version: int, head: int) -> CanvasCreated:
+    """The first event of a fork of canvas `canvas_id` at `version` (its log at `head`, first event `created`);
+    the rest of the fork's log is the source's events 2..version, as they were."""
+    if not 1 <= version <= head:
+        raise CommandRejected("bad_version", f"version {version} is out of range 1..{head}", "version")
+    origin = {"kind": "fork", "canvas_id": canvas_id, "version": version}
+    return CanvasCreated(f"{created.name} (fork)", origin)
 
 
 def _existing(state: CanvasState, layer_id: str) -> Layer:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from server.core.decide import CommandRejected
 from server.core.events import (
     CanvasRenamed,
     Event,
@@ -32,6 +31,7 @@ from server.core.events import (
     LayerVisibilityChanged,
 )
 from server.core.projection import apply
+from server.core.rejection import CommandRejected
 from server.core.state import CanvasState
 
 # (the event, the state just before it, the state just after it, the current state) -> its compensating events.

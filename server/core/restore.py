@@ -3,6 +3,8 @@ leaving the log (and the restore itself can be undone like any edit)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from server.core.events import (
     CanvasRenamed,
     EventData,
@@ -14,7 +16,18 @@ from server.core.events import (
     LayerRestored,
     LayerVisibilityChanged,
 )
+from server.core.rejection import CommandRejected
 from server.core.state import CanvasState
+
+if TYPE_CHECKING:
+    from server.core.history import PastReader
+
+
+def decide_restore(current: CanvasState, version: int, past: PastReader) -> list[EventData]:
+    """The events of a `restore` command: those that take `current` to the state at `version`."""
+    if version > current.version:
+        raise CommandRejected("bad_version", f"version {version} is out of range 1..{current.version}", "version")
+    return events_to_reach(current, past.state_at(version))
 
 
 def events_to_reach(current: CanvasState, target: CanvasState) -> list[EventData]:
