@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from engine.models.progress import LoadProgress
 from engine.operation import OperationRegistry
@@ -225,7 +225,15 @@ async def open_services(
         services.bus = bus
         loop = asyncio.get_running_loop()
         assert renders is not None
-        renders.subscribe(lambda canvas_id, notice: loop.create_task(bus.publish(canvas_id, notice)))
+
+        sending: set[asyncio.Task[None]] = set()
+
+        def relay(canvas_id: str, notice: dict[str, Any]) -> None:  # render news to the web replicas' clients
+            task = loop.create_task(bus.publish(canvas_id, notice))
+            sending.add(task)  # kept until done: the loop holds only weak references to its tasks
+            task.add_done_callback(sending.discard)
+
+        renders.subscribe(relay)
         await renders.start(scan_existing=False)
         renders.preload_model(services.model_progress)  # the log tells how far loading the model has come
         return services
