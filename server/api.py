@@ -16,12 +16,12 @@ from starlette.responses import FileResponse, Response
 import server
 from server.auth import RANK, SHARE_ROLES, Grant, Role, Share, attributed_user
 from server.blobs import BlobNotFound, InvalidBlobName, check_name
+from server.composite import composite_png
 from server.core.commands import MalformedCommand, parse_envelope
 from server.core.decide import CommandRejected
 from server.http import ApiError, JSONResponse, int_query, read_body, read_json
-from server.images import InvalidImage, inspect_image
+from server.image_checks import InvalidImage, inspect_image
 from server.live import USER_PATTERN
-from server.pictures import composite_png
 from server.security import local_session_refusal
 from server.service import CanvasNotFound
 from server.workflow import (

@@ -287,8 +287,8 @@ def run_workflow(args: argparse.Namespace) -> int:
     import tempfile
     from types import MappingProxyType
 
+    from server.composite import composite_png
     from server.core.state import RenderOutput
-    from server.pictures import composite_png
     from server.replay import replay_state
     from server.services import load_operations, renderer_factory
     from server.workflow import embed_in_png, export_workflow

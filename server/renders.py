@@ -54,11 +54,11 @@ from server.protocol import (
 )
 from server.protocol import RenderCancelled as RenderCancelledNews
 from server.quarantine import Backoff, Quarantines, ThrottledLog
+from server.render_jobs import LocalWork, SharedWork
 from server.render_thread import RenderThread
 from server.render_times import RenderTimes
 from server.service import CanvasNotFound, CanvasService
 from server.store.base import EventStore, RenderRecord
-from server.work import LocalWork, SharedWork
 
 if TYPE_CHECKING:
     from engine.models.progress import LoadProgress

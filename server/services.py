@@ -25,7 +25,7 @@ from server.auth import TokenStore
 from server.blobs import BlobStore, open_blob_store
 from server.config import Settings
 from server.core.decide import Decider
-from server.images import configure_pillow
+from server.image_checks import configure_pillow
 from server.library import open_library
 from server.service import CanvasService
 from server.store.sql import SQLEventStore
@@ -188,7 +188,7 @@ async def open_services(
     settings: Settings, operations: OperationRegistry | None = None, *, role: Role = "server", lease_s: float = 30.0
 ) -> Services:
     """Open, wire and start everything `role` needs (see the module's docstring)."""
-    from server.work import LocalWork, SharedWork
+    from server.render_jobs import LocalWork, SharedWork
 
     configure_pillow(settings.image_limits)
     store = open_store(settings)

@@ -26,7 +26,7 @@ from server.core.events import (
     decode_payload,
 )
 from server.core.payload_types import PayloadTypeError, check_payload_types
-from server.images import InvalidImage, inspect_image
+from server.image_checks import InvalidImage, inspect_image
 
 FORMAT = "opendream.workflow"
 FORMAT_VERSION = 1

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from server.config import WorkflowLimits
-from server.images import InvalidImage, inspect_image
+from server.image_checks import InvalidImage, inspect_image
 from server.workflow.format import PNG_KEY, InvalidWorkflow
 
 

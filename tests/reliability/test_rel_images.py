@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from server.images import ImageLimits, InvalidImage, configure_pillow, inspect_image
+from server.image_checks import ImageLimits, InvalidImage, configure_pillow, inspect_image
 from tests.reliability.relsupport import health, new_canvas, record_figures, rss_kb, share, start_server
 
 LIMITS = ImageLimits()
