@@ -40,7 +40,7 @@ import torch
 from engine.builtins import default_registry
 from engine.models.loader import ModelManager, ModelOptions
 from engine.render import Renderer, encode_png
-from server.blobs import LocalBlobStore
+from server.blobstore import LocalBlobStore
 from server.core.commands import AddLayer
 from server.core.decide import Decider
 from server.renders import RenderQueue

@@ -15,7 +15,7 @@ from starlette.responses import FileResponse, Response
 
 import server
 from server.auth import RANK, SHARE_ROLES, Grant, Role, Share, attributed_user
-from server.blobs import BlobNotFound, InvalidBlobName, check_name
+from server.blobstore import BlobNotFound, InvalidBlobName, check_name
 from server.composite import composite_png
 from server.core.commands import MalformedCommand, parse_envelope
 from server.core.decide import CommandRejected

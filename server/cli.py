@@ -211,7 +211,7 @@ def _outcome_words(outcome: str) -> str:
 def _replay_source(args: argparse.Namespace, settings: Settings, operations: OperationRegistry, scratch: Path):
     """(state, blobs, label, workflow or None) of a workflow FILE (in a throwaway store) or a stored --canvas;
     None after saying why there is none."""
-    from server.blobs import LocalBlobStore, open_blob_store
+    from server.blobstore import LocalBlobStore, open_blob_store
 
     if args.file is not None:
         loaded = _load_workflow_file(args.file, settings, operations)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from engine.operation import OperationRegistry
-from server.blobs import BlobStore
+from server.blobstore import BlobStore
 from server.core.state import CanvasState
 
 SHOWN = ("rendered", "stale")  # a stale layer still shows its last image

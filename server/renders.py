@@ -35,7 +35,7 @@ from engine.cache_key import cache_key
 from engine.errors import EngineError, RenderCancelled
 from engine.limits import OverLimit, RenderLimits, Size, WorkEstimate
 from engine.operation import InvalidParams, Operation, OperationRegistry, input_refs
-from server.blobs import BlobStore
+from server.blobstore import BlobStore
 from server.core.commands import AddLayer, RecordFailure, RecordRender
 from server.core.decide import CommandRejected
 from server.core.event_registry import WAKING_EVENTS

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from server.blobs import BlobStore
+from server.blobstore import BlobStore
 from server.core.state import CanvasState, Layer
 
 if TYPE_CHECKING:

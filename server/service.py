@@ -26,13 +26,11 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 
 from server.core.blob_names import LayerOperations, blob_names
-from server.core.commands import Command, Redo, Restore, Undo
-from server.core.decide import CommandRejected, Decider
+from server.core.commands import Command
+from server.core.decide import CommandRejected, Decider, decide_fork
 from server.core.event_registry import WAKING_EVENTS
-from server.core.events import CanvasCreated, Event, EventData, HistoryRedone, HistoryUndone
-from server.core.history import invert
+from server.core.events import CanvasCreated, Event, EventData
 from server.core.projection import empty_state, project
-from server.core.restore import events_to_reach
 from server.core.snapshot import SNAPSHOT_SCHEMA_VERSION, decode_state, encode_state
 from server.core.state import CanvasState
 from server.store.base import AppendRequest, CommandRecord, ConcurrencyError, EventStore, Snapshot, WriteTransaction
@@ -203,13 +201,12 @@ class CanvasService:
         head = await asyncio.to_thread(self.store.head, canvas_id)
         if head is None:
             raise CanvasNotFound(canvas_id)
-        if not 1 <= version <= head:
-            raise CommandRejected("bad_version", f"version {version} is out of range 1..{head}", "version")
-        log = await asyncio.to_thread(self.store.read, canvas_id, 0, version)
-        created = log[0].data
-        assert isinstance(created, CanvasCreated)
-        origin = {"kind": "fork", "canvas_id": canvas_id, "version": version}
-        first = RecordedEvent(CanvasCreated(f"{created.name} (fork)", origin), actor, None, time.time())
+        log = await asyncio.to_thread(self.store.read, canvas_id, 0, max(0, min(version, head)))
+        source = log[0].data if log else CanvasCreated("")
+        assert isinstance(source, CanvasCreated)
+        created = decide_fork(canvas_id, source, version, head)  # the decider's: refuses a version out of range
+        origin = created.origin
+        first = RecordedEvent(created, actor, None, time.time())
         copied = [RecordedEvent(event.data, event.actor, event.command_id, event.timestamp) for event in log[1:]]
         snapshot = await asyncio.to_thread(self.store.snapshot_at_or_before, canvas_id, version)
         new_id = "c" + secrets.token_hex(8)
@@ -499,12 +496,8 @@ class CanvasService:
                     f"canvas {canvas_id!r} is at version {state.version}, not {submission.expected_version}",
                     "expected_version",
                 )
-            if isinstance(submission.command, Undo | Redo):
-                new_data = self._history_events(stage, submission.command, submission.actor)
-            elif isinstance(submission.command, Restore):
-                new_data = self._restore_events(stage, submission.command.version)
-            else:
-                new_data = self.decider.decide(state, submission.command)
+            # The decider decides every command; undo, redo and restore read the past through `_Past`.
+            new_data = self.decider.decide(state, submission.command, submission.actor, _Past(self, stage))
 
         # Events of one command share its id: undo takes them back together. A command sent without an id
         # gets one here (no idempotency record is kept for it: nobody can retry it by id).
@@ -560,27 +553,6 @@ class CanvasService:
         stage.name_changed = True
         stage.blobs.extend(prepared.blobs)
         return CommandResult(canvas_id, None, prepared.events, prepared.state.version)
-
-    def _restore_events(self, stage: _Staged, version: int) -> list[EventData]:
-        state = stage.state
-        if version > state.version:
-            raise CommandRejected("bad_version", f"version {version} is out of range 1..{state.version}", "version")
-        return events_to_reach(state, self._state_at(stage, version))
-
-    def _history_events(self, stage: _Staged, command: Undo | Redo, user: str) -> list[EventData]:
-        state = stage.state
-        history = state.history.get(user)
-        undoing = isinstance(command, Undo)
-        stack = (history.undo if undoing else history.redo) if history is not None else ()
-        if not stack:
-            word = "undo" if undoing else "redo"
-            raise CommandRejected(f"nothing_to_{word}", f"{user} has nothing to {word} on this canvas")
-        entry = stack[-1]
-        run = self._events_between(stage, entry.first_seq - 1, entry.last_seq)
-        before = self._state_at(stage, entry.first_seq - 1)
-        inverse = invert(before, run, state)
-        marker = HistoryUndone if undoing else HistoryRedone
-        return [marker(entry.first_seq, entry.last_seq, len(inverse)), *inverse]
 
     def _events_between(self, stage: _Staged, after: int, until: int) -> list[Event]:
         """Committed events from the store plus this batch's staged ones."""
@@ -677,6 +649,20 @@ class CanvasService:
         if await asyncio.to_thread(self.store.head, canvas_id) is None:
             raise CanvasNotFound(canvas_id)
         return await asyncio.to_thread(self.store.read, canvas_id, after, None, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class _Past:
+    """The log before a staged state, for the decider (`PastReader`): the store plus this batch's events."""
+
+    service: CanvasService
+    stage: _Staged
+
+    def events_between(self, after: int, until: int) -> list[Event]:
+        return self.service._events_between(self.stage, after, until)
+
+    def state_at(self, version: int) -> CanvasState:
+        return self.service._state_at(self.stage, version)
 
 
 def _reused(command_id: str) -> CommandRejected:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from engine.models.progress import LoadProgress
 from engine.operation import OperationRegistry
 from server.auth import TokenStore
-from server.blobs import BlobStore, open_blob_store
+from server.blobstore import BlobStore, open_blob_store
 from server.config import Settings
 from server.core.decide import Decider
 from server.image_checks import configure_pillow

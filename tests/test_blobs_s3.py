@@ -9,8 +9,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
-from server.blobs import BlobNotFound, InvalidBlobName, open_blob_store
-from server.blobs_s3 import S3BlobStore
+from server.blobstore import BlobNotFound, InvalidBlobName, open_blob_store
+from server.blobstore.s3 import S3BlobStore
 from tests.server_process import free_port
 
 

@@ -19,7 +19,7 @@ from engine.builtins import default_registry
 from engine.models.loader import ModelManager, ModelOptions
 from engine.operation import Operation, OperationRegistry, Params
 from engine.render import Renderer
-from server.blobs import LocalBlobStore
+from server.blobstore import LocalBlobStore
 from server.core.commands import AddLayer, ChangeParams, DeleteLayer, RetryRender
 from server.core.decide import Decider
 from server.renders import RenderQueue

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from PIL import Image
 
-from server.blobs import LocalBlobStore
+from server.blobstore import LocalBlobStore
 from server.config import WorkflowLimits
 from server.workflow import InvalidWorkflow, export_workflow, load_document, parse_workflow
 from tests.server_process import ServerProcess

@@ -96,7 +96,7 @@ class PMap(Mapping[str, V], Generic[V]):
             return True
         return all(other.get(key, _MISSING) == value for key, value in self.items())
 
-    __hash__ = None  # type: ignore[assignment]  # like dict: equal by contents, so not hashable
+    # Like dict: equal by contents, so not hashable (a class that defines __eq__ gets __hash__ = None).
 
     def __repr__(self) -> str:
         return f"PMap({dict(self.items())!r})"

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from itertools import chain
 from types import MappingProxyType
+from typing import Any
 
 from server.core.events import (
     CanvasCreated,
@@ -71,7 +72,7 @@ class _TrackedLayers(dict[str, Layer]):
     __slots__ = ("_base", "_touched")
 
     def __init__(self, base: PMap[Layer]) -> None:
-        super().__init__(chain.from_iterable(leaf.items() for leaf in base._root if leaf))  # type: ignore[attr-defined]
+        super().__init__(chain.from_iterable(leaf.items() for leaf in base._root if leaf))
         self._base = base
         self._touched: set[str] = set()
 
@@ -258,7 +259,8 @@ _LAYER_FIELDS = tuple(field.name for field in fields(Layer))
 
 def _changed(layer: Layer, **changes: object) -> Layer:
     """`dataclasses.replace` without its generic work, which was a third of folding an ordinary edit."""
-    return Layer(*[changes[name] if name in changes else getattr(layer, name) for name in _LAYER_FIELDS])  # type: ignore[arg-type]
+    values: list[Any] = [changes[name] if name in changes else getattr(layer, name) for name in _LAYER_FIELDS]
+    return Layer(*values)
 
 
 def _invalidate(layer: Layer, seq: int) -> Layer:
@@ -381,20 +383,21 @@ def _layer_failed(draft: _Draft, data: LayerFailed, seq: int) -> None:
     _update(draft, layer.id, seq, status="failed", error=data.reason)
 
 
-_HANDLERS: dict[type[EventData], Callable[[_Draft, object, int], None]] = {
-    CanvasCreated: _canvas_created,  # type: ignore[dict-item]
-    CanvasRenamed: _canvas_renamed,  # type: ignore[dict-item]
-    LayerAdded: _layer_added,  # type: ignore[dict-item]
-    LayerParamsChanged: _layer_params_changed,  # type: ignore[dict-item]
-    LayerDeleted: _layer_deleted,  # type: ignore[dict-item]
-    LayerVisibilityChanged: _layer_visibility_changed,  # type: ignore[dict-item]
-    LayerOpacityChanged: _layer_opacity_changed,  # type: ignore[dict-item]
-    LayerRenamed: _layer_renamed,  # type: ignore[dict-item]
-    LayerMoved: _layer_moved,  # type: ignore[dict-item]
-    LayerRendered: _layer_rendered,  # type: ignore[dict-item]
-    LayerRenderRequested: _layer_render_requested,  # type: ignore[dict-item]
-    LayerRestored: _layer_restored,  # type: ignore[dict-item]
-    LayerFailed: _layer_failed,  # type: ignore[dict-item]
+# Each handler takes its own event class (Any: a Callable's parameters cannot say "the key's type").
+_HANDLERS: dict[type[EventData], Callable[[_Draft, Any, int], None]] = {
+    CanvasCreated: _canvas_created,
+    CanvasRenamed: _canvas_renamed,
+    LayerAdded: _layer_added,
+    LayerParamsChanged: _layer_params_changed,
+    LayerDeleted: _layer_deleted,
+    LayerVisibilityChanged: _layer_visibility_changed,
+    LayerOpacityChanged: _layer_opacity_changed,
+    LayerRenamed: _layer_renamed,
+    LayerMoved: _layer_moved,
+    LayerRendered: _layer_rendered,
+    LayerRenderRequested: _layer_render_requested,
+    LayerRestored: _layer_restored,
+    LayerFailed: _layer_failed,
 }
 
 

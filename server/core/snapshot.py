@@ -67,6 +67,11 @@ def _layer_json(layer: Layer) -> list[Any]:
     ]
 
 
+def _output(row: list[Any]) -> RenderOutput:
+    sha256, width, height, fingerprint, duration_ms, cache_key, cached, extra = row
+    return RenderOutput(sha256, width, height, fingerprint, duration_ms, cache_key, cached, tuple(extra))
+
+
 def decode_state(raw: bytes) -> CanvasState:
     data = orjson.loads(raw)
     layers: dict[str, Layer] = {}
@@ -85,7 +90,7 @@ def decode_state(raw: bytes) -> CanvasState:
             opacity=opacity,
             revision=revision,
             status=status,
-            output=None if output is None else RenderOutput(*output[:7], tuple(output[7])),
+            output=None if output is None else _output(output),
             error=error,
             created_seq=created_seq,
             updated_seq=updated_seq,

@@ -9,7 +9,7 @@ from typing import Any
 
 import server
 from engine.operation import OperationRegistry, blob_refs
-from server.blobs import BlobStore
+from server.blobstore import BlobStore
 from server.core.events import Event, LayerAdded, LayerParamsChanged, LayerRendered
 from server.workflow.format import FORMAT, FORMAT_VERSION
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from engine.operation import OperationRegistry
-from server.blobs import BlobStore
+from server.blobstore import BlobStore
 from server.core.events import CanvasCreated, Event, EventData, HistoryRedone, HistoryUndone, LayerRendered
 from server.service import CanvasService, CommandResult, RecordedEvent
 from server.workflow.format import Workflow, referenced_blobs

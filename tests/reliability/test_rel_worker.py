@@ -188,9 +188,9 @@ def test_a_canvas_that_cannot_be_scheduled_is_set_aside_while_the_others_render(
     store = SQLEventStore(f"sqlite:///{(data / 'opendream.db').resolve()}")
 
     async def poison() -> str:
-        from server.services import load_operations
         from server.config import Settings
         from server.core.decide import Decider
+        from server.services import load_operations
 
         service = CanvasService(store, Decider(load_operations(Settings(data_dir=data))))
         await service.start()

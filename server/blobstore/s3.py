@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from server.blobs import BlobNotFound, check_name
+from server.blobstore.base import BlobNotFound, check_name
 
 
 class S3BlobStore:

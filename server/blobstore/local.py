@@ -1,4 +1,4 @@
-"""Content-addressed blob store: every image is stored once, under the sha256 of its bytes.
+"""Blobs as files on this machine's disk.
 
 Names are checked against the sha256 pattern before they go anywhere near the file system, so a blob name
 can never become a path of the caller's choosing.
@@ -8,38 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tempfile
 from pathlib import Path
-from typing import Protocol
 
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class BlobNotFound(LookupError):
-    pass
-
-
-class InvalidBlobName(ValueError):
-    pass
-
-
-def check_name(sha256: str) -> str:
-    if not isinstance(sha256, str) or not SHA256.match(sha256):
-        raise InvalidBlobName(f"{sha256!r} is not a sha256 blob name (64 lowercase hex digits)")
-    return sha256
-
-
-class BlobStore(Protocol):
-    def put(self, data: bytes) -> str:
-        """Store `data` (if new) and return its sha256."""
-
-    def get(self, sha256: str) -> bytes: ...
-
-    def exists(self, sha256: str) -> bool: ...
-
-    def path(self, sha256: str) -> Path | None:
-        """A local file holding the blob, where the store has one (for zero-copy responses)."""
+from server.blobstore.base import BlobNotFound, check_name
 
 
 class LocalBlobStore:
@@ -83,12 +55,3 @@ class LocalBlobStore:
     def path(self, sha256: str) -> Path | None:
         target = self._file(sha256)
         return target if target.is_file() else None
-
-
-def open_blob_store(location: str | None, default_dir: Path) -> BlobStore:
-    """`s3://bucket/prefix` for an S3-compatible store shared by several machines; else a local directory."""
-    if location and location.startswith("s3://"):
-        from server.blobs_s3 import S3BlobStore
-
-        return S3BlobStore.from_url(location)
-    return LocalBlobStore(Path(location) if location else default_dir)
