@@ -206,9 +206,8 @@ class RenderQueue:
         self._quarantines = Quarantines(backoff or Backoff())
         self._retry_timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[None]] = set()
-        self._preload: asyncio.Task[None] | None = None
         self._model_progress: LoadProgress | None = None
-        self._model_loading = threading.Event()  # the render thread is loading the model, rendering nothing
+        self._model_loading = threading.Event()  # the model is loading (a render needing it waits for it)
         self._requested_by: dict[tuple[str, str], str] = {}  # (canvas, layer) -> who asked for its render
         self._turns: dict[str, dict[str, int]] = {}  # canvas -> user -> when they were last served
         self._served = 0
@@ -242,11 +241,6 @@ class RenderQueue:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._preload is not None:  # only its await: the load goes on in the render thread (see below)
-            self._preload.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._preload
-            self._preload = None
         for timer in self._retry_timers.values():
             timer.cancel()
         self._retry_timers.clear()
@@ -274,13 +268,15 @@ class RenderQueue:
                 await self._idle.wait()
 
     def preload_model(self, progress: LoadProgress | None = None) -> None:
-        """Load the model now, in the background, on the render thread: a render asked for meanwhile waits for
-        it there (the thread is serial) instead of failing, and a failed load is reported to `progress` (the
-        renders then fail at once with its reason, engine.models.loader)."""
+        """Load the model now, in the background, on a thread of its own: a render that needs the model waits
+        for it (the model's lock) instead of failing, while renders that do not (uploads, blanks, crops) go on
+        meanwhile; a failed load is reported to `progress` (the renders then fail at once with its reason,
+        engine.models.loader). A daemon thread: a load in progress never holds up the process's exit."""
         self._model_progress = progress
         if progress is not None and progress.state == "idle":
             progress.begin("importing torch and diffusers")
-        self._preload = asyncio.create_task(self._thread.run(self._load_model, progress), name="opendream-model-load")
+        loader = threading.Thread(target=self._load_model, args=(progress,), name="opendream-model-load", daemon=True)
+        loader.start()
 
     def _load_model(self, progress: LoadProgress | None) -> None:
         self._model_loading.set()

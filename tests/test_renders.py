@@ -454,3 +454,40 @@ async def test_a_private_render_cache_reuses_renders_only_within_a_canvas(tmp_pa
                               "bob")  # fmt: skip
         await queue.wait_idle()
         assert (await service.state(fork)).layers["a"].output.cached
+
+
+async def test_renders_that_need_no_model_go_on_while_the_model_loads(tmp_path, renderer):
+    """The model loads in the background after start (a first build of builtin:tiny, a large checkpoint): an
+    upload, a blank or a crop renders meanwhile; a render that needs the model waits for it, then renders."""
+    loading, release = threading.Event(), threading.Event()
+
+    class SlowToLoad(Renderer):
+        def load_model(self, model=None):
+            loading.set()
+            assert release.wait(30)
+            super().load_model(model)
+
+    registry = operations()
+    async with running_queue(tmp_path, registry, SlowToLoad(renderer.models, registry)) as (service, queue, _):
+        queue.preload_model()
+        assert await asyncio.to_thread(loading.wait, 10)
+        canvas_id = await canvas_with(
+            service,
+            AddLayer(layer_id="bg", operation="blank", params={"width": 4, "height": 4, "colour": "#0000ff"}),
+            txt2img("boat"),
+        )
+        for _ in range(500):
+            if (await service.state(canvas_id)).layers["bg"].status == "rendered":
+                break
+            await asyncio.sleep(0.02)
+        state = await service.state(canvas_id)
+        assert state.layers["bg"].status == "rendered" and not release.is_set()  # while the model still loads
+        assert state.layers["boat"].status == "pending"
+        release.set()
+        for _ in range(500):
+            if (await service.state(canvas_id)).layers["boat"].status != "pending":
+                break
+            await asyncio.sleep(0.02)
+        await queue.wait_idle()
+        boat = (await service.state(canvas_id)).layers["boat"]
+        assert boat.status == "rendered", boat.error

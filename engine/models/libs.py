@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import functools
+import threading
 from types import ModuleType
 
+_importing = threading.Lock()
 
-@functools.cache
+
 def diffusers_quiet() -> ModuleType:
     """diffusers, with its and transformers' progress bars off and the pipeline classes imported.
 
     Our own progress callback reports steps; tqdm bars from loading and saving only clutter a server's log.
     Importing the SD pipelines makes transformers warn once that torchvision is missing for an image
     processor that only the safety checker uses (we run without one), so that import runs at error level.
+    One thread imports, the others wait: diffusers' lazy module, first touched from two threads at once (the
+    model loading while a render keys its cache), can answer "no attribute StableDiffusionPipeline".
     """
+    with _importing:
+        return _diffusers_quiet()
+
+
+@functools.cache
+def _diffusers_quiet() -> ModuleType:
     import diffusers
     import transformers
 

@@ -121,6 +121,7 @@ class ModelHandle:
         self.dtype = select_dtype(self.device, self.options.dtype)
         self.lock = threading.RLock()
         self._load_lock = threading.Lock()
+        self._path_lock = threading.Lock()
         self._base: Any = None
         self._path: Path | None = None
         self._extras: dict[str, Any] = {}
@@ -398,21 +399,27 @@ class ModelHandle:
         for `resolve_retry_s`, so a canvas full of layers does not search the network once per layer."""
         if self._path is not None:
             return self._path
-        failed = self._unresolvable
-        if failed is not None and time.monotonic() - failed[0] < self.options.resolve_retry_s:
-            raise ModelUnavailable(failed[1])
-        try:
-            self._path = self._locate()
-        except ModelUnavailable as exc:
-            self._unresolvable = (time.monotonic(), str(exc))
-            raise
-        self._unresolvable = None
-        return self._path
+        # One lookup at a time: the loading thread and a render's cache key may both ask first, and a built-in
+        # is built (once) by the first to ask.
+        with self._path_lock:
+            if self._path is not None:
+                return self._path
+            failed = self._unresolvable
+            if failed is not None and time.monotonic() - failed[0] < self.options.resolve_retry_s:
+                raise ModelUnavailable(failed[1])
+            try:
+                self._path = self._locate()
+            except ModelUnavailable as exc:
+                self._unresolvable = (time.monotonic(), str(exc))
+                raise
+            self._unresolvable = None
+            return self._path
 
     def _locate(self) -> Path:
         spec = self.spec
         if spec.kind == "builtin":
             root = self.options.models_dir or default_models_dir()
+            diffusers_quiet()  # imported whole, once, before the build imports parts of it (engine.models.libs)
             return tiny.ensure_tiny_model(root / f"builtin-{spec.location}-v{tiny.BUILD_VERSION}", spec.location)
         if spec.kind == "hub":
             return locate_hub_model(spec.location)
@@ -760,7 +767,7 @@ class ModelHandle:
         Two renders with equal fingerprints (and equal operation/params/inputs/seed) are bit-identical on CPU;
         see docs/reproducibility.md for what differs when a field differs.
         """
-        import diffusers
+        diffusers = diffusers_quiet()  # never a half-imported module (engine.models.libs)
 
         return {
             "model": str(self.spec),

@@ -65,8 +65,8 @@ def test_a_lora_and_its_weight_go_into_the_layers_params(pages, server, shoot):
     loras = form.locator("[data-field=loras]")
     loras.get_by_role("button", name="Add").click()
     item = loras.locator(".list-item").first
-    expect(item.locator("[data-field=\"loras.0.name\"] select option")).to_have_text(["loras/style.safetensors"])
-    set_range(item.locator("[data-field=\"loras.0.weight\"] input[type=range]"), 0.6)
+    expect(item.locator('[data-field="loras.0.name"] select option')).to_have_text(["loras/style.safetensors"])
+    set_range(item.locator('[data-field="loras.0.weight"] input[type=range]'), 0.6)
     set_range(form.locator("[data-field=steps] input[type=range]"), 2)
     shoot(page, "models-03-lora-slider")
     page.click("[data-testid=generate]")
