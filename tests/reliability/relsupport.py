@@ -184,6 +184,17 @@ def health(server: ServerProcess) -> bool:
         return False
 
 
+def model_settled(server: ServerProcess, timeout: float = 120) -> None:
+    """Wait until the model's background load has ended (ready or failed): a load finishing in the middle of
+    a measurement adds its weights to the server's memory and its CPU to the latencies."""
+
+    def settled() -> bool:
+        model = httpx.get(server.url + "/api/health", timeout=10).json().get("model") or {}
+        return model.get("state", "ready") in ("ready", "failed")
+
+    wait_for(settled, timeout, "the model's background load")
+
+
 def layers(client: httpx.Client, canvas_id: str) -> dict[str, dict[str, Any]]:
     """The canvas's layers by id, as the HTTP API shows them now."""
     return {layer["id"]: layer for layer in client.get(f"/api/canvases/{canvas_id}/state").json()["layers"]}
