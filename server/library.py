@@ -56,7 +56,6 @@ def describe_library(library: ModelLibrary, loaded: list[str]) -> dict[str, obje
         "default": library.default,
         # builtin:tiny is a stand-in with random weights: the editor says so, and how to add a real model
         "placeholder": library.default in PLACEHOLDER_MODELS,
-        "directory": str(library.root) if library.root is not None else None,
     }
 
 

@@ -37,9 +37,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_root: Path):
     process.stop()
 
 
-def test_the_library_is_listed_with_reasons(server) -> None:
+def test_the_library_is_listed_with_reasons(server, models_root: Path) -> None:
     with server.client() as client:
-        body = client.get("/api/models").json()
+        response = client.get("/api/models")
+        body = response.json()
+    assert str(models_root) not in response.text  # an open route: no server paths
     listed = {entry["name"]: entry for entry in body["models"]}
     assert body["placeholder"] is True and body["default"] == "builtin:tiny"
     assert listed["checkpoints/tiny-xl"]["family"] == "sdxl" and listed["checkpoints/tiny-xl"]["usable"]
