@@ -102,6 +102,7 @@ class Renderer:
         # Names in a layer's `model` / `loras` params -> files (engine.models.library); without a library a
         # `model` param is a model spec and LoRAs are paths (scripts, tests).
         self.library = library
+        self._lora_hashes = HashCache(None)  # LoRAs named by path (no library): hashed once per file version
         if library is not None and getattr(models, "library", None) is None:
             models.library = library  # companions and ControlNets by name (engine.models.loader)
         self.limits = limits  # None: no limits (scripts, tests); the server always sets them
@@ -258,7 +259,7 @@ class Renderer:
         for item in params.get("loras") or ():
             name, weight = str(item["name"]), float(item.get("weight", 1.0))
             if self.library is None:
-                uses.append(LoraUse(name, Path(name), weight, hash_model_path(Path(name), HashCache(None))))
+                uses.append(LoraUse(name, Path(name), weight, hash_model_path(Path(name), self._lora_hashes)))
                 continue
             try:
                 entry = self.library.usable(name, "lora")
