@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, field_validator
 
 from engine.imaging import canny, fit_to_grid, restore_size
 from engine.limits import RenderLimits, Size, WorkEstimate
 from engine.operation import LayerInput, Operation, Prompt
 from engine.ops.common import DiffusionParams, Guidance, Resize, SchedulerName, Steps
-from engine.ops.controlnet_canny import Threshold
+from engine.ops.controlnet_canny import Threshold, high_above_low
 from engine.ops.img2img import estimate_from_source
 
 if TYPE_CHECKING:
@@ -61,13 +61,7 @@ class ControlNetParams(DiffusionParams):
     scheduler: SchedulerName = "dpm++"
     resize: Resize = "fit"
 
-    @field_validator("high_threshold")
-    @classmethod
-    def _above_low(cls, value: int, info: ValidationInfo) -> int:
-        low = info.data.get("low_threshold")
-        if low is not None and value < low:
-            raise ValueError(f"must be at least low_threshold ({low})")
-        return value
+    _above_low = field_validator("high_threshold")(high_above_low)
 
 
 class ControlNet(Operation):

@@ -19,6 +19,14 @@ if TYPE_CHECKING:
 Threshold = Annotated[int, Field(ge=0, le=1020, description="Canny threshold on the Sobel gradient (L1).")]
 
 
+def high_above_low(cls: type, value: int, info: ValidationInfo) -> int:
+    """Canny's high threshold is at least its low one (shared by every operation with both)."""
+    low = info.data.get("low_threshold")
+    if low is not None and value < low:
+        raise ValueError(f"must be at least low_threshold ({low})")
+    return value
+
+
 class ControlNetCannyParams(DiffusionParams):
     control: str = LayerInput("The picture whose edges the new one follows.")
     prompt: str = Prompt("What to paint.")
@@ -33,13 +41,7 @@ class ControlNetCannyParams(DiffusionParams):
     scheduler: SchedulerName = "dpm++"
     resize: Resize = "fit"
 
-    @field_validator("high_threshold")
-    @classmethod
-    def _above_low(cls, value: int, info: ValidationInfo) -> int:
-        low = info.data.get("low_threshold")
-        if low is not None and value < low:
-            raise ValueError(f"must be at least low_threshold ({low})")
-        return value
+    _above_low = field_validator("high_threshold")(high_above_low)
 
 
 class ControlNetCanny(Operation):
