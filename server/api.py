@@ -19,6 +19,7 @@ from server.blobstore import BlobNotFound, InvalidBlobName, check_name
 from server.composite import composite_png
 from server.core.commands import MalformedCommand, parse_envelope
 from server.core.decide import CommandRejected
+from server.heap import collection_paused
 from server.http import ApiError, JSONResponse, int_query, read_body, read_json
 from server.image_checks import InvalidImage, inspect_image
 from server.live import USER_PATTERN
@@ -370,7 +371,8 @@ async def fork_canvas(request: Request) -> Response:
         version = int_query(request, "version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise ApiError(400, "bad_request", "version must be an integer (the last event to keep)", "version")
-    result = await svc.canvases.fork(canvas_id, version, actor_of(request, grant))
+    with collection_paused():  # a long log copied: see server/heap.py
+        result = await svc.canvases.fork(canvas_id, version, actor_of(request, grant))
     token, _ = await asyncio.to_thread(svc.tokens.issue, result.canvas_id, "owner", "owner")
     return JSONResponse(
         {
@@ -435,10 +437,12 @@ async def import_workflow_route(request: Request) -> Response:
     raw = await read_body(request, limits.max_bytes)
     if not raw:
         raise ApiError(400, "invalid_workflow", "the request body is empty: send a workflow file")
-    document = await asyncio.to_thread(load_document, raw, limits)
-    # only the file's own images: naming the server's by their hashes would read other canvases' images
-    workflow = await asyncio.to_thread(parse_workflow, document, svc.operations, limits)
-    result = await import_workflow(workflow, svc.canvases, svc.blobs, svc.operations)
+    with collection_paused():  # a 100k-event file is millions of objects: no full collections meanwhile
+        document = await asyncio.to_thread(load_document, raw, limits)
+        # only the file's own images: naming the server's by their hashes would read other canvases' images
+        workflow = await asyncio.to_thread(parse_workflow, document, svc.operations, limits)
+        del document
+        result = await import_workflow(workflow, svc.canvases, svc.blobs, svc.operations)
     token, _ = await asyncio.to_thread(svc.tokens.issue, result.canvas_id, "owner", "owner")
     return JSONResponse(
         {

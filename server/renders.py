@@ -42,6 +42,7 @@ from server.core.event_registry import WAKING_EVENTS
 from server.core.events import Event
 from server.core.scheduling import NEEDS_RENDER, ready_layers, waiting_layers
 from server.core.state import CanvasState, Layer
+from server.heap import collection_paused, freeze_long_lived
 from server.protocol import (
     Preview,
     Progress,
@@ -281,7 +282,11 @@ class RenderQueue:
     def _load_model(self, progress: LoadProgress | None) -> None:
         self._model_loading.set()
         try:
-            self._load_model_now(progress)
+            # importing torch and diffusers makes ~400,000 long-lived objects: no full collections meanwhile,
+            # and out of the collector's sight afterwards (server/heap.py)
+            with collection_paused():
+                self._load_model_now(progress)
+            freeze_long_lived()
         finally:
             self._model_loading.clear()
 

@@ -25,6 +25,7 @@ from server.auth import TokenStore
 from server.blobstore import BlobStore, open_blob_store
 from server.config import Settings
 from server.core.decide import Decider
+from server.heap import freeze_long_lived
 from server.image_checks import configure_pillow
 from server.library import open_library
 from server.service import CanvasService
@@ -260,6 +261,7 @@ async def open_services(
             await bus.start()
             live.relay = bus.publish
             services.bus = bus
+    freeze_long_lived()  # the server's modules and settings, before the first request (server/heap.py)
     return services
 
 
