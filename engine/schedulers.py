@@ -11,10 +11,30 @@ epsilon / v-prediction models (SD 1.x, 2.x, XL), flow-matching samplers for rect
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-SchedulerName = Literal["ddim", "euler", "euler_a", "dpm++", "dpm++_karras", "pndm", "unipc"]
-SCHEDULER_NAMES: tuple[str, ...] = get_args(SchedulerName)
+from pydantic import Field
+
+from engine.defaults import LABELS_KEY
+
+SchedulerId = Literal["ddim", "euler", "euler_a", "dpm++", "dpm++_karras", "pndm", "unipc"]
+SCHEDULER_NAMES: tuple[str, ...] = get_args(SchedulerId)
+# What the form shows for each id (the names the samplers go by in other Stable Diffusion tools); the ids stay
+# what params, workflows and the render cache record.
+SCHEDULER_LABELS: MappingProxyType[str, str] = MappingProxyType(
+    {
+        "ddim": "DDIM",
+        "euler": "Euler",
+        "euler_a": "Euler Ancestral",
+        "dpm++": "DPM++ 2M",
+        "dpm++_karras": "DPM++ 2M Karras",
+        "pndm": "PNDM",
+        "unipc": "UniPC",
+    }
+)
+# The type of an operation's `scheduler` param: one of the ids, with the labels in its JSON Schema
+# (`x-opendream-labels`, as the model choices have: client/js/schema.js).
+SchedulerName = Annotated[SchedulerId, Field(json_schema_extra={LABELS_KEY: dict(SCHEDULER_LABELS)})]
 
 SchedulerTable = MappingProxyType[str, tuple[str, MappingProxyType[str, Any]]]
 

@@ -21,7 +21,7 @@ from server.core.commands import MalformedCommand, parse_envelope
 from server.core.decide import CommandRejected
 from server.heap import collection_paused
 from server.http import ApiError, JSONResponse, int_query, read_body, read_json
-from server.image_checks import InvalidImage, inspect_image
+from server.image_checks import InvalidImage, describe_limits, inspect_image
 from server.live import USER_PATTERN
 from server.security import local_session_refusal
 from server.service import CanvasNotFound
@@ -33,6 +33,7 @@ from server.workflow import (
     load_document,
     parse_workflow,
 )
+from server.workflow.imports import imported_name
 
 if TYPE_CHECKING:
     from server.core.state import CanvasState
@@ -125,7 +126,8 @@ async def list_operations(request: Request) -> Response:
     registry = svc.operations
     operations = [registry.get(name).describe() for name in registry.names()]  # type: ignore[union-attr]
     unavailable = [{"name": name, "error": reason} for name, reason in sorted(registry.unavailable().items())]
-    limits = svc.settings.render_limits.describe()
+    # the render limits, and what an upload may be (the client refuses a file over them before sending it)
+    limits = {**svc.settings.render_limits.describe(), "upload": describe_limits(svc.settings.image_limits)}
     return JSONResponse({"operations": operations, "unavailable": unavailable, "limits": limits})
 
 
@@ -449,7 +451,7 @@ async def import_workflow_route(request: Request) -> Response:
             "id": result.canvas_id,
             "version": result.version,
             "owner_token": token,
-            "name": workflow.name,
+            "name": imported_name(workflow.name),
             "warnings": workflow.warnings,
         },
         status_code=201,

@@ -8,6 +8,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.sizes import over_limit, readable_size
+
 
 class JSONResponse(Response):
     media_type = "application/json"
@@ -38,7 +40,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None:
         try:
             if int(declared) > limit:
-                raise ApiError(413, "too_large", f"request body is {declared} bytes; the limit is {limit}")
+                size, most = over_limit(int(declared), limit)
+                raise ApiError(413, "too_large", f"request body is {size}; the limit is {most}")
         except ValueError:
             raise ApiError(400, "bad_request", "Content-Length is not a number") from None
     chunks: list[bytes] = []
@@ -46,7 +49,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, "too_large", f"request body is over the limit of {limit} bytes")
+            raise ApiError(413, "too_large", f"request body is over the limit of {readable_size(limit)}")
         chunks.append(chunk)
     return b"".join(chunks)
 

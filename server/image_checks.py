@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from engine.image_limits import ImageLimits
+from server.sizes import over_limit
 
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -32,7 +33,8 @@ class InvalidImage(ValueError):
 def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
     """Decode `data` fully under `limits`; raise InvalidImage naming what is wrong."""
     if len(data) > limits.max_bytes:
-        raise InvalidImage(f"image is {len(data)} bytes; the limit is {limits.max_bytes}")
+        size, limit = over_limit(len(data), limits.max_bytes)
+        raise InvalidImage(f"image is {size}; the limit is {limit}")
     if not data:
         raise InvalidImage("image is empty")
     with warnings.catch_warnings():
@@ -51,7 +53,9 @@ def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
         if width > limits.max_side or height > limits.max_side:
             raise InvalidImage(f"image is {width}x{height}; the largest side allowed is {limits.max_side}")
         if width * height > limits.max_pixels:
-            raise InvalidImage(f"image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}")
+            raise InvalidImage(
+                f"image is {width}x{height} = {width * height:,} pixels; the limit is {limits.max_pixels:,}"
+            )
         if width == 0 or height == 0:
             raise InvalidImage("image has no pixels")
         try:
@@ -86,3 +90,14 @@ def configure_pillow(limits: ImageLimits) -> None:
     whatever an imported library set them to)."""
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def describe_limits(limits: ImageLimits) -> dict[str, object]:
+    """The upload bounds as GET /api/operations states them (`limits.upload`), so the client refuses a file
+    over them before sending it (client/js/limits.js `uploadProblem`)."""
+    return {
+        "max_bytes": limits.max_bytes,
+        "max_pixels": limits.max_pixels,
+        "max_side": limits.max_side,
+        "media_types": [ALLOWED_FORMATS[f] for f in limits.formats if f in ALLOWED_FORMATS],
+    }

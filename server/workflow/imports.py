@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 
 from engine.operation import OperationRegistry
 from server.blobstore import BlobStore
-from server.core.events import CanvasCreated, Event, EventData, HistoryRedone, HistoryUndone, LayerRendered
+from server.core.events import (
+    CanvasCreated,
+    CanvasRenamed,
+    Event,
+    EventData,
+    HistoryRedone,
+    HistoryUndone,
+    LayerRendered,
+)
 from server.service import CanvasService, CommandResult, RecordedEvent
 from server.workflow.format import Workflow, referenced_blobs
+
+MAX_NAME = 200  # a canvas name's bound (server/core/commands.py LayerName, which rename_canvas takes)
+IMPORTED = re.compile(r"^(?P<base>.*) \(imported(?: (?P<count>\d+))?\)$", re.DOTALL)
+
+
+def imported_name(name: str) -> str:
+    """The name of a canvas imported from one called `name`: "Name (imported)", so the two are told apart in
+    the canvas list; a copy of a copy counts on ("Name (imported 2)") rather than piling suffixes up."""
+    found = IMPORTED.match(name)
+    base, count = (found["base"], int(found["count"] or 1) + 1) if found else (name, 1)
+    base = base[: MAX_NAME - 20].rstrip()  # room for the longest suffix
+    if not base:
+        return "Imported canvas"
+    return base + (" (imported)" if count == 1 else f" (imported {count})")
 
 
 def events_to_import(workflow: Workflow, output_available: Callable[[str], bool]) -> list[RecordedEvent]:
@@ -27,7 +50,9 @@ def events_to_import(workflow: Workflow, output_available: Callable[[str], bool]
     for event in kept:
         data: EventData = event.data
         if isinstance(data, CanvasCreated):
-            data = CanvasCreated(data.name, {"kind": "workflow", **workflow.source})
+            data = CanvasCreated(imported_name(data.name), {"kind": "workflow", **workflow.source})
+        elif isinstance(data, CanvasRenamed):
+            data = CanvasRenamed(imported_name(data.name))
         elif isinstance(data, HistoryUndone | HistoryRedone):
             data = type(data)(new_seq.get(data.first_seq, data.first_seq), new_seq.get(data.last_seq, data.last_seq),
                               data.count)  # fmt: skip
