@@ -498,17 +498,23 @@ async def create_share(request: Request) -> Response:
     if not isinstance(body, dict) or body.get("role") not in SHARE_ROLES:
         raise ApiError(400, "bad_request", f"role must be one of {', '.join(SHARE_ROLES)}", "role")
     label = _string(body, "label", body["role"], 200)
-    token, share = await asyncio.to_thread(svc.tokens.issue, canvas_id, body["role"], label)
-    return JSONResponse(
-        {**_share_json(share), "token": token, "path": f"/?canvas={canvas_id}#token={token}"}, status_code=201
-    )
+    # derived from the caller's token, so the owner can copy the link again later (GET …/shares)
+    token, share = await asyncio.to_thread(svc.tokens.issue, canvas_id, body["role"], label, bearer_token(request))
+    return JSONResponse({**_share_json(share), "token": token, "path": _share_path(canvas_id, token)}, status_code=201)
 
 
 async def list_shares(request: Request) -> Response:
     canvas_id = request.path_params["canvas_id"]
     await grant_for(request, canvas_id, "owner")
-    shares = await asyncio.to_thread(services(request).tokens.shares, canvas_id)
-    return JSONResponse({"shares": [_share_json(share) for share in shares]})
+    shares = await asyncio.to_thread(services(request).tokens.shares, canvas_id, bearer_token(request))
+    return JSONResponse(
+        {"shares": [{**_share_json(s), "token": s.token, "path": _share_path(canvas_id, s.token)} for s in shares]}
+    )
+
+
+def _share_path(canvas_id: str, token: str | None) -> str | None:
+    # the token rides in the fragment, which a browser never sends to a server or a proxy
+    return f"/?canvas={canvas_id}#token={token}" if token else None
 
 
 async def revoke_share(request: Request) -> Response:

@@ -7,7 +7,9 @@ loopback only, handed to a browser on the same machine). A token for one canvas 
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import os
 import secrets
 import time
@@ -29,6 +31,13 @@ tokens = TokenRow.__table__  # type: ignore[attr-defined]
 def hash_token(token: str) -> str:
     # Tokens are 256 random bits: a plain sha256 is enough (no dictionary to guard against).
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def link_token(issuer_token: str, share_id: str) -> str:
+    """A share link's token, derived from the token that made it: whoever made the link can be shown it again,
+    while the database still holds only hashes (the key, the issuer's token, is never stored)."""
+    digest = hmac.new(issuer_token.encode(), f"opendream-share:{share_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,14 @@ def attributed_user(grant: Grant, claimed: str | None) -> str:
     return f"{base}.{claimed}" if claimed else base
 
 
+def _recovered(caller_token: str | None, share_id: str, token_hash: str) -> str | None:
+    # A link made by another token (or before links were derived) does not match: it cannot be shown again.
+    if not caller_token:
+        return None
+    token = link_token(caller_token, share_id)
+    return token if hmac.compare_digest(hash_token(token), token_hash) else None
+
+
 @dataclass(frozen=True, slots=True)
 class Share:
     id: str
@@ -66,6 +83,7 @@ class Share:
     label: str
     created_at: float
     revoked: bool
+    token: str | None = None  # the link's token, when the caller's token made it (link_token)
 
 
 class TokenStore:
@@ -73,9 +91,13 @@ class TokenStore:
         self._engine = writer
         self._reader = reader
 
-    def issue(self, canvas_id: str | None, role: Role, label: str = "") -> tuple[str, Share]:
-        token = secrets.token_urlsafe(32)
-        share = Share(secrets.token_hex(6), canvas_id, role, label, time.time(), False)
+    def issue(
+        self, canvas_id: str | None, role: Role, label: str = "", issuer_token: str | None = None
+    ) -> tuple[str, Share]:
+        """A new token. With `issuer_token` (share links) it is derived from it, so it can be shown again."""
+        share_id = secrets.token_hex(6)
+        token = link_token(issuer_token, share_id) if issuer_token else secrets.token_urlsafe(32)
+        share = Share(share_id, canvas_id, role, label, time.time(), False)
         with self._engine.begin() as conn:
             conn.execute(
                 insert(tokens).values(
@@ -98,8 +120,9 @@ class TokenStore:
             ).first()
         return None if row is None else Grant(row.id, row.canvas_id, row.role, row.label)
 
-    def shares(self, canvas_id: str) -> list[Share]:
-        """The share links of a canvas (the owner's own token is not one: it cannot be listed or revoked)."""
+    def shares(self, canvas_id: str, caller_token: str | None = None) -> list[Share]:
+        """The share links of a canvas (the owner's own token is not one: it cannot be listed or revoked), each
+        active one with its token when `caller_token` made it."""
         with self._reader.connect() as conn:
             rows = conn.execute(
                 select(tokens)
@@ -107,9 +130,10 @@ class TokenStore:
                 .order_by(tokens.c.created_at)
             )
             return [
-                Share(row.id, row.canvas_id, row.role, row.label, row.created_at, row.revoked_at is not None)
+                Share(row.id, row.canvas_id, row.role, row.label, row.created_at, row.revoked_at is not None,
+                      None if row.revoked_at is not None else _recovered(caller_token, row.id, row.token_hash))
                 for row in rows
-            ]
+            ]  # fmt: skip
 
     def revoke(self, canvas_id: str, share_id: str) -> bool:
         with self._engine.begin() as conn:

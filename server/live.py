@@ -475,7 +475,7 @@ class LiveHub:
             canvas_id=canvas_id,
             grant=grant,
             # bound to the credential: the hello's user only tells apart the people sharing one token
-            user=attributed_user(grant, user if USER_PATTERN.match(user) else None),
+            user=attributed_user(grant, user or None),  # checked in _receive_hello: omitted, or a valid id
             name=(name or user or "Anonymous")[:64],
             colour=colour if COLOUR_PATTERN.match(colour) else "#888888",
             limits=self.limits,
@@ -519,10 +519,15 @@ class LiveHub:
             await _refuse(websocket, CLOSE_BAD_HELLO, "bad_hello", error or "the first message must be a hello")
             return None
         try:
-            return Hello.parse(message)
+            hello = Hello.parse(message)
         except ProtocolError as exc:
             await _refuse(websocket, CLOSE_BAD_HELLO, exc.code, exc.message)
             return None
+        refusal = _user_refusal(message.get("user"))
+        if refusal is not None:
+            await _refuse(websocket, CLOSE_BAD_HELLO, "bad_hello", refusal)
+            return None
+        return hello
 
     async def _welcome(self, connection: Connection, room: Room, since: int | None) -> None:
         canvas_id = connection.canvas_id
@@ -705,6 +710,15 @@ def _parse(raw: dict[str, Any], limit: int) -> tuple[dict[str, Any], str | None]
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         return {}, 'a message is a JSON object with a string "type"'
     return message, None
+
+
+def _user_refusal(user: Any) -> str | None:
+    """Why the hello's `user` is refused, or None. Omitted (or null) is the token's anonymous id; anything
+    else must be a valid id: replacing a bad one with a fresh id would lose that person's undo history on
+    every reconnect, silently."""
+    if user is None or (isinstance(user, str) and USER_PATTERN.match(user)):
+        return None
+    return "user must be 1 to 64 of the characters A-Z a-z 0-9 _ . @ - (or be omitted for an anonymous id)"
 
 
 async def _refuse(websocket: WebSocket, code: int, error: str, message: str) -> None:
