@@ -82,6 +82,14 @@ RenderNotice = dict[str, Any]
 replicas)."""
 
 
+def is_cancellation(reason: str | None) -> bool:
+    """Whether a layer.failed reason is one `_record_failure(..., cancelled=True)` wrote ("cancelled by …" for
+    a queued render, "render cancelled" for a running one): the client words these "Cancelled", not "Failed"
+    (client/js/renders.js `isCancelled`, the same rule)."""
+    text = (reason or "").strip().lower()
+    return text.startswith("cancelled") or text == "render cancelled"
+
+
 @dataclass
 class _Running:
     canvas_id: str
@@ -705,11 +713,12 @@ class RenderQueue:
                 if parent is None or parent.status == "rendered":
                     continue
                 name = parent.name
-                blocked_by = (
-                    f"its input “{name}” failed; retry that layer first"
-                    if parent.status == "failed"
-                    else f"waiting for “{name}” to render"
-                )
+                if parent.status == "failed" and is_cancellation(parent.error):  # stopped by a user: no error
+                    blocked_by = f"its input “{name}” was cancelled; render that layer again first"
+                elif parent.status == "failed":
+                    blocked_by = f"its input “{name}” failed; retry that layer first"
+                else:
+                    blocked_by = f"waiting for “{name}” to render"
                 break
             waiting.append(_Waiting(layer.id, self._user_of(state.canvas_id, layer.id), expected, blocked_by))
         return waiting

@@ -12,9 +12,11 @@ from PIL import Image
 
 from engine.image_limits import ImageLimits, MiB
 from server.image_checks import InvalidImage, inspect_image
+from server.renders import is_cancellation
 from server.sizes import over_limit, readable_size
 from server.workflow.imports import imported_name
 from tests.server_process import ServerProcess
+from tests.test_renders import canvas_with, engine, img2img, model_options, renderer, txt2img  # noqa: F401 (fixtures)
 
 
 @pytest.mark.parametrize(
@@ -114,3 +116,20 @@ def test_an_imported_canvas_is_not_named_as_its_source(client: httpx.Client) -> 
     first = client.get(f"/api/canvases/{created.json()['id']}/state?version=1").json()
     assert first["name"] == "Harbour (imported)"  # and every past version's
     assert client.get(f"/api/canvases/{canvas_id}/state").json()["name"] == "Harbour at dawn"  # the source keeps its
+
+
+def test_a_cancellation_is_told_from_a_failure() -> None:
+    assert is_cancellation("cancelled by u-ada") and is_cancellation("render cancelled")
+    assert not is_cancellation("RuntimeError: out of memory") and not is_cancellation(None)
+
+
+@pytest.mark.anyio
+async def test_a_layer_waiting_on_a_cancelled_input_says_cancelled_not_failed(engine) -> None:  # noqa: F811
+    service, queue, _, _, _ = engine
+    await queue.stop()  # nothing runs: both layers stay queued
+    canvas_id = await canvas_with(service, txt2img("p"), img2img("c", source="p"))
+    assert await queue.cancel(canvas_id, "p", "alice")
+    state = await service.state(canvas_id)
+    waiting = {item["layer_id"]: item for item in queue.queue(state)}
+    name = state.layers["p"].name
+    assert waiting["c"]["wait_reason"] == f"its input “{name}” was cancelled; render that layer again first"

@@ -103,3 +103,70 @@ export function describeEstimate(estimate) {
   );
   return { text, warnings };
 }
+
+// --- uploads -------------------------------------------------------------------------------------------
+// What an upload may be, as GET /api/operations' `limits.upload` states it ({max_bytes, max_pixels, max_side,
+// media_types}): a file over it is refused here, before a byte is sent, rather than after a long upload.
+
+/** What an image upload is when the server does not say (an older server): its accepted formats. */
+export const UPLOAD_TYPES = ['image/png', 'image/jpeg', 'image/webp'];
+const TYPE_NAMES = { 'image/png': 'PNG', 'image/jpeg': 'JPEG', 'image/webp': 'WebP' };
+
+/**
+ * A byte count as people read it: "53.2 MB", "20 MB", "900 bytes". Binary units (1 KB = 1024 bytes), as the
+ * server sets its limits, named as people know them; the server words its refusals the same way
+ * (server/sizes.py `readable_size`).
+ */
+export function formatBytes(size) {
+  if (!Number.isFinite(size) || size < 0) return '';
+  for (const [unit, scale] of [['GB', 1024 ** 3], ['MB', 1024 ** 2], ['KB', 1024]]) {
+    if (size >= scale) return `${(size / scale).toFixed(1).replace(/\.0$/, '')} ${unit}`;
+  }
+  return size === 1 ? '1 byte' : `${size} bytes`;
+}
+
+/** "PNG, JPEG or WebP" for the accepted media types. */
+export function acceptedText(types = UPLOAD_TYPES) {
+  const names = types.map((t) => TYPE_NAMES[t] || t.replace(/^image\//, '').toUpperCase());
+  return names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}` : names[0] || '';
+}
+
+/** What kind of file it is, in the plural (no article to get wrong): "GIF images", "PDF files". */
+export function fileKind(file) {
+  const type = String(file?.type || '').toLowerCase();
+  const extension = (String(file?.name || '').match(/\.([a-z0-9]{1,8})$/i)?.[1] || '').toUpperCase();
+  const name = TYPE_NAMES[type] || extension || type.split('/')[1]?.toUpperCase() || '';
+  if (!name) return 'files of unknown type';
+  return `${name} ${type.startsWith('image/') ? 'images' : 'files'}`;
+}
+
+/**
+ * Why the server would refuse `file` ({name, type, size}) as an image upload, as a sentence; null when it
+ * looks fine. `limits` is GET /api/operations' `limits` (its `upload`); without it only the type is checked.
+ * The type is judged by the browser's MIME type (by the name's extension when the browser gives none).
+ */
+export function uploadProblem(file, limits = null) {
+  const upload = limits?.upload || null;
+  const types = upload?.media_types?.length ? upload.media_types : UPLOAD_TYPES;
+  const label = file?.name ? `Cannot add “${file.name}”` : 'Cannot add this file';
+  if (!acceptsType(file, types)) return `${label}: ${fileKind(file)} are not accepted — only ${acceptedText(types)} images.`;
+  const max = upload?.max_bytes;
+  if (Number.isFinite(max) && file.size > max) return `${label}: it is ${overLimitText(file.size, max)}.`;
+  return null;
+}
+
+/** "53.2 MB — the limit is 50 MB"; to the byte when rounding would make the two read the same. */
+export function overLimitText(size, limit) {
+  const [sizeText, limitText] = [formatBytes(size), formatBytes(limit)];
+  if (sizeText !== limitText) return `${sizeText} — the limit is ${limitText}`;
+  return `${size.toLocaleString('en')} bytes — the limit is ${limitText} (${limit.toLocaleString('en')} bytes)`;
+}
+
+const EXTENSION_TYPES = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', webp: 'image/webp' };
+
+function acceptsType(file, types) {
+  const type = String(file?.type || '').toLowerCase();
+  if (type) return types.includes(type);
+  const extension = String(file?.name || '').match(/\.([a-z0-9]+)$/i)?.[1]?.toLowerCase();
+  return types.includes(EXTENSION_TYPES[extension]); // no type from the browser: go by the name
+}

@@ -10,6 +10,17 @@ export function isCancelled(layer) {
   return reason.startsWith('cancelled') || reason === 'render cancelled';
 }
 
+/**
+ * What a cancellation says when asked (a tooltip): "Cancelled by u-ada" for a queued render its user stopped,
+ * "Cancelled" for a running one (the server records "render cancelled", without who). '' when not cancelled.
+ */
+export function cancelledText(layer) {
+  if (!isCancelled(layer)) return '';
+  const reason = String(layer.error || '').trim();
+  const by = reason.match(/^cancelled\s+(by\s+.+)$/i);
+  return by ? `Cancelled ${by[1]}` : 'Cancelled';
+}
+
 /** Seconds left of an estimate received at `receivedAt` (ms), never below zero; null when there is none. */
 export function secondsLeft(seconds, receivedAt, now) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return null;

@@ -231,8 +231,10 @@ export function validateField(field, value) {
       return `A multiple of ${field.multipleOf}`;
     }
   }
-  if ((field.kind === 'text' || field.kind === 'textarea') && field.maxLength && value.length > field.maxLength) {
-    return `At most ${field.maxLength} characters`;
+  if ((field.kind === 'text' || field.kind === 'textarea') && field.maxLength && [...value].length > field.maxLength) {
+    // code points, as the server counts them (an emoji is one character there, two in value.length)
+    const over = [...value].length - field.maxLength;
+    return `At most ${field.maxLength.toLocaleString('en')} characters: ${over.toLocaleString('en')} too many`;
   }
   if (field.kind === 'text' && field.pattern && !new RegExp(field.pattern).test(value)) return 'Not in the expected format';
   if (field.kind === 'list') {

@@ -3,6 +3,7 @@
 
 import { h, icon, toast, fill } from './dom.js';
 import { blobUrl } from '../api.js';
+import { uploadProblem, UPLOAD_TYPES } from '../limits.js';
 
 const MASK_OPS = new Set(['mask', 'magic_wand', 'segment']);
 
@@ -49,7 +50,7 @@ export function layerPicker(form, field, get, set) {
 /** An image input: drop or choose a file, uploaded as a blob; its preview, Replace and (if optional) Remove. */
 export function blobInput(form, field, get, set) {
   const box = h('div.dropzone', { tabindex: 0, role: 'button', 'aria-label': `${field.label}: choose an image` });
-  const file = h('input', { type: 'file', accept: 'image/png,image/jpeg,image/webp', style: { display: 'none' } });
+  const file = h('input', { type: 'file', accept: (form.context.limits?.upload?.media_types || UPLOAD_TYPES).join(','), style: { display: 'none' } });
   const draw = (busy = false) => {
     const sha = get();
     fill(box, 
@@ -60,6 +61,11 @@ export function blobInput(form, field, get, set) {
   };
   const upload = async (f) => {
     if (!f) return;
+    const problem = uploadProblem(f, form.context.limits); // before sending it, as the editor's uploads
+    if (problem) {
+      toast(problem, { kind: 'error', timeout: 9000 });
+      return;
+    }
     draw(true);
     try {
       const result = await form.context.uploadBlob(f);

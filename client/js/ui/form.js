@@ -1,11 +1,12 @@
 // Operation forms drawn from the form model (js/schema.js): sliders for bounded numbers, selects for enums,
-// text areas for prompts, thumbnail pickers for layer inputs (also nested in lists), uploads for blobs (those
+// text areas for prompts (with their length and approximate tokens: js/prompt.js), thumbnail pickers for layer inputs (also nested in lists), uploads for blobs (those
 // two in form-pickers.js), a seed with a dice button for operations that use one, and the render's estimate.
 
 import { h, icon, iconButton, fill, paintRange } from './dom.js';
 import { defaultItem, validate, toParams, randomSeed } from '../schema.js';
 import { layerPicker, blobInput } from './form-pickers.js';
 import { estimateRender, describeEstimate, sourceKey, RESIZE_LABELS } from '../limits.js';
+import { promptMeter } from '../prompt.js';
 
 function formatNumber(value, field) {
   if (value === null || value === undefined || Number.isNaN(value)) return '';
@@ -132,14 +133,20 @@ export class OperationForm {
       case 'const':
         return null;
       case 'textarea': {
+        // no maxLength on the textarea: it would cut a long paste without a word; the meter says it is over
+        const meter = h('div.prompt-meter', { dataset: { testid: 'prompt-meter' } });
+        const notice = h('div.prompt-limit', { role: 'alert', dataset: { testid: 'prompt-limit' }, hidden: true });
         const input = h('textarea.input.textarea', {
           rows: field.key.includes('negative') ? 2 : 3,
           placeholder: field.description || '',
-          maxLength: field.maxLength || undefined,
           value: get() ?? '',
-          oninput: (e) => set(e.target.value),
+          oninput: (e) => {
+            set(e.target.value);
+            this.drawPromptMeter(field, input, meter, notice);
+          },
         });
-        return wrap('textarea', label, input);
+        this.drawPromptMeter(field, input, meter, notice);
+        return wrap('textarea', label, input, meter, notice);
       }
       case 'text': {
         const input = h('input.input', { type: 'text', value: get() ?? '', placeholder: field.description || '', oninput: (e) => set(e.target.value) });
@@ -193,6 +200,22 @@ export class OperationForm {
         return wrap('json', h('details.json-field', null, h('summary', null, label, h('span.muted', null, ` · ${summary} (JSON)`)), input));
       }
     }
+  }
+
+  /** Under a prompt: its characters against the field's limit, its approximate tokens against CLIP's window. */
+  drawPromptMeter(field, input, meter, notice) {
+    const shown = promptMeter(input.value, field.maxLength ?? null);
+    // tokens only where a text encoder reads the prompt (an operation that runs the model)
+    const tokens = this.context.operation?.needs_model === false ? null : shown;
+    meter.classList.toggle('over', shown.over > 0);
+    meter.classList.toggle('near', shown.near);
+    input.setAttribute('aria-invalid', String(shown.over > 0));
+    fill(meter,
+      tokens ? h('span.token-count', { class: tokens.tokensOver ? 'past-window' : '', title: tokens.tokenTitle, dataset: { testid: 'token-count' } }, tokens.tokenText) : null,
+      h('span.char-count', { title: field.maxLength ? `The server takes at most ${field.maxLength.toLocaleString('en')} characters here.` : null, dataset: { testid: 'char-count' } }, shown.counter),
+    );
+    notice.hidden = !shown.message;
+    notice.textContent = shown.message;
   }
 
   numberEl(field, get, set, label) {

@@ -107,19 +107,37 @@ export async function renderHome(root, { api, storage, identity, adminToken }) {
     return;
   }
   fill(grid, ...list.map((c) => card(c)));
-  // previews: the top visible picture of each canvas
+  // previews: each canvas as it looks (its visible layers composited, as the editor and the PNG export show
+  // it), not only its top layer
   for (const c of list.slice(0, 48)) {
     new Api({ token: c.token })
       .state(c.id)
       .then((state) => {
-        const top = [...state.layers].reverse().find((l) => l.visible && l.output && l.operation !== 'mask');
         const el = grid.querySelector(`[data-canvas-id="${CSS.escape(c.id)}"] .card-preview`);
-        if (el) {
-          el.querySelector('.card-count').textContent = `${state.layers.length} layer${state.layers.length === 1 ? '' : 's'}`;
-          if (top) el.prepend(h('img', { src: blobUrl(top.output.sha256, { canvasId: c.id, token: c.token }), alt: '' }));
-        }
+        if (!el) return;
+        el.querySelector('.card-count').textContent = `${state.layers.length} layer${state.layers.length === 1 ? '' : 's'}`;
+        if (state.layers.some((l) => l.visible && l.output && l.operation !== 'mask')) el.prepend(preview(c, state));
       })
       .catch(() => {});
+  }
+
+  /** The canvas's composite; should it fail (an older server), the top layer's picture instead. */
+  function preview(c, state) {
+    const img = h('img', { src: compositeUrl(c), alt: '', dataset: { testid: 'card-composite' } });
+    const top = [...state.layers].reverse().find((l) => l.visible && l.output && l.operation !== 'mask');
+    img.addEventListener('error', () => {
+      delete img.dataset.testid;
+      if (top && !img.dataset.fallback) {
+        img.dataset.fallback = '1';
+        img.src = blobUrl(top.output.sha256, { canvasId: c.id, token: c.token });
+      } else img.remove();
+    });
+    return img;
+  }
+
+  // an <img> sends no Authorization header: the token rides in the query, as for the canvas's blobs
+  function compositeUrl(c) {
+    return `${api.compositePngPath(c.id)}${c.token ? `?token=${encodeURIComponent(c.token)}` : ''}`;
   }
 
   function card(c) {

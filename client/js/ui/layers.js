@@ -4,7 +4,7 @@
 import { h, icon, iconButton, fill, paintRange } from './dom.js';
 import { blobUrl } from '../api.js';
 import { initials } from '../identity.js';
-import { layerStatus, renderFraction, isCancelled } from '../renders.js';
+import { layerStatus, renderFraction, isCancelled, cancelledText } from '../renders.js';
 
 export class LayerPanel {
   /**
@@ -258,7 +258,7 @@ class LayerRow {
     );
     // the status on a line of its own: why a layer waits can take a sentence
     this.statusLine.hidden = !status;
-    fill(this.statusLine, status ? h(`span.meta-status.status-${kind || layer.status}`, { title: cancelled ? `Cancelled: ${layer.error}` : status, dataset: { testid: 'layer-status' } }, status) : null);
+    fill(this.statusLine, status ? h(`span.meta-status.status-${kind || layer.status}`, { title: cancelled ? `${cancelledText(layer)} — not an error; “Render again” starts it anew` : status, dataset: { testid: 'layer-status' } }, status) : null);
     const showPreview = !!preview && !past;
     this.thumb.classList.toggle('previewing', showPreview);
     if (showPreview) {

@@ -1,10 +1,15 @@
-// Files in and out of the editor: uploading images as layers (picked or dropped), downloading a layer's PNG,
+// Files in and out of the editor: uploading images as layers (picked or dropped; a file the server would
+// refuse, by its type or size, is refused before it is sent), downloading a layer's PNG,
 // the export menu (workflow JSON, PNG with the workflow inside, fork), and importing a workflow as a new canvas.
 
 import { toast, openMenu, saveBlob, pickFile, slug } from './dom.js';
 import { newId } from '../commands.js';
 import { saveToken, editorUrl } from '../identity.js';
 import { rememberImportWarnings } from './import-warnings.js';
+import { uploadProblem, UPLOAD_TYPES } from '../limits.js';
+
+// long enough to read a sentence that names a file, its size or type and the limit
+const REFUSAL_TIMEOUT = 9000;
 
 export class Transfers {
   constructor(editor) {
@@ -12,7 +17,7 @@ export class Transfers {
   }
 
   async pickUpload() {
-    const file = await pickFile('image/png,image/jpeg,image/webp');
+    const file = await pickFile((this.editor.limits?.upload?.media_types || UPLOAD_TYPES).join(','));
     if (file) this.uploadFiles([file]);
   }
 
@@ -23,6 +28,12 @@ export class Transfers {
       return;
     }
     for (const file of files) {
+      // refused here, before a byte is sent: a 50 MB file would upload for a minute only to be refused
+      const problem = uploadProblem(file, editor.limits);
+      if (problem) {
+        toast(problem, { kind: 'error', timeout: REFUSAL_TIMEOUT });
+        continue;
+      }
       const dismiss = toast(`Uploading ${file.name}…`, { timeout: 0 });
       try {
         const blob = await editor.api.uploadBlob(file);

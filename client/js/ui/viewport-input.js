@@ -106,7 +106,9 @@ export function bindDrop(viewport) {
     event.preventDefault();
     depth = 0;
     viewport.el.classList.remove('dropping');
-    const files = [...(event.dataTransfer?.files || [])].filter((f) => f.type.startsWith('image/'));
+    // every file goes on, not only images: the upload says why a PDF or a GIF cannot be added rather than
+    // dropping it without a word
+    const files = [...(event.dataTransfer?.files || [])];
     if (files.length) viewport.cb.onDropFiles?.(files);
   });
 }
