@@ -28,7 +28,18 @@ export class LiveConnection {
     this.lastHeard = 0;
     this.attempt = 0;
     this.welcomed = false;
+    this.fatal = null; // {code, reason, message} once the server has closed the door (a revoked link, …)
     queue.send = (message) => this.sendFrame(message, { needWelcome: true });
+    // after a fatal close nothing will ever carry a command: one that slips into the queue fails at once
+    // rather than waiting, unsent, for a reconnect that never comes
+    queue.onChange((size) => {
+      if (this.fatal && size) queue.failAll(this.fatal.message);
+    });
+  }
+
+  /** Whether this connection can never be used again (the server refused it for good). */
+  get ended() {
+    return this.fatal !== null;
   }
 
   setStatus(status, detail = null) {
@@ -38,6 +49,7 @@ export class LiveConnection {
 
   start() {
     this.stopped = false;
+    this.fatal = null;
     this.connect();
   }
 
@@ -102,8 +114,9 @@ export class LiveConnection {
     }
     if (isFatalClose(code)) {
       const text = FATAL_CLOSE_CODES.get(code);
-      this.setStatus('fatal', { code, reason: reason || text, message: text });
+      this.fatal = { code, reason: reason || text, message: text };
       this.queue.failAll(text);
+      this.setStatus('fatal', this.fatal);
       return;
     }
     this.scheduleReconnect(code, reason);
@@ -121,7 +134,7 @@ export class LiveConnection {
 
   /** Try again now (the browser came back online, or the user clicked "Reconnect"). */
   reconnectNow() {
-    if (this.stopped || this.socket) return;
+    if (this.stopped || this.socket || this.fatal) return; // a revoked link stays revoked
     this.connect();
   }
 

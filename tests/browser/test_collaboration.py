@@ -117,6 +117,7 @@ def test_share_links_and_a_viewer_who_cannot_edit(pages, server, shoot):
     owner.click("[data-testid=share]")
     viewer_share = owner.locator("[data-testid=share-list] li", has_text="Viewer")
     viewer_share.locator("[data-testid=revoke]").click()
+    viewer_share.locator("[data-testid=confirm-revoke]").click()  # asked first, in place
     expect(owner.locator("[data-testid=share-list] li")).to_have_count(1)
     viewer.reload()
     expect(viewer.locator("[data-testid=connection]")).to_have_attribute("data-status", "fatal")

@@ -7,7 +7,7 @@
 //   layer-actions.js (commands, delete, cancel), transfers.js (upload, download, export, import),
 //   shortcuts.js (the keyboard).
 
-import { h, fill } from './dom.js';
+import { h, fill, toast } from './dom.js';
 import { Viewport } from './viewport.js';
 import { LayerPanel } from './layers.js';
 import { TimelineBar, HistoryList } from './timeline.js';
@@ -30,6 +30,14 @@ import { throttle } from '../throttle.js';
 import { updateCanvasInfo, rememberName, knownNames } from '../identity.js';
 import { setBlobScope } from '../api.js';
 import { takeImportWarnings, showImportWarnings } from './import-warnings.js';
+
+/** Why this page may not change the canvas (Editor.editBlock), as the banner over the stage says it. */
+export const EDIT_BLOCK_TEXT = {
+  viewer: 'View only — you can look, scrub the history and export, but not change this canvas.',
+  revoked: 'Your access was revoked — this page can no longer change the canvas.',
+  closed: 'Disconnected — this page can no longer change the canvas. Reload to try again.',
+  offline: 'Reconnecting — editing is paused until the connection is back.',
+};
 
 export class Editor {
   /** Whom the server attributes this browser's edits to (its token's id and this browser's): the welcome says. */
@@ -144,6 +152,7 @@ export class Editor {
 
   onStatus(status, detail) {
     this.status = status;
+    if (status === 'fatal') this.fatalCode = detail?.code ?? null; // 4401: the link was revoked
     if (status === 'live' && detail?.you) {
       this.role = detail.you.role;
       updateCanvasInfo(this.storage, this.canvasId, { role: this.role });
@@ -151,7 +160,16 @@ export class Editor {
       this.sendPresence.flush();
     }
     this.stage.onStatus(status, detail);
+    if (status === 'fatal' && this.editBlock === 'revoked') this.explainRevocation();
     this.schedule();
+  }
+
+  /** The cover over the stage says "Cannot open this canvas"; for a page that was open, say what happened. */
+  explainRevocation() {
+    const title = this.stage.fatal.querySelector('h3');
+    const text = this.stage.fatal.querySelector('p');
+    if (title) title.textContent = 'Your access was revoked';
+    if (text) text.textContent = 'The owner revoked the link this page was opened with: nothing here can change the canvas any more. Ask them for a new link to keep editing.';
   }
 
   onSession(what) {
@@ -193,8 +211,18 @@ export class Editor {
     return this.scrub?.state || this.session.state;
   }
 
+  /** Why this page may not change the canvas now, or null when it may: no welcome yet, a view-only role, a
+   * revoked link (or another refusal), or no live connection — edits made offline would only pile up. */
+  get editBlock() {
+    if (this.role === null) return 'connecting';
+    if (this.status === 'fatal') return this.fatalCode === 4401 ? 'revoked' : 'closed';
+    if (this.role === 'viewer') return 'viewer';
+    if (this.status !== 'live') return 'offline';
+    return null;
+  }
+
   get canEdit() {
-    return this.role !== null && this.role !== 'viewer';
+    return this.editBlock === null;
   }
 
   get readOnly() {
@@ -216,6 +244,7 @@ export class Editor {
     this.topbar.render(people);
     this.mask.renderTools();
     this.stage.renderReadOnly();
+    this.renderEditBlock();
     this.right.uploadBtn.disabled = this.readOnly;
 
     this.viewport.setPreviews(this.scrub ? new Map() : this.session.previews);
@@ -268,8 +297,25 @@ export class Editor {
     this.schedule();
   }
 
-  /** Send `command` (see LayerActions.command): the ack, or null when refused. */
+  /** The stage's banner says why editing is off (the role, a revoked link, the connection), and the page says
+   * it too (`data-edit-block`), for styles and tests. */
+  renderEditBlock() {
+    const block = this.editBlock;
+    this.root.dataset.editBlock = block || '';
+    const text = EDIT_BLOCK_TEXT[block];
+    const words = this.stage.readOnlyBanner.lastElementChild; // after the lock icon
+    if (text && words && words.textContent !== text) words.textContent = text;
+    this.stage.readOnlyBanner.dataset.reason = block || '';
+  }
+
+  /** Send `command` (see LayerActions.command): the ack, or null when refused — at once, unqueued, when this
+   * page may not edit (a control left enabled, a shortcut, a throttled slider firing after the fact). */
   command(command, options) {
+    const block = this.editBlock;
+    if (block) {
+      if (!options?.quiet) toast(block === 'viewer' ? 'You can only view this canvas.' : EDIT_BLOCK_TEXT[block] || 'Not connected yet.', { kind: 'error' });
+      return Promise.resolve(null);
+    }
     return this.actions.command(command, options);
   }
 }
