@@ -35,7 +35,7 @@ function count(n) {
 
 /**
  * What to show under a prompt field: {chars, counter: "123 / 2,000", over: characters over the limit (0 when
- * within), near: within the last tenth of the limit, message: a sentence when over, tokens, tokenText,
+ * within), near: within the last tenth of the limit, message: a sentence at or over the limit, tokens, tokenText,
  * tokenTitle, tokensOver: tokens past the window}. `maxLength` null: no character limit to show.
  */
 export function promptMeter(text, maxLength = null) {
@@ -49,7 +49,11 @@ export function promptMeter(text, maxLength = null) {
     counter: limited ? `${count(chars)} / ${count(maxLength)}` : count(chars),
     over,
     near: limited && !over && chars >= maxLength * 0.9,
-    message: over ? `${count(over)} character${over === 1 ? '' : 's'} over the ${count(maxLength)}-character limit: shorten the prompt to render it (nothing was cut).` : '',
+    message: over
+      ? `${count(over)} character${over === 1 ? '' : 's'} over the ${count(maxLength)}-character limit: shorten the prompt to render it (nothing was cut).`
+      : limited && chars === maxLength
+        ? `At the ${count(maxLength)}-character limit: a longer prompt cannot be rendered.`
+        : '',
     tokens,
     tokensOver,
     tokenText: `≈ ${tokens} / ${TOKEN_WINDOW} tokens`,

@@ -55,6 +55,7 @@ test('the prompt meter counts characters against the limit and says when it is o
   assert.equal(fine.tokenText, '≈ 5 / 75 tokens');
   assert.match(fine.tokenTitle, /^Approximate/);
   assert.equal(promptMeter('x'.repeat(1850), 2000).near, true);
+  assert.equal(promptMeter('x'.repeat(2000), 2000).message, 'At the 2,000-character limit: a longer prompt cannot be rendered.');
   const pasted = promptMeter('word '.repeat(430), 2000); // 2,150 characters
   assert.equal(pasted.counter, '2,150 / 2,000');
   assert.equal(pasted.over, 150);

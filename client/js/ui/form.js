@@ -215,6 +215,7 @@ export class OperationForm {
       h('span.char-count', { title: field.maxLength ? `The server takes at most ${field.maxLength.toLocaleString('en')} characters here.` : null, dataset: { testid: 'char-count' } }, shown.counter),
     );
     notice.hidden = !shown.message;
+    notice.classList.toggle('at-limit', !shown.over);
     notice.textContent = shown.message;
   }
 
