@@ -70,7 +70,8 @@ export function renderFraction(render) {
 }
 
 /**
- * The pill over the canvas: null when nothing waits; else {title, detail, fraction}. `layers` the state's
+ * The pill over the canvas: null when nothing waits; else {title, detail, fraction, stuck?: true when all of it
+ * waits on a failed or cancelled input}. `layers` the state's
  * layers, `busy` the layers pending or stale (stack order), `renders` the session's render map.
  */
 export function pillStatus(layers, busy, renders, now = Date.now()) {
@@ -87,6 +88,15 @@ export function pillStatus(layers, busy, renders, now = Date.now()) {
     if (busy.length > 1) parts.push(`${busy.length - 1} more`);
     return { title: `Rendering “${layers[id].name || ''}”`, detail: parts.join(' · '), fraction: renderFraction(r) };
   }
+  // every one waits on an input that failed or was cancelled: nothing will happen until someone acts, so
+  // no spinner, and the way on
+  const held = busy.map((l) => heldBy(l, layers));
+  if (held.every(Boolean)) {
+    const input = held[0];
+    const who = busy.length === 1 ? `“${busy[0].name || ''}” waits` : `${busy.length} layers wait`;
+    const how = isCancelled(input) ? 'it was cancelled: render it again to go on' : 'it failed: retry it to go on';
+    return { title: `${who} on “${input.name || ''}”`, detail: how, fraction: 0, stuck: true };
+  }
   // nothing of this canvas renders: say why the first one waits
   const waiting = busy.map((l) => [l, renders.get(l.id)]).filter(([, r]) => r).sort((a, b) => (a[1].position ?? 0) - (b[1].position ?? 0));
   const title = `${busy.length} waiting to render`;
@@ -94,6 +104,12 @@ export function pillStatus(layers, busy, renders, now = Date.now()) {
   if (first?.waitReason) return { title, detail: first.waitReason, fraction: 0 };
   const left = secondsLeft(first?.etaS, first?.receivedAt, now);
   return { title, detail: left !== null && left >= 1 ? `next done in about ${formatDuration(left)}` : '', fraction: 0 };
+}
+
+/** The input of `layer` that failed or was cancelled (so `layer` cannot render until it does), or null. */
+function heldBy(layer, layers) {
+  for (const id of layer.parents || []) if (layers[id]?.status === 'failed') return layers[id];
+  return null;
 }
 
 /** The notice when the worker could not schedule this canvas ({reason, retryInS, receivedAt}). */

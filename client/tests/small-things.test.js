@@ -4,7 +4,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { formatBytes, overLimitText, uploadProblem, fileKind, acceptedText } from '../js/limits.js';
 import { estimateTokens, promptMeter, TOKEN_WINDOW } from '../js/prompt.js';
-import { cancelledText, layerStatus } from '../js/renders.js';
+import { cancelledText, layerStatus, pillStatus } from '../js/renders.js';
 import { fieldModel, validateField } from '../js/schema.js';
 
 const MiB = 1024 * 1024;
@@ -91,4 +91,17 @@ test('scheduler ids show the labels the schema gives', () => {
     { value: 'euler_a', label: 'Euler Ancestral' },
     { value: 'dpm++_karras', label: 'DPM++ 2M Karras' },
   ]);
+});
+
+test('the pill says what holds renders back when all of them wait on a cancelled or failed input', () => {
+  const layers = {
+    A: { id: 'A', name: 'Sea', status: 'failed', error: 'render cancelled', parents: [] },
+    B: { id: 'B', name: 'Night', status: 'pending', error: null, parents: ['A'] },
+    C: { id: 'C', name: 'Moon', status: 'pending', error: null, parents: [] },
+  };
+  assert.deepEqual(pillStatus(layers, [layers.B], new Map(), 0), { title: '“Night” waits on “Sea”', detail: 'it was cancelled: render it again to go on', fraction: 0, stuck: true });
+  const failed = { ...layers, A: { ...layers.A, error: 'CUDA out of memory' } };
+  assert.equal(pillStatus(failed, [failed.B], new Map(), 0).detail, 'it failed: retry it to go on');
+  // one that can still render: the usual pill
+  assert.equal(pillStatus(layers, [layers.B, layers.C], new Map(), 0).title, '2 waiting to render');
 });

@@ -185,3 +185,35 @@ def test_home_cards_show_the_composite(pages, server, shoot):
     expect(card.locator(".card-count")).to_have_text("2 layers")
     card.scroll_into_view_if_needed()
     shoot(page, "small-6-home-composite")
+
+
+def test_a_cancelled_render_and_what_waits_on_it_say_cancelled_not_failed(pages, server, shoot):
+    canvas = Canvas(server, "Cancelled input")
+    slow = {"prompt": "slow", "width": 256, "height": 256, "steps": 150}  # slow enough to cancel mid-way
+    canvas.command({"type": "add_layer", "layer_id": "slow", "operation": "txt2img", "params": slow, "name": "Sea"})
+    canvas.command(
+        {
+            "type": "add_layer",
+            "layer_id": "child",
+            "operation": "img2img",
+            "params": {"source": "slow", "prompt": "at night", "strength": 0.5, "steps": 2},
+        }
+    )
+    page = open_editor(pages, canvas.path)
+    sea = page.locator("[data-testid=layer-row][data-layer-id=slow]")
+    expect(sea).to_have_attribute("data-status", "rendering", timeout=30_000)
+    sea.locator("[data-testid=cancel-render]").click()
+    expect(sea).to_have_attribute("data-status", "cancelled", timeout=20_000)
+    expect(sea.locator("[data-testid=layer-status]")).to_have_text("Cancelled")
+    expect(sea.locator("[data-testid=layer-status]")).to_have_attribute(
+        "title", re.compile(r"^Cancelled — not an error")
+    )
+    child = page.locator("[data-testid=layer-row][data-layer-id=child]")
+    waiting = "Waiting: its input “Sea” was cancelled; render that layer again first"
+    expect(child.locator("[data-testid=layer-status]")).to_have_text(waiting)
+    pill = page.locator("[data-testid=render-pill]")
+    expect(pill).to_contain_text("waits on “Sea” · it was cancelled: render it again to go on")
+    expect(pill).to_have_class(re.compile("stuck"))  # no spinner: nothing moves until someone acts
+    expect(pill.locator(".spinner")).to_have_count(0)
+    expect(page.locator("body")).not_to_contain_text("Failed")
+    shoot(page, "small-7-cancelled-input")

@@ -66,8 +66,9 @@ export class StageStatus {
     const key = JSON.stringify(pill);
     if (key === this.pillKey && this.renderPill.childNodes.length) return;
     this.pillKey = key;
-    fill(this.renderPill, 
-      h('span.spinner'),
+    this.renderPill.classList.toggle('stuck', !!pill.stuck);
+    fill(this.renderPill,
+      pill.stuck ? icon('alert', { size: 14 }) : h('span.spinner'), // nothing moves until someone acts
       h('span.pill-text', null, pill.title, pill.detail ? h('small', null, ` · ${pill.detail}`) : null),
       h('span.pill-progress', null, h('span', { style: { width: `${Math.round(pill.fraction * 100)}%` } })),
     );
