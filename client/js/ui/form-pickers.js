@@ -75,7 +75,10 @@ export function blobInput(form, field, get, set) {
     }
     draw();
   };
-  file.addEventListener('change', () => upload(file.files[0]));
+  file.addEventListener('change', () => {
+    upload(file.files[0]);
+    file.value = ''; // so that choosing the same file again (after a refusal) is a change too
+  });
   box.addEventListener('click', () => !form.readOnly && file.click());
   box.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && file.click());
   box.addEventListener('dragover', (e) => {

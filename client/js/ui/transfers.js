@@ -101,7 +101,7 @@ export class Transfers {
       const created = await editor.api.importWorkflow(file);
       if (created.owner_token) saveToken(editor.storage, created.id, created.owner_token, { role: 'owner' });
       rememberImportWarnings(created.id, created.warnings);
-      toast('Workflow imported as a new canvas', { kind: 'success' });
+      toast(created.name ? `Imported as a new canvas, “${created.name}”` : 'Workflow imported as a new canvas', { kind: 'success' });
       location.href = editorUrl(created.id);
     } catch (error) {
       toast(`Import failed: ${error.message}`, { kind: 'error' });
