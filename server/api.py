@@ -267,7 +267,12 @@ async def post_command(request: Request) -> Response:
     except MalformedCommand as exc:
         raise ApiError(400, "malformed_command", str(exc), exc.field) from None
     result = await svc.canvases.execute(
-        canvas_id, envelope.command, actor_of(request, grant), envelope.command_id, envelope.expected_version
+        canvas_id,
+        envelope.command,
+        actor_of(request, grant),
+        envelope.command_id,
+        envelope.expected_version,
+        envelope.gesture,
     )
     return JSONResponse(result.to_json())
 

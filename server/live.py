@@ -668,7 +668,12 @@ class LiveHub:
             return
         try:
             result = await self.service.execute(
-                connection.canvas_id, envelope.command, connection.user, envelope.command_id, envelope.expected_version
+                connection.canvas_id,
+                envelope.command,
+                connection.user,
+                envelope.command_id,
+                envelope.expected_version,
+                envelope.gesture,
             )
         except CommandRejected as exc:
             reject(exc.code, exc.message, exc.field)

@@ -77,6 +77,7 @@ class RecordedEvent:
     actor: str
     command_id: str | None
     timestamp: float
+    gesture: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,7 @@ class _Submission:
     future: asyncio.Future[CommandResult]
     command_hash: str = ""
     written: int = 0  # events of a PreparedImport already stored (unlisted) by earlier turns
+    gesture: str | None = None
 
 
 class _Unfinished(Exception):
@@ -207,7 +209,8 @@ class CanvasService:
         created = decide_fork(canvas_id, source, version, head)  # the decider's: refuses a version out of range
         origin = created.origin
         first = RecordedEvent(created, actor, None, time.time())
-        copied = [RecordedEvent(event.data, event.actor, event.command_id, event.timestamp) for event in log[1:]]
+        copied = [RecordedEvent(event.data, event.actor, event.command_id, event.timestamp, event.gesture)
+                  for event in log[1:]]  # fmt: skip
         snapshot = await asyncio.to_thread(self.store.snapshot_at_or_before, canvas_id, version)
         new_id = "c" + secrets.token_hex(8)
         base = None
@@ -225,7 +228,7 @@ class CanvasService:
         at every boundary as if the events had been appended one by one."""
         new_events = tuple(
             Event(canvas_id, seq, str(uuid.uuid4()), item.data, item.actor, item.command_id, item.timestamp,
-                  item.data.schema_version)
+                  item.data.schema_version, item.gesture)
             for seq, item in enumerate(recorded, start=1)
         )  # fmt: skip
         state = base if base is not None else empty_state(canvas_id)
@@ -247,9 +250,11 @@ class CanvasService:
         actor: str,
         command_id: str | None = None,
         expected_version: int | None = None,
+        gesture: str | None = None,
     ) -> CommandResult:
-        """Decide and durably append `command`. Raises CommandRejected or CanvasNotFound."""
-        return await self._submit(canvas_id, command, actor, command_id, expected_version)
+        """Decide and durably append `command` (part of the client's `gesture`, if any). Raises CommandRejected
+        or CanvasNotFound."""
+        return await self._submit(canvas_id, command, actor, command_id, expected_version, gesture)
 
     async def _submit(
         self,
@@ -258,11 +263,12 @@ class CanvasService:
         actor: str,
         command_id: str | None,
         expected_version: int | None,
+        gesture: str | None = None,
     ) -> CommandResult:
         if self._queue is None:
             raise RuntimeError("CanvasService.start() was not called")
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
-        submission = _Submission(canvas_id, command, actor, command_id, expected_version, future)
+        submission = _Submission(canvas_id, command, actor, command_id, expected_version, future, gesture=gesture)
         if command_id is not None:
             submission.command_hash = command_hash(command, expected_version)
         self._queue.put_nowait(submission)  # unbounded: put() would only add a coroutine to await
@@ -512,6 +518,7 @@ class CanvasService:
                 command_id=events_command_id,
                 timestamp=now,
                 schema_version=data.schema_version,
+                gesture=submission.gesture,
             )
             for offset, data in enumerate(new_data, start=1)
         ]

@@ -41,7 +41,7 @@ def test_the_facts_the_writer_and_the_fold_read():
     } == WAKING_EVENTS  # fmt: skip
     assert {
         "canvas.renamed", "layer.added", "layer.params_changed", "layer.deleted", "layer.restored",
-        "layer.visibility_changed", "layer.opacity_changed", "layer.renamed", "layer.moved",
+        "layer.visibility_changed", "layer.opacity_changed", "layer.renamed", "layer.moved", "version.named",
     } == UNDOABLE  # fmt: skip
     from server.core import projection
 

@@ -17,10 +17,12 @@ export class CommandError extends Error {
 }
 
 export class CommandQueue {
-  /** `send(message)` puts a frame on the socket and returns false when there is none to put it on. */
-  constructor({ send = () => false, makeId = () => newId('cmd-') } = {}) {
+  /** `send(message)` puts a frame on the socket and returns false when there is none to put it on;
+   * `gesture()` names the gesture a command submitted now is part of (client/js/gesture.js), or null. */
+  constructor({ send = () => false, makeId = () => newId('cmd-'), gesture = () => null } = {}) {
     this.send = send;
     this.makeId = makeId;
+    this.gesture = gesture;
     this.pending = new Map(); // command_id -> {message, resolve, reject, sent}
     this.listeners = new Set();
   }
@@ -43,6 +45,8 @@ export class CommandQueue {
     const id = commandId || this.makeId();
     const message = { type: 'command', command_id: id, command };
     if (expectedVersion !== undefined && expectedVersion !== null) message.expected_version = expectedVersion;
+    const gesture = command.type === 'undo' || command.type === 'redo' ? null : this.gesture();
+    if (gesture) message.gesture = gesture; // kept when resent: a retried command stays in its gesture
     let resolve;
     let reject;
     const promise = new Promise((res, rej) => {

@@ -23,6 +23,17 @@ export default {
       "undoable": true,
       "wakes_renders": false
     },
+    "canvas.restored": {
+      "fields": [
+        "version",
+        "count"
+      ],
+      "history_kind": "restore",
+      "history_marker": false,
+      "schema_version": 1,
+      "undoable": false,
+      "wakes_renders": false
+    },
     "history.redone": {
       "fields": [
         "first_seq",
@@ -180,8 +191,20 @@ export default {
       "schema_version": 1,
       "undoable": true,
       "wakes_renders": false
+    },
+    "version.named": {
+      "fields": [
+        "version",
+        "label"
+      ],
+      "history_kind": "checkpoint",
+      "history_marker": false,
+      "schema_version": 1,
+      "undoable": true,
+      "wakes_renders": false
     }
   },
+  "gesture_span": 2000,
   "history_depth": 100,
   "system_actors": [
     "engine"

@@ -59,6 +59,10 @@ export function describeEvent(event, { layerName = (id) => id, operationTitle = 
       return { kind, text: 'undid an edit' };
     case 'history.redone':
       return { kind, text: 'redid an edit' };
+    case 'canvas.restored':
+      return { kind, text: `restored version ${p.version}` };
+    case 'version.named':
+      return { kind, text: p.label ? `named version ${p.version} ${quote(p.label)}` : `removed the name of version ${p.version}` };
     default:
       return { kind, text: event.type.replace(/[._]/g, ' ') };
   }
@@ -86,9 +90,14 @@ export function relativeTime(timestamp, nowMs = Date.now()) {
 /** Marks for the timeline slider: the versions people made (not the engine's renders), as 0..1 positions. */
 export function timelineTicks(events, head) {
   if (head <= 1) return [];
-  return events
-    .filter((e) => e.actor !== SYSTEM_ACTOR)
-    .map((e) => ({ seq: e.seq, actor: e.actor, at: (e.seq - 1) / (head - 1) }));
+  return historySteps(events) // one mark per step: a whole drag is one mark, where it ended
+    .filter((s) => s.actor !== SYSTEM_ACTOR)
+    .map((s) => ({ seq: s.seq, actor: s.actor, at: (s.seq - 1) / (head - 1) }));
+}
+
+/** The step that event `seq` is part of (for the timeline's label), or null. */
+export function stepAt(events, seq) {
+  return historySteps(events).find((s) => s.first <= seq && seq <= s.seq && s.events.some((e) => e.seq === seq)) || null;
 }
 
 /** The event at version `seq`, by binary search over events sorted by seq. */
@@ -113,4 +122,69 @@ export function mergeEvents(events, more) {
   const bySeq = new Map(events.map((e) => [e.seq, e]));
   for (const e of more) bySeq.set(e.seq, e);
   return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+}
+
+/**
+ * The history as people think of it: one step per gesture, command, undo, redo or restore (the server's undo
+ * works on the same steps). A step is {seq (its last event: the version it leads to), first, actor, events,
+ * head (the event that names it), undone (for an undo or redo: the step it took back, when known)}. Renders
+ * (the engine's) are steps of their own. Oldest first.
+ */
+export function historySteps(events) {
+  let steps = STEPS.get(events); // the list, the timeline and its label ask for the same array's steps
+  if (!steps) STEPS.set(events, (steps = buildSteps(events)));
+  return steps;
+}
+
+const STEPS = new WeakMap(); // event list -> its steps (lists are replaced, never changed, when events come)
+
+function buildSteps(events) {
+  const steps = [];
+  const bySeq = new Map(); // seq -> its step
+  const open = new Map(); // `${actor}\u0000${gesture}` -> the gesture's step
+  let run = null; // the step the next events of the same command extend (a marker's count, a command's run)
+  for (const event of events) {
+    const gestureKey = event.gesture ? `${event.actor}\u0000${event.gesture}` : null;
+    let step = null;
+    if (run && run.remaining > 0 && event.command_id === run.step.commandId && event.actor === run.step.actor) {
+      step = run.step;
+      run.remaining -= 1;
+    } else if (gestureKey && open.has(gestureKey)) {
+      step = open.get(gestureKey);
+    } else if (run && run.remaining < 0 && event.command_id != null && event.command_id === run.step.commandId && event.seq === run.step.seq + 1) {
+      step = run.step; // more events of the same command
+    }
+    if (step) {
+      step.events.push(event);
+      step.seq = event.seq;
+    } else {
+      const p = event.payload || {};
+      step = { seq: event.seq, first: event.seq, actor: event.actor, commandId: event.command_id ?? null, events: [event], head: event, undone: null };
+      const marker = event.type === 'history.undone' || event.type === 'history.redone' || event.type === 'canvas.restored';
+      if (marker) step.undone = event.type === 'canvas.restored' ? null : bySeq.get(p.last_seq) || null;
+      run = { step, remaining: marker ? p.count ?? 0 : -1 };
+      steps.push(step);
+      if (gestureKey) open.set(gestureKey, step);
+    }
+    bySeq.set(event.seq, step);
+  }
+  return steps;
+}
+
+/** {kind, text} of a step: its head event's words; an undo names what it undid; a run, its last change. */
+export function describeStep(step, names = {}) {
+  const head = step.head;
+  if (head.type === 'history.undone' || head.type === 'history.redone') {
+    const word = head.type === 'history.undone' ? 'undid' : 'redid';
+    let target = step.undone; // a redo took back an undo: name the edit that undo took back
+    while (target && (target.head.type === 'history.undone' || target.head.type === 'history.redone')) target = target.undone;
+    const inner = target ? describeStep(target, names).text : null;
+    return { kind: describeEvent(head, names).kind, text: inner ? `${word}: ${inner}` : `${word} an edit` };
+  }
+  if (head.type === 'canvas.restored') return describeEvent(head, names);
+  const last = step.events[step.events.length - 1];
+  if (step.events.every((e) => e.type === last.type)) return describeEvent(last, names);
+  const first = describeEvent(head, names);
+  const more = step.events.length - 1;
+  return { kind: first.kind, text: `${first.text} and ${more} more change${more === 1 ? '' : 's'}` };
 }

@@ -9,11 +9,12 @@ import { descendants } from './dag.js';
 import FACTS from './events.js'; // generated from the server's event registry (server/core/event_registry.py)
 
 export const HISTORY_DEPTH = FACTS.history_depth;
+export const GESTURE_SPAN = FACTS.gesture_span;
 const SYSTEM_ACTORS = new Set(FACTS.system_actors);
 export const UNDOABLE = new Set(Object.keys(FACTS.events).filter((type) => FACTS.events[type].undoable));
 
 export function emptyState(canvasId = '') {
-  return { canvasId, version: 0, name: '', order: [], layers: {}, deleted: [], history: {}, compensatingUntil: 0, origin: null };
+  return { canvasId, version: 0, name: '', order: [], layers: {}, deleted: [], history: {}, compensatingUntil: 0, origin: null, checkpoints: {} };
 }
 
 /** A state from the server's JSON (GET …/state, welcome.state). Undo stacks come as counts: their entries
@@ -39,6 +40,7 @@ export function fromServer(json) {
     history,
     compensatingUntil: 0,
     origin: json.origin ?? null,
+    checkpoints: Object.fromEntries((json.checkpoints || []).map((c) => [c.version, c.label])),
   };
 }
 
@@ -168,6 +170,13 @@ const HANDLERS = {
   },
   'history.undone'() {},
   'history.redone'() {},
+  'canvas.restored'() {}, // a label for the restore's events, which do the work
+  'version.named'(draft, p) {
+    const checkpoints = { ...draft.checkpoints };
+    if (p.label) checkpoints[p.version] = p.label;
+    else delete checkpoints[p.version];
+    draft.checkpoints = checkpoints;
+  },
 };
 
 export const KNOWN_EVENT_TYPES = new Set(Object.keys(HANDLERS));
@@ -193,12 +202,19 @@ function trackHistory(draft, event) {
   const h = draft.history[user] || { undo: [], redo: [] };
   const top = h.undo[h.undo.length - 1];
   let undo;
-  if (top && top.commandId != null && top.commandId === event.command_id && top.last === event.seq - 1) {
-    undo = [...h.undo.slice(0, -1), { commandId: top.commandId, first: top.first, last: event.seq }];
+  if (top && continues(top, event)) {
+    undo = [...h.undo.slice(0, -1), { ...top, last: event.seq }];
   } else {
-    undo = [...h.undo, { commandId: event.command_id ?? null, first: event.seq, last: event.seq }].slice(-HISTORY_DEPTH);
+    const entry = { commandId: event.command_id ?? null, first: event.seq, last: event.seq, gesture: event.gesture ?? null };
+    undo = [...h.undo, entry].slice(-HISTORY_DEPTH);
   }
   draft.history[user] = { undo, redo: [] };
+}
+
+/** As the server's history: the same command's next event, or a later event of the same gesture. */
+function continues(top, event) {
+  if (top.gesture != null && top.gesture === event.gesture) return event.seq - top.first < GESTURE_SPAN;
+  return top.commandId != null && top.commandId === event.command_id && top.last === event.seq - 1;
 }
 
 function draftOf(state) {
@@ -253,5 +269,8 @@ export function toServerJson(state) {
     layers: state.order.map((id) => state.layers[id]),
     history,
     origin: state.origin ?? null,
+    checkpoints: Object.entries(state.checkpoints || {})
+      .map(([version, label]) => ({ version: Number(version), label }))
+      .sort((a, b) => a.version - b.version),
   };
 }

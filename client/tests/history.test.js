@@ -65,3 +65,31 @@ test('merging events keeps seq order without duplicates', () => {
   assert.deepEqual(mergeEvents(a, [ev(2, 'x', {}), ev(4, 'x', {}), ev(3, 'x', {})]).map((e) => e.seq), [1, 2, 3, 4]);
   assert.equal(mergeEvents(a, []), a);
 });
+
+test('history steps: a gesture is one step across others\u2019 edits; an undo names what it took back; a restore is one step', async () => {
+  const { historySteps, describeStep } = await import('../js/history.js');
+  const { ev: e } = await import('./helpers.js');
+  const opacity = (seq, value, gesture, actor = 'u1') => ({ ...e(seq, 'layer.opacity_changed', { layer_id: 'A', opacity: value }, { actor }), gesture });
+  const events = [
+    e(1, 'canvas.created', { name: 'x' }, { actor: 'creator' }),
+    e(2, 'layer.added', { layer_id: 'A', name: 'Sky', operation: 'txt2img', params: {}, seed: 1, parents: [] }),
+    opacity(3, 0.9, 'g1'),
+    e(4, 'layer.renamed', { layer_id: 'B', name: 'Theirs' }, { actor: 'u2' }),
+    opacity(5, 0.4, 'g1'),
+    e(6, 'history.undone', { first_seq: 3, last_seq: 5, count: 1 }, { commandId: 'undo-1' }),
+    e(7, 'layer.opacity_changed', { layer_id: 'A', opacity: 1 }, { commandId: 'undo-1' }),
+    e(8, 'history.redone', { first_seq: 7, last_seq: 7, count: 1 }, { commandId: 'redo-1' }),
+    e(9, 'layer.opacity_changed', { layer_id: 'A', opacity: 0.4 }, { commandId: 'redo-1' }),
+    e(10, 'canvas.restored', { version: 2, count: 2 }, { commandId: 'restore-1' }),
+    e(11, 'layer.opacity_changed', { layer_id: 'A', opacity: 1 }, { commandId: 'restore-1' }),
+    e(12, 'layer.renamed', { layer_id: 'B', name: 'B' }, { commandId: 'restore-1' }),
+  ];
+  const steps = historySteps(events);
+  const names = { layerName: (id) => ({ A: 'Sky', B: 'B' })[id] };
+  assert.deepEqual(steps.map((s) => [s.first, s.seq]), [[1, 1], [2, 2], [3, 5], [4, 4], [6, 7], [8, 9], [10, 12]]);
+  const texts = steps.map((s) => describeStep(s, names).text);
+  assert.equal(texts[2], 'set the opacity of “Sky” to 40%');
+  assert.equal(texts[4], 'undid: set the opacity of “Sky” to 40%');
+  assert.equal(texts[5], 'redid: set the opacity of “Sky” to 40%');
+  assert.equal(texts[6], 'restored version 2');
+});

@@ -160,6 +160,7 @@ test('from the server JSON: undo counts become stand-in entries that undo and re
     layers: [{ id: 'A', name: 'A', operation: 'txt2img', params: {}, seed: 1, parents: [], visible: true, opacity: 1, revision: 1, status: 'rendered', output: null, error: null, created_seq: 2, updated_seq: 3 }],
     history: { ada: { undo: 2, redo: 1 } },
     origin: { kind: 'fork', canvas_id: 'c0', version: 3 },
+    checkpoints: [{ version: 2, label: 'before the sky' }],
   };
   let state = fromServer(json);
   assert.deepEqual(toServerJson(state), json);
@@ -169,4 +170,12 @@ test('from the server JSON: undo counts become stand-in entries that undo and re
   ]).state;
   assert.deepEqual(historyCounts(state, 'ada'), { undo: 1, redo: 2 });
   assert.equal(state.layers.A.name, 'B');
+});
+
+test('checkpoints: a version gets a name, a new name replaces it, an empty one removes it', () => {
+  const named = (seq, version, label) => ev(seq, 'version.named', { version, label }, { actor: 'ada' });
+  let state = fold([created, added(2, 'A'), named(3, 2, 'before the sky'), named(4, 1, 'empty')]);
+  assert.deepEqual(toServerJson(state).checkpoints, [{ version: 1, label: 'empty' }, { version: 2, label: 'before the sky' }]);
+  state = applyEvents(state, [named(5, 2, 'the sky'), named(6, 1, '')]).state;
+  assert.deepEqual(state.checkpoints, { 2: 'the sky' });
 });

@@ -110,6 +110,14 @@ class Restore(_Command):
     version: Annotated[int, Field(ge=1)]
 
 
+class NameVersion(_Command):
+    """A checkpoint: name a version ("before the sky"); an empty label removes the name (undoable)."""
+
+    type: Literal["name_version"] = "name_version"
+    version: Annotated[int, Field(ge=1)]
+    label: Annotated[str, Field(max_length=80)]
+
+
 # Issued by the engine, never accepted from clients.
 class RecordRender(_Command):
     type: Literal["record_render"] = "record_render"
@@ -144,7 +152,8 @@ ClientCommand = Annotated[
     | RetryRender
     | Undo
     | Redo
-    | Restore,
+    | Restore
+    | NameVersion,
     Field(discriminator="type"),
 ]
 Command = (
@@ -160,11 +169,13 @@ Command = (
     | Undo
     | Redo
     | Restore
+    | NameVersion
     | RecordRender
     | RecordFailure
 )
 
 CommandId = Annotated[str, Field(min_length=1, max_length=128)]
+GestureId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 class CommandEnvelope(BaseModel):
@@ -172,6 +183,8 @@ class CommandEnvelope(BaseModel):
 
     command_id: CommandId
     expected_version: Annotated[int, Field(ge=0)] | None = None
+    # The commands of one gesture (a slider drag, a stroke, a burst of nudges) share it: one history entry.
+    gesture: GestureId | None = None
     command: ClientCommand
 
 

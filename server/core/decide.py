@@ -24,6 +24,7 @@ from server.core.commands import (
     Command,
     DeleteLayer,
     MoveLayer,
+    NameVersion,
     RecordFailure,
     RecordRender,
     Redo,
@@ -51,6 +52,7 @@ from server.core.events import (
     LayerRenderRequested,
     LayerRestored,
     LayerVisibilityChanged,
+    VersionNamed,
 )
 from server.core.history import PastReader, decide_history
 from server.core.projection import apply, empty_state
@@ -94,6 +96,8 @@ class Decider:
                 return decide_history(state, isinstance(command, Undo), actor, _needed(past, command))
             case Restore(version=version):
                 return decide_restore(state, version, _needed(past, command))
+            case NameVersion(version=version, label=label):
+                return self._name_version(state, version, label)
             case RenameCanvas(name=name):
                 return [] if name == state.name else [CanvasRenamed(name=name)]
             case AddLayer():
@@ -148,6 +152,12 @@ class Decider:
                 self._check_revision(state, command.layer_id, command.revision)
                 return [LayerFailed(command.layer_id, command.revision, command.reason)]
         raise CommandRejected("unknown_command", f"{type(command).__name__} is not decided here")
+
+    def _name_version(self, state: CanvasState, version: int, label: str) -> list[EventData]:
+        if version > state.version:
+            raise CommandRejected("bad_version", f"version {version} is out of range 1..{state.version}", "version")
+        label = " ".join(label.split())  # one line, as the timeline shows it
+        return [] if state.checkpoints.get(version, "") == label else [VersionNamed(version, label)]
 
     def _add_layer(self, state: CanvasState, command: AddLayer) -> LayerAdded:
         layer_id = command.layer_id or self.new_layer_id()

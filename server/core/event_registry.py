@@ -21,7 +21,7 @@ import orjson
 
 from server.core.events import EVENT_TYPES, EventData, HistoryRedone, HistoryUndone
 from server.core.history import INVERTERS, Inverter
-from server.core.projection import _HANDLERS, HISTORY_DEPTH, SYSTEM_ACTORS
+from server.core.projection import _HANDLERS, GESTURE_SPAN, HISTORY_DEPTH, SYSTEM_ACTORS
 
 CLIENT_FILE = Path(__file__).resolve().parents[2] / "client" / "js" / "events.js"
 # Events the fold handles only as history bookkeeping (server/core/projection.py: _track_history).
@@ -85,6 +85,7 @@ def client_facts() -> dict[str, Any]:
     """What the browser client's fold and history need to know of the server's events."""
     return {
         "history_depth": HISTORY_DEPTH,
+        "gesture_span": GESTURE_SPAN,
         "system_actors": sorted(SYSTEM_ACTORS),
         "events": {name: facts.client_json() for name, facts in sorted(EVENTS.items())},
     }

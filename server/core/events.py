@@ -186,6 +186,27 @@ class HistoryRedone(EventData):
 
 
 @dataclass(frozen=True, slots=True)
+class CanvasRestored(EventData):
+    """Marks a restore: the `count` events after it take the canvas back to `version` (one history step)."""
+
+    type: ClassVar[str] = "canvas.restored"
+    history_kind: ClassVar[str] = "restore"
+    version: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class VersionNamed(EventData):
+    """A checkpoint: `label` names `version` ("before the sky"); an empty label removes the name."""
+
+    type: ClassVar[str] = "version.named"
+    undoable: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "checkpoint"
+    version: int
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
 class LayerFailed(EventData):
     type: ClassVar[str] = "layer.failed"
     history_kind: ClassVar[str] = "fail"
@@ -212,6 +233,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         LayerRestored,
         HistoryUndone,
         HistoryRedone,
+        CanvasRestored,
+        VersionNamed,
     )
 }
 
@@ -232,13 +255,14 @@ class Event:
     command_id: str | None
     timestamp: float  # seconds since the epoch, UTC
     schema_version: int = field(default=1)
+    gesture: str | None = None  # the client's gesture the command was part of (history groups by it)
 
     @property
     def type(self) -> str:
         return self.data.type
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        raw = {
             "canvas_id": self.canvas_id,
             "seq": self.seq,
             "event_id": self.event_id,
@@ -249,6 +273,9 @@ class Event:
             "command_id": self.command_id,
             "timestamp": self.timestamp,
         }
+        if self.gesture is not None:  # only then: events outside gestures read as they always did
+            raw["gesture"] = self.gesture
+        return raw
 
 
 class UnknownEventType(ValueError):

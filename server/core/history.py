@@ -29,6 +29,7 @@ from server.core.events import (
     LayerRenamed,
     LayerRestored,
     LayerVisibilityChanged,
+    VersionNamed,
 )
 from server.core.projection import apply
 from server.core.rejection import CommandRejected
@@ -57,21 +58,42 @@ def decide_history(state: CanvasState, undoing: bool, user: str, past: PastReade
         raise CommandRejected(f"nothing_to_{word}", f"{user} has nothing to {word} on this canvas")
     entry = stack[-1]
     run = past.events_between(entry.first_seq - 1, entry.last_seq)
-    inverse = invert(past.state_at(entry.first_seq - 1), run, state)
+    gesture = entry.gesture
+    if gesture is None:
+        inverse = invert(past.state_at(entry.first_seq - 1), run, state)
+    else:  # other people's events between the gesture's commands are theirs: they stay
+        inverse = invert(past.state_at(entry.first_seq - 1), run, state,
+                         lambda event: event.actor == user and event.gesture == gesture)  # fmt: skip
     marker = HistoryUndone if undoing else HistoryRedone
     return [marker(entry.first_seq, entry.last_seq, len(inverse)), *inverse]
 
 
-def invert(before: CanvasState, run: Sequence[Event], current: CanvasState) -> list[EventData]:
-    """Events that take `current` back to how `run`'s layers were in `before` (the state just before `run`)."""
+def invert(
+    before: CanvasState,
+    run: Sequence[Event],
+    current: CanvasState,
+    inverted: Callable[[Event], bool] | None = None,
+) -> list[EventData]:
+    """Events that take `current` back to how `run`'s layers were in `before` (the state just before `run`);
+    only the events of `run` that are `inverted`, when given (the rest are folded, not taken back).
+
+    Each event is inverted against the state as the inversions of the later ones leave it: a gesture that
+    set an opacity twenty times is taken back step by step, not refused because its own later steps changed
+    the value."""
     states = [before]
     for event in run:
         states.append(apply(states[-1], event))
     inverse: list[EventData] = []
     for index in reversed(range(len(run))):
+        if inverted is not None and not inverted(run[index]):
+            continue
         inverter = INVERTERS.get(type(run[index].data))
-        if inverter is not None:
-            inverse.extend(inverter(run[index].data, states[index], states[index + 1], current))
+        if inverter is None:
+            continue
+        undone = inverter(run[index].data, states[index], states[index + 1], current)
+        inverse.extend(undone)
+        for data in undone:
+            current = apply(current, Event(current.canvas_id, current.version + 1, "", data, "engine", None, 0.0))
     return inverse
 
 
@@ -176,6 +198,15 @@ def _invert_moved(data: EventData, prior: CanvasState, after: CanvasState, curre
     return [LayerMoved(data.layer_id, prior.order.index(data.layer_id))]
 
 
+def _invert_version_named(
+    data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState
+) -> list[EventData]:
+    assert isinstance(data, VersionNamed)
+    if after.checkpoints.get(data.version, "") != current.checkpoints.get(data.version, ""):
+        raise _conflict(f"version {data.version} was named again since")
+    return [VersionNamed(data.version, prior.checkpoints.get(data.version, ""))]
+
+
 def _invert_canvas_renamed(
     data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState
 ) -> list[EventData]:
@@ -195,4 +226,5 @@ INVERTERS: dict[type[EventData], Inverter] = {
     LayerOpacityChanged: _invert_opacity,
     LayerRenamed: _invert_renamed,
     LayerMoved: _invert_moved,
+    VersionNamed: _invert_version_named,
 }

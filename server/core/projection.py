@@ -17,6 +17,7 @@ from typing import Any
 from server.core.events import (
     CanvasCreated,
     CanvasRenamed,
+    CanvasRestored,
     Event,
     EventData,
     HistoryRedone,
@@ -32,6 +33,7 @@ from server.core.events import (
     LayerRenderRequested,
     LayerRestored,
     LayerVisibilityChanged,
+    VersionNamed,
 )
 from server.core.pmap import PMap, PMapBuilder
 from server.core.state import (
@@ -56,6 +58,7 @@ UNDOABLE = frozenset(
         "layer.opacity_changed",
         "layer.renamed",
         "layer.moved",
+        "version.named",
     }
 )
 
@@ -107,6 +110,7 @@ class _Draft:
 
     __slots__ = (
         "_appended",
+        "_checkpoints",
         "_children",
         "_history",
         "_order",
@@ -145,6 +149,7 @@ class _Draft:
         self._history: dict[str, tuple[list[HistoryEntry], list[HistoryEntry]]] = {}
         self.compensating_until = state.compensating_until
         self.origin = state.origin
+        self._checkpoints: dict[int, str] | None = None  # copied on the first change only
         self._children: dict[str, list[str]] | None = None  # parent id -> ids reading it, built on first use
 
     def children(self) -> dict[str, list[str]]:
@@ -210,6 +215,14 @@ class _Draft:
             return self.base.order + tuple(self._appended)
         return self.base.order
 
+    def name_version(self, version: int, label: str) -> None:
+        if self._checkpoints is None:
+            self._checkpoints = dict(self.base.checkpoints)
+        if label:
+            self._checkpoints[version] = label
+        else:
+            self._checkpoints.pop(version, None)
+
     def freeze(self) -> CanvasState:
         return CanvasState(
             canvas_id=self.canvas_id,
@@ -222,6 +235,7 @@ class _Draft:
             history=self._frozen_history(),
             compensating_until=self.compensating_until,
             origin=self.origin,
+            checkpoints=self.base.checkpoints if self._checkpoints is None else MappingProxyType(self._checkpoints),
         )
 
 
@@ -229,6 +243,14 @@ def _canvas_created(draft: _Draft, data: CanvasCreated, seq: int) -> None:
     draft.created = True
     draft.name = data.name
     draft.origin = data.origin
+
+
+def _canvas_restored(draft: _Draft, data: CanvasRestored, seq: int) -> None:
+    """Only a label for the events after it, which do the restoring."""
+
+
+def _version_named(draft: _Draft, data: VersionNamed, seq: int) -> None:
+    draft.name_version(data.version, data.label)
 
 
 def _canvas_renamed(draft: _Draft, data: CanvasRenamed, seq: int) -> None:
@@ -387,6 +409,8 @@ def _layer_failed(draft: _Draft, data: LayerFailed, seq: int) -> None:
 _HANDLERS: dict[type[EventData], Callable[[_Draft, Any, int], None]] = {
     CanvasCreated: _canvas_created,
     CanvasRenamed: _canvas_renamed,
+    CanvasRestored: _canvas_restored,
+    VersionNamed: _version_named,
     LayerAdded: _layer_added,
     LayerParamsChanged: _layer_params_changed,
     LayerDeleted: _layer_deleted,
@@ -434,16 +458,22 @@ def _track_history(draft: _Draft, event: Event) -> None:
         return
     undo, redo = draft.stacks(user)
     top = undo[-1] if undo else None
-    if (
-        top is not None
-        and top.command_id is not None
-        and top.command_id == event.command_id
-        and top.last_seq == event.seq - 1
-    ):
-        undo[-1] = HistoryEntry(top.command_id, top.first_seq, event.seq)
+    if top is not None and _continues(top, event):
+        undo[-1] = HistoryEntry(top.command_id, top.first_seq, event.seq, top.gesture)
     else:
-        _push(undo, HistoryEntry(event.command_id, event.seq, event.seq))
+        _push(undo, HistoryEntry(event.command_id, event.seq, event.seq, event.gesture))
     redo.clear()  # a new edit ends what could be redone
+
+
+GESTURE_SPAN = 2000  # seqs one gesture's entry may span: an undo reads that much of the log, not more
+
+
+def _continues(top: HistoryEntry, event: Event) -> bool:
+    """Whether `event` belongs to the user's top entry: the next event of the same command, or a later event
+    of the same gesture (other people's events may lie between: they are not part of it)."""
+    if top.gesture is not None and top.gesture == event.gesture:
+        return event.seq - top.first_seq < GESTURE_SPAN
+    return top.command_id is not None and top.command_id == event.command_id and top.last_seq == event.seq - 1
 
 
 def apply(state: CanvasState, event: Event) -> CanvasState:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from server.core.events import (
     CanvasRenamed,
+    CanvasRestored,
     EventData,
     LayerDeleted,
     LayerMoved,
@@ -24,10 +25,12 @@ if TYPE_CHECKING:
 
 
 def decide_restore(current: CanvasState, version: int, past: PastReader) -> list[EventData]:
-    """The events of a `restore` command: those that take `current` to the state at `version`."""
+    """The events of a `restore` command: a marker naming the version (so the history can say "restored
+    version 12" as one step), then those that take `current` to the state at `version`."""
     if version > current.version:
         raise CommandRejected("bad_version", f"version {version} is out of range 1..{current.version}", "version")
-    return events_to_reach(current, past.state_at(version))
+    events = events_to_reach(current, past.state_at(version))
+    return [CanvasRestored(version, len(events)), *events] if events else []
 
 
 def events_to_reach(current: CanvasState, target: CanvasState) -> list[EventData]:

@@ -27,12 +27,15 @@ def encode_state(state: CanvasState) -> bytes:
             },
             "compensating_until": state.compensating_until,
             "origin": state.origin,
+            "checkpoints": [[version, label] for version, label in sorted(state.checkpoints.items())],
         }
     )
 
 
 def _entry(entry: HistoryEntry) -> list[Any]:
-    return [entry.command_id, entry.first_seq, entry.last_seq]
+    # a gesture only when there is one: snapshots written before gestures read back the same
+    head = [entry.command_id, entry.first_seq, entry.last_seq]
+    return head if entry.gesture is None else [*head, entry.gesture]
 
 
 def _layer_json(layer: Layer) -> list[Any]:
@@ -112,4 +115,6 @@ def decode_state(raw: bytes) -> CanvasState:
         ),
         compensating_until=data["compensating_until"],
         origin=data["origin"],
+        # snapshots written before checkpoints have none
+        checkpoints=MappingProxyType({version: label for version, label in data.get("checkpoints", ())}),
     )

@@ -86,6 +86,7 @@ class HistoryEntry:
     command_id: str | None
     first_seq: int
     last_seq: int
+    gesture: str | None = None  # an entry of a gesture spans its commands (others' events may lie between)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,7 @@ class CanvasState:
     history: Mapping[str, UserHistory] = field(default_factory=lambda: MappingProxyType({}))  # by user
     compensating_until: int = 0  # events up to this seq belong to an undo/redo, not to a user's edit
     origin: Mapping[str, Any] | None = None  # fork or import this canvas started from
+    checkpoints: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))  # version -> its name
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -137,6 +139,7 @@ class CanvasState:
             "layers": [self.layers[layer_id].to_json() for layer_id in self.order],
             "history": {user: {"undo": len(h.undo), "redo": len(h.redo)} for user, h in self.history.items()},
             "origin": self.origin,
+            "checkpoints": [{"version": v, "label": label} for v, label in sorted(self.checkpoints.items())],
         }
 
     def layer(self, layer_id: str) -> Layer | None:

@@ -124,8 +124,8 @@ class SQLEventStore:
                 # Straight through the driver: projecting a version reads up to 500 events, and SQLAlchemy's
                 # rows cost more than the decoding. The same statement as `_read_query`, by hand.
                 sql = (
-                    "SELECT seq, event_id, type, schema_version, payload, actor, command_id, timestamp FROM events "
-                    f"WHERE canvas_id = {placeholder} AND seq > {placeholder}"
+                    "SELECT seq, event_id, type, schema_version, payload, actor, command_id, timestamp, gesture "
+                    f"FROM events WHERE canvas_id = {placeholder} AND seq > {placeholder}"
                 )
                 params: list[Any] = [canvas_id, after]
                 if until is not None:
@@ -138,8 +138,8 @@ class SQLEventStore:
                 rows = _driver_execute(conn, sql, params).fetchall()
         return [
             Event(canvas_id, seq, event_id, decode_payload(event_type, schema_version, payload), actor, command_id,
-                  timestamp, schema_version)
-            for seq, event_id, event_type, schema_version, payload, actor, command_id, timestamp in rows
+                  timestamp, schema_version, gesture)
+            for seq, event_id, event_type, schema_version, payload, actor, command_id, timestamp, gesture in rows
         ]  # fmt: skip
 
     def canvases(self) -> list[CanvasInfo]:
@@ -247,6 +247,7 @@ def _read_query(canvas_id: str, after: int, until: int | None, limit: int | None
             events.c.actor,
             events.c.command_id,
             events.c.timestamp,
+            events.c.gesture,
         )
         .where(events.c.canvas_id == canvas_id, events.c.seq > after)
         .order_by(events.c.seq)
@@ -360,7 +361,7 @@ def _insert_many(conn: Connection, table: Any, columns: tuple[str, ...], rows: l
 
 
 _EVENT_COLUMNS = ("canvas_id", "seq", "event_id", "type", "schema_version", "payload", "actor", "command_id",
-                  "timestamp")  # fmt: skip
+                  "timestamp", "gesture")  # fmt: skip
 _COMMAND_COLUMNS = ("canvas_id", "command_id", "command_hash", "first_seq", "count", "created_at")
 
 
@@ -484,6 +485,7 @@ class WriteTransaction:
                         stored.actor,
                         stored.command_id,
                         stored.timestamp,
+                        stored.gesture,
                     )
                 )
             command_rows.extend(

@@ -30,6 +30,7 @@ class EventRow(SQLModel, table=True):
     actor: str = Field(max_length=128)
     command_id: str | None = Field(default=None, max_length=128)
     timestamp: float
+    gesture: str | None = Field(default=None, max_length=64)
 
 
 class CommandRow(SQLModel, table=True):

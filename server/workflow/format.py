@@ -28,6 +28,7 @@ from server.core.events import (
 from server.core.payload_types import PayloadTypeError, check_payload_types
 from server.image_checks import InvalidImage, inspect_image
 
+GESTURE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # as the command envelope's gesture
 FORMAT = "opendream.workflow"
 FORMAT_VERSION = 1
 PNG_KEY = "opendream-workflow"
@@ -154,7 +155,10 @@ def _parse_event(index: int, raw: Any) -> Event:
         raise InvalidWorkflow("command_id must be a string of at most 128 characters", f"{where}.command_id")
     if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
         raise InvalidWorkflow("timestamp must be a number", f"{where}.timestamp")
-    return Event("import", index + 1, "", data, actor, command_id, float(timestamp), schema_version)
+    gesture = raw.get("gesture")
+    if gesture is not None and not (isinstance(gesture, str) and GESTURE.match(gesture)):
+        raise InvalidWorkflow("gesture must be 1 to 64 letters, digits or _.:-", f"{where}.gesture")
+    return Event("import", index + 1, "", data, actor, command_id, float(timestamp), schema_version, gesture)
 
 
 def referenced_blobs(workflow: Workflow, operations: OperationRegistry) -> set[str]:

@@ -56,7 +56,7 @@ def events_to_import(workflow: Workflow, output_available: Callable[[str], bool]
         elif isinstance(data, HistoryUndone | HistoryRedone):
             data = type(data)(new_seq.get(data.first_seq, data.first_seq), new_seq.get(data.last_seq, data.last_seq),
                               data.count)  # fmt: skip
-        recorded.append(RecordedEvent(data, event.actor, event.command_id, event.timestamp))
+        recorded.append(RecordedEvent(data, event.actor, event.command_id, event.timestamp, event.gesture))
     return recorded
 
 

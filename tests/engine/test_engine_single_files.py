@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -97,16 +98,38 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
+def assert_same_weights(folder: Renderer, single: Renderer, name: str) -> None:
+    """The conversion is exact: every component of the file holds the folder's tensors, bit for bit."""
+    from_folder, from_file = folder.models.get().pipeline("txt2img"), single.models.get().pipeline("txt2img")
+    for component, module in from_folder.components.items():
+        if not isinstance(module, torch.nn.Module):
+            continue
+        expected, loaded = module.state_dict(), getattr(from_file, component).state_dict()
+        assert expected.keys() == loaded.keys(), f"{name} {component}: other tensors"
+        changed = [key for key in expected if not torch.equal(expected[key], loaded[key])]
+        assert not changed, f"{name} {component}: {changed[:3]} differ"
+
+
+def assert_same_picture(from_folder: np.ndarray, from_file: np.ndarray, what: str) -> None:
+    """Equal; or, on CPUs whose SIMD kernels round by the weights' memory alignment (AMD EPYC here: the folder's
+    tensors are read unaligned from their file), off by 1/255 in a few values, never more."""
+    difference = np.abs(from_folder.astype(int) - from_file.astype(int))
+    assert difference.max() <= 1 and np.count_nonzero(difference) <= difference.size // 1000, (
+        f"{what}: the single file paints differently (max {difference.max()}, {np.count_nonzero(difference)} values)"
+    )
+
+
 @pytest.mark.parametrize("name", list(STAND_INS))
 def test_a_single_file_paints_what_its_folder_paints(name: str, renderers: dict, stand_ins: dict) -> None:
     family = FAMILIES[name]
     folder, single = renderers[(name, "folder")], renderers[(name, "single file")]
     assert inspect_checkpoint(stand_ins[name].single_file).family is family
     assert single.models.get().family is family
+    assert_same_weights(folder, single, name)
     for operation in ("txt2img", "img2img", "inpaint"):
         from_folder, from_file = _outcome(folder, operation), _outcome(single, operation)
         assert isinstance(from_file, np.ndarray), from_file
-        assert np.array_equal(from_folder, from_file), f"{name} {operation}: the single file paints differently"
+        assert_same_picture(from_folder, from_file, f"{name} {operation}")
         assert from_file.std() > 1.0  # a picture, not a flat field
     pipe = single.models.get().pipeline("txt2img")
     assert type(getattr(pipe, "_inpaint", pipe)).__name__ == family.pipelines["txt2img"]
@@ -136,7 +159,7 @@ def test_a_ckpt_loads_too_with_weights_only(model_options: ModelOptions, stand_i
     folder = _stand_in(stand_in_root, "sd1").folder
     ckpt = convert_to_single_file(folder, stand_in_root / "sd1.ckpt", "sd1")
     renderer = Renderer(ModelManager(f"file:{ckpt}", model_options))
-    assert np.array_equal(_outcome(renderer, "txt2img"), _outcome(renderers[("sd1", "folder")], "txt2img"))
+    assert_same_picture(_outcome(renderers[("sd1", "folder")], "txt2img"), _outcome(renderer, "txt2img"), "sd1 .ckpt")
 
 
 def test_stabilitys_sd2_layout_keeps_the_unused_last_layer(

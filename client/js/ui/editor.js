@@ -24,6 +24,8 @@ import { bindShortcuts } from './shortcuts.js';
 import { CanvasSession } from '../session.js';
 import { LiveConnection, socketUrl } from '../live.js';
 import { CommandQueue } from '../commands.js';
+import { Gestures } from '../gesture.js';
+import { openCheckpointDialog } from './checkpoint-dialog.js';
 import { Backoff } from '../backoff.js';
 import { groupOperations } from '../schema.js';
 import { throttle } from '../throttle.js';
@@ -62,7 +64,8 @@ export class Editor {
       fetchState: () => this.api.state(canvasId),
       fetchEvents: (after) => this.api.events(canvasId, after),
     });
-    this.queue = new CommandQueue();
+    this.gestures = new Gestures().attach(document); // one drag or key burst = one history entry
+    this.queue = new CommandQueue({ gesture: () => this.gestures.current() });
     this.live = new LiveConnection({
       url: socketUrl(location, canvasId),
       hello: () => {
@@ -125,6 +128,7 @@ export class Editor {
       fork: (version) => this.timeTravel.fork(version),
       restore: (version) => this.timeTravel.restore(version),
       renderVersion: (version) => this.timeTravel.renderPast(version),
+      nameVersion: (version) => openCheckpointDialog(this, version, this.session.state?.checkpoints?.[version] ?? ''),
     });
     this.history = new HistoryList({ scrub: (version) => (version >= this.session.version ? this.timeTravel.backToLive() : this.timeTravel.scrubTo(version)) });
     this.topbar = new TopBar(this);
@@ -273,6 +277,7 @@ export class Editor {
       operationTitle: this.operationTitle,
       canRestore: this.canEdit,
       past: this.timeTravel.pastSummary(),
+      checkpoints: live.checkpoints || {},
     };
     this.timeline.update(historyArgs);
     if (this.right.tab === 'history') this.history.update(historyArgs);

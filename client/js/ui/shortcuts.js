@@ -5,8 +5,12 @@
 export function bindShortcuts(editor) {
   const { viewport } = editor;
   document.addEventListener('keydown', (event) => {
-    const typing = event.target.closest?.('input, textarea, select, [contenteditable]');
+    const field = event.target.closest?.('input, textarea, select, [contenteditable]');
     const mod = event.ctrlKey || event.metaKey;
+    // a slider or a checkbox keeps the focus after it is used: Ctrl+Z there still undoes the canvas, but its
+    // own keys (arrows, Delete…) stay its own
+    const control = field?.matches?.('input[type=range], input[type=checkbox], input[type=radio], input[type=color]');
+    const typing = field && !(control && mod);
     if (mod && event.key === 'Enter' && editor.panel.tab === 'new') {
       event.preventDefault();
       editor.panel.addLayer();

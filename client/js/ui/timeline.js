@@ -2,7 +2,7 @@
 // was, read-only), and a list of who did what in the side panel.
 
 import { h, icon, fill } from './dom.js';
-import { describeEvent, actorLabel, relativeTime, timelineTicks, eventAt, SYSTEM_ACTOR } from '../history.js';
+import { describeEvent, describeStep, historySteps, stepAt, actorLabel, relativeTime, timelineTicks, eventAt, SYSTEM_ACTOR } from '../history.js';
 import { COLOURS, initials } from '../identity.js';
 
 export function colourFor(user, people) {
@@ -24,14 +24,17 @@ export class TimelineBar {
     this.forkBtn = h('button.btn.btn-small', { type: 'button', onclick: () => this.actions.fork(this.value()), dataset: { testid: 'fork' }, title: 'Start a new canvas from this version' }, icon('fork'), 'Fork');
     this.restoreBtn = h('button.btn.btn-small.btn-primary', { type: 'button', onclick: () => this.actions.restore(this.value()), dataset: { testid: 'restore' }, title: 'Make this version the current one (undoable)' }, icon('restore'), 'Restore');
     this.renderBtn = h('button.btn.btn-small', { type: 'button', onclick: () => this.actions.renderVersion?.(this.value()), dataset: { testid: 'render-version' }, title: 'Render the layers this version never had a picture for' }, icon('sparkles'), 'Render this version');
+    this.nameBtn = h('button.btn.btn-small', { type: 'button', onclick: () => this.actions.nameVersion?.(this.scrubbing ? this.value() : this.head), dataset: { testid: 'name-version-button' }, title: 'Name this version (a checkpoint on the timeline)' }, icon('edit'), 'Name');
+    this.checkpointMarks = h('div.timeline-checkpoints');
     this.scrubActions = h('div.timeline-actions', null, this.renderBtn, this.forkBtn, this.restoreBtn, this.liveBtn);
     this.el = h(
       'footer.timeline',
       { dataset: { testid: 'timeline' } },
       h('span.timeline-icon', { title: 'History' }, icon('history')),
-      h('div.timeline-track', null, this.ticks, this.slider),
+      h('div.timeline-track', null, this.ticks, this.checkpointMarks, this.slider),
       this.version,
       h('div.timeline-info', null, this.label),
+      this.nameBtn,
       this.scrubActions,
     );
     this.slider.addEventListener('input', () => {
@@ -47,7 +50,26 @@ export class TimelineBar {
     return Number(this.slider.value);
   }
 
-  update({ head, scrubVersion, events, people, me, names, layerName, operationTitle, canRestore, past = null }) {
+  /** Named versions as labelled marks over the track (a click goes there). */
+  drawCheckpoints(checkpoints) {
+    const key = `${this.head}:${JSON.stringify(checkpoints)}`;
+    if (key === this.checkpointsKey) return;
+    this.checkpointsKey = key;
+    const at = (version) => (this.head <= 1 ? 0 : (version - 1) / (this.head - 1));
+    fill(this.checkpointMarks,
+      ...Object.entries(checkpoints).map(([version, label]) =>
+        h('button.checkpoint-mark', {
+          type: 'button',
+          style: { left: `calc(${at(Number(version))} * (100% - 14px) + 7px)` },
+          title: `Version ${version}: ${label}`,
+          dataset: { testid: 'checkpoint-mark', version },
+          onclick: () => (Number(version) >= this.head ? this.actions.live() : this.actions.scrub(Number(version))),
+        }, h('span.checkpoint-label', null, label)),
+      ),
+    );
+  }
+
+  update({ head, scrubVersion, events, people, me, names, layerName, operationTitle, canRestore, past = null, checkpoints = {} }) {
     this.head = Math.max(1, head);
     this.scrubbing = scrubVersion != null;
     this.slider.max = String(this.head);
@@ -60,10 +82,13 @@ export class TimelineBar {
     const event = this.scrubbing ? eventAt(events, value) : lastHumanEvent(events);
     if (event) {
       const who = actorLabel(event.actor, { me, names });
-      const what = describeEvent(event, { layerName, operationTitle }).text;
+      const step = stepAt(events, event.seq); // a drag's last tick reads as the drag, an undo as the undo
+      const what = (step ? describeStep(step, { layerName, operationTitle }) : describeEvent(event, { layerName, operationTitle })).text;
       fill(this.label, h('span.dot', { style: { background: colourFor(event.actor, people) } }), h('strong', null, who), ` ${what}`, h('span.muted', null, ` · ${relativeTime(event.timestamp)}`));
     } else fill(this.label, h('span.muted', null, this.scrubbing ? 'Loading…' : 'Live'));
     this.scrubActions.hidden = !this.scrubbing;
+    this.nameBtn.hidden = !canRestore;
+    this.drawCheckpoints(checkpoints);
     this.restoreBtn.hidden = !canRestore;
     // a past version whose layers never had a picture: an editor may have them rendered (a viewer may not)
     this.renderBtn.hidden = !(this.scrubbing && past && past.canRender && past.renderable > 0 && !past.checking);
@@ -101,22 +126,25 @@ export class HistoryList {
     const key = `${events.length}:${events.at(-1)?.seq}:${scrubVersion}:${names.size}:${people.length}`;
     if (key === this.key) return;
     this.key = key;
-    const shown = events.filter((e) => this.showRenders || e.actor !== SYSTEM_ACTOR).slice(-300).reverse();
+    // one entry per step (a whole slider drag, an undo, a restore), as the server's undo counts them
+    const shown = historySteps(events).filter((s) => this.showRenders || s.actor !== SYSTEM_ACTOR).slice(-300).reverse();
     const current = scrubVersion ?? head;
     fill(this.list, 
-      ...shown.map((event) => {
-        const who = actorLabel(event.actor, { me, names });
-        const { kind, text } = describeEvent(event, { layerName, operationTitle });
+      ...shown.map((step) => {
+        const who = actorLabel(step.actor, { me, names });
+        const { kind, text } = describeStep(step, { layerName, operationTitle });
+        const span = step.first === step.seq ? `v${step.seq}` : `v${step.first}–${step.seq}`;
+        const last = step.events[step.events.length - 1];
         return h(
           'li.history-item',
           {
-            class: `${event.seq === current ? 'current' : ''} ${event.seq > current ? 'future' : ''} kind-${kind}`,
-            dataset: { seq: String(event.seq) },
-            title: `Version ${event.seq}: show the canvas as it was`,
-            onclick: () => this.actions.scrub(event.seq),
+            class: `${step.seq === current ? 'current' : ''} ${step.seq > current ? 'future' : ''} kind-${kind}`,
+            dataset: { seq: String(step.seq), first: String(step.first) },
+            title: `Version ${step.seq}: show the canvas as it was`,
+            onclick: () => this.actions.scrub(step.seq),
           },
-          h('span.avatar.avatar-small', { style: { background: colourFor(event.actor, people) } }, event.actor === SYSTEM_ACTOR ? icon('sparkles', { size: 12 }) : initials(who)),
-          h('span.history-text', null, h('strong', null, who), ` ${text}`, h('small', null, `v${event.seq} · ${relativeTime(event.timestamp)}`)),
+          h('span.avatar.avatar-small', { style: { background: colourFor(step.actor, people) } }, step.actor === SYSTEM_ACTOR ? icon('sparkles', { size: 12 }) : initials(who)),
+          h('span.history-text', null, h('strong', null, who), ` ${text}`, h('small', null, `${span} · ${relativeTime(last.timestamp)}`)),
         );
       }),
     );
