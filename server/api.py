@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import io
 import secrets
 from collections.abc import Callable
 from math import ceil
@@ -15,10 +17,11 @@ from starlette.responses import FileResponse, Response
 
 import server
 from server.auth import RANK, SHARE_ROLES, Grant, Role, Share, attributed_user
-from server.blobstore import BlobNotFound, InvalidBlobName, check_name
+from server.blobstore import BlobNotFound, BlobStore, InvalidBlobName, check_name
 from server.composite import composite_png
 from server.core.commands import MalformedCommand, parse_envelope
 from server.core.decide import CommandRejected
+from server.core.state import CanvasState, RenderOutput
 from server.heap import collection_paused
 from server.http import ApiError, JSONResponse, int_query, read_body, read_json
 from server.image_checks import InvalidImage, describe_limits, inspect_image
@@ -36,7 +39,6 @@ from server.workflow import (
 from server.workflow.imports import imported_name
 
 if TYPE_CHECKING:
-    from server.core.state import CanvasState
     from server.services import Services
 
 REJECTION_STATUS = {
@@ -478,17 +480,56 @@ async def layer_png(request: Request) -> Response:
     return Response(body, media_type="image/png", headers=_download(f"{_slug(layer.name)}.png"))
 
 
+THUMBNAIL_SIDE = 256  # `?thumbnail=1`: the timeline's hover card, not a file to keep
+
+
 async def composite_png_route(request: Request) -> Response:
+    """The canvas flattened, latest or at `?version=N`, with its workflow inside; `?thumbnail=1`: at most 256 px
+    a side and without the workflow (the timeline shows one per version hovered)."""
     svc = services(request)
     canvas_id = request.path_params["canvas_id"]
     await grant_for(request, canvas_id, "viewer")
     state = await state_at_query(request, canvas_id)
+    if "version" in request.query_params and svc.renders is not None:
+        # a past version looks as the editor shows it: with the pictures its layers got later (recorded or
+        # cached for the same params), never rendering anything for it
+        state = await asyncio.to_thread(_with_images, state, await svc.renders.images_at(state), svc.blobs)
     png = await asyncio.to_thread(composite_png, state, svc.blobs, svc.operations)
     if png is None:
         raise ApiError(404, "no_image", "no visible layer has an image at this version")
+    if request.query_params.get("thumbnail") == "1":
+        thumbnail = await asyncio.to_thread(_thumbnail, png, THUMBNAIL_SIDE)
+        return Response(thumbnail, media_type="image/png", headers={"Cache-Control": "no-store"})
     document = await _workflow(request, canvas_id, include_renders=False)
     body = await asyncio.to_thread(embed_in_png, png, document)
     return Response(body, media_type="image/png", headers=_download(f"{_slug(state.name)}-v{state.version}.png"))
+
+
+def _with_images(state: CanvasState, images: dict[str, dict[str, Any]], blobs: BlobStore) -> CanvasState:
+    """`state` with each layer that had no picture then given the one `images_at` found for it."""
+    from PIL import Image
+
+    layers = dict(state.layers)
+    for layer_id, image in images.items():
+        layer = layers.get(layer_id)
+        sha256 = image.get("sha256")
+        if layer is None or not sha256 or (layer.status == "rendered" and layer.output is not None):
+            continue
+        with Image.open(io.BytesIO(blobs.get(sha256))) as picture:
+            width, height = picture.size
+        output = RenderOutput(sha256, width, height, fingerprint={}, duration_ms=0.0, cached=True)
+        layers[layer_id] = dataclasses.replace(layer, status="rendered", output=output)
+    return dataclasses.replace(state, layers=layers)
+
+
+def _thumbnail(png: bytes, side: int) -> bytes:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as picture:
+        picture.thumbnail((side, side))
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _download(filename: str) -> dict[str, str]:

@@ -643,7 +643,7 @@ class LiveHub:
 
     async def _presence(self, connection: Connection, room: Room, message: PresenceMessage) -> None:
         presence = Presence(connection.user, connection.id, connection.name, connection.colour, message.cursor,
-                            message.selected_layer).to_json()  # fmt: skip
+                            message.selected_layer, message.viewport).to_json()  # fmt: skip
         connection.presence = presence
         self._offer(room, f"presence:{connection.id}", Pending(encode(presence), connection, connection.id, presence))
 

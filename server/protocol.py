@@ -43,6 +43,23 @@ def _cursor(value: Any) -> dict[str, float] | None:
     return None
 
 
+# A shared viewport: the world point at the centre of the sender's screen and its zoom (view.js's scale bounds,
+# with slack). Out of range or not finite, it is dropped rather than refused: presence is best effort.
+VIEWPORT_ZOOM = (1 / 64, 128.0)
+
+
+def _viewport(value: Any) -> dict[str, float] | None:
+    if not isinstance(value, dict):
+        return None
+    centre = _cursor(value)  # x, y: numbers under 1e7 in size (NaN and infinities fail that comparison)
+    zoom = value.get("zoom")
+    if centre is None or isinstance(zoom, bool) or not isinstance(zoom, int | float):
+        return None
+    if not VIEWPORT_ZOOM[0] <= zoom <= VIEWPORT_ZOOM[1]:
+        return None
+    return {**centre, "zoom": float(zoom)}
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -94,12 +111,13 @@ class PresenceMessage(Inbound):
     type: ClassVar[str] = "presence"
     cursor: dict[str, float] | None
     selected_layer: str | None
+    viewport: dict[str, float] | None = None  # {x, y, zoom}: what a follower of this person sees
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> PresenceMessage:
         selected = message.get("selected_layer")
         return cls(_cursor(message.get("cursor")), selected if isinstance(selected, str) and len(selected) <= 128
-                   else None)  # fmt: skip
+                   else None, _viewport(message.get("viewport")))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,10 +276,12 @@ class Presence(Outbound):
     colour: str
     cursor: dict[str, float] | None
     selected_layer: str | None
+    viewport: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:  # the busiest message: every cursor move
         return {"type": "presence", "user": self.user, "conn": self.conn, "name": self.name, "colour": self.colour,
-                "cursor": self.cursor, "selected_layer": self.selected_layer}  # fmt: skip
+                "cursor": self.cursor, "selected_layer": self.selected_layer,
+                "viewport": self.viewport}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
