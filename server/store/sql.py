@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server.core.events import Event, decode_payload
 from server.store.base import AppendRequest, CanvasInfo, CommandRecord, ConcurrencyError, RenderRecord, Snapshot
-from server.store.tables import CanvasBlobRow, CanvasRow, CommandRow, EventRow, RenderRow, SnapshotRow
+from server.store.tables import CanvasBlobRow, CanvasRow, CommandRow, EventRow, PersonRow, RenderRow, SnapshotRow
 
 canvases = CanvasRow.__table__  # type: ignore[attr-defined]
 events = EventRow.__table__  # type: ignore[attr-defined]
@@ -513,3 +514,98 @@ class WriteTransaction:
         for request in requests:
             if request.blobs and not request.unlisted:
                 _name_blobs(conn, request.canvas_id, request.blobs)
+
+
+# --- people: who a canvas's users are (display names, not authentication) -----------------------------------
+
+people = PersonRow.__table__  # type: ignore[attr-defined]
+PEOPLE_PER_CANVAS = 200  # the most recently seen people a canvas keeps: 10,000 hellos leave 200 rows
+PEOPLE_PER_TOKEN = 50  # of them, from one link: a flood through one share link cannot push everyone else out
+LAST_SEEN_EVERY_S = 60.0  # an unchanged person's last_seen is rewritten at most this often (one write a minute)
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    user: str  # the events' actor: t<token id>[.<browser id>]
+    name: str
+    colour: str  # #rrggbb
+    last_seen: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user": self.user, "name": self.name, "colour": self.colour, "last_seen": self.last_seen}
+
+
+class PeopleStore:
+    """The `people` table: one row per (canvas, user), the latest name and colour. Bounded per canvas and per
+    token on every insert (the least recently seen go first); callers rate-limit the changes (server/people.py)."""
+
+    def __init__(self, writer: Engine, reader: Engine) -> None:
+        self._writer = writer
+        self._reader = reader
+
+    @classmethod
+    def beside(cls, store: object) -> PeopleStore:
+        """The people of the canvases `store` holds, in the same database."""
+        if not isinstance(store, SQLEventStore):
+            raise TypeError(f"people are kept in a SQL store, not in {type(store).__name__}")
+        return cls(store.writer_engine, store.reader_engine)
+
+    def person(self, canvas_id: str, user: str) -> Person | None:
+        with self._reader.connect() as conn:
+            row = conn.execute(select(people).where(people.c.canvas_id == canvas_id, people.c.user_id == user)).first()
+        return None if row is None else Person(row.user_id, row.name, row.colour, row.last_seen)
+
+    def people(self, canvas_id: str, limit: int = PEOPLE_PER_CANVAS) -> list[Person]:
+        """The canvas's people, most recently seen first."""
+        with self._reader.connect() as conn:
+            rows = conn.execute(
+                select(people)
+                .where(people.c.canvas_id == canvas_id)
+                .order_by(people.c.last_seen.desc(), people.c.user_id)
+                .limit(limit)
+            ).all()
+        return [Person(row.user_id, row.name, row.colour, row.last_seen) for row in rows]
+
+    def record(self, canvas_id: str, person: Person, token_id: str, *, change: bool = True) -> bool:
+        """Remember that `person` was seen now. With `change` False (its change was rate-limited) only an existing
+        row's last_seen moves. True when the stored name or colour changed (or the person is new)."""
+        with self._writer.begin() as conn:
+            key = (people.c.canvas_id == canvas_id, people.c.user_id == person.user)
+            row = conn.execute(select(people.c.name, people.c.colour, people.c.last_seen).where(*key)).first()
+            if row is None:
+                if not change:
+                    return False
+                values = {"canvas_id": canvas_id, "user_id": person.user, "token_id": token_id, "name": person.name,
+                          "colour": person.colour, "last_seen": person.last_seen}  # fmt: skip
+                # another replica may insert the same person at the same moment: theirs stands
+                conn.execute(_dialect_insert(conn)(people).values(values).on_conflict_do_nothing())
+                self._prune(conn, canvas_id, token_id)
+                return True
+            changed = change and (row.name, row.colour) != (person.name, person.colour)
+            news: dict[str, Any] = {"name": person.name, "colour": person.colour} if changed else {}
+            if changed or person.last_seen - row.last_seen >= LAST_SEEN_EVERY_S:
+                conn.execute(update(people).where(*key).values(last_seen=person.last_seen, **news))
+            return changed
+
+    @staticmethod
+    def _prune(conn: Connection, canvas_id: str, token_id: str) -> None:
+        """Keep the most recently seen: PEOPLE_PER_TOKEN of this token's, PEOPLE_PER_CANVAS in all."""
+        for scope, keep in (((people.c.token_id == token_id,), PEOPLE_PER_TOKEN), ((), PEOPLE_PER_CANVAS)):
+            kept = (
+                select(people.c.user_id)
+                .where(people.c.canvas_id == canvas_id, *scope)
+                .order_by(people.c.last_seen.desc(), people.c.user_id)
+                .limit(keep)
+            )
+            conn.execute(delete(people).where(people.c.canvas_id == canvas_id, *scope, people.c.user_id.not_in(kept)))
+
+
+def _dialect_insert(conn: Connection) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (Core's generic one has not)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert

@@ -107,3 +107,21 @@ class CanvasBlobRow(SQLModel, table=True):
 
     canvas_id: str = Field(primary_key=True, foreign_key="canvases.id", max_length=64)
     sha256: str = Field(primary_key=True, max_length=64)
+
+
+class PersonRow(SQLModel, table=True):
+    """Who a canvas's people are: the display name and colour a user (`t<token id>[.<browser id>]`, the events'
+    actor) last said in a hello, so history names people who are offline or came before you. Bounded per canvas
+    (`PeopleStore`, server/store/sql.py)."""
+
+    __tablename__ = "people"
+
+    canvas_id: str = Field(primary_key=True, foreign_key="canvases.id", max_length=64)
+    user_id: str = Field(primary_key=True, max_length=128)
+    token_id: str = Field(max_length=32)  # whose link let them in: one link's people are bounded apart
+    name: str = Field(max_length=64)
+    colour: str = Field(max_length=7)
+    last_seen: float
+
+
+Index("ix_people_canvas_last_seen", PersonRow.canvas_id, PersonRow.last_seen)  # type: ignore[arg-type]
