@@ -3,25 +3,43 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 from engine.operation import OperationRegistry
 from server.blobstore import BlobStore
 from server.core.state import CanvasState
 
+if TYPE_CHECKING:
+    from engine.document import Placed
+
 SHOWN = ("rendered", "stale")  # a stale layer still shows its last image
 
 
 def composite_png(state: CanvasState, blobs: BlobStore, operations: OperationRegistry) -> bytes | None:
-    """The visible image layers flattened bottom to top with their opacity; masks are not pictures and are
-    left out. The canvas takes the size of the lowest visible layer. None when nothing is visible."""
-    import numpy as np
-    from PIL import Image
-
-    from engine.blend import composite_over, to_image
-    from engine.ops.composite import place
+    """The document as the editor shows it: its frame and background, the visible image layers placed and
+    flattened bottom to top with their opacity (engine/document.py); masks are not pictures and are left out.
+    None when there is nothing to show."""
+    from engine.blend import to_image
+    from engine.document import flatten
     from engine.png import encode_png
 
-    layers = []
+    placed = placed_layers(state, blobs, operations)
+    if state.width and state.height:
+        size = (state.width, state.height)
+    elif placed:  # a past version from before its first render, shown with a later picture: that one's size
+        size = placed[0].image.size
+    else:
+        return None
+    return encode_png(to_image(flatten(size, placed, state.background)))
+
+
+def placed_layers(state: CanvasState, blobs: BlobStore, operations: OperationRegistry) -> list[Placed]:
+    """The visible pictures of the canvas, bottom first, each with its opacity and placement."""
+    from PIL import Image
+
+    from engine.document import Placed
+
+    placed = []
     for layer_id in state.order:
         layer = state.layers[layer_id]
         operation = operations.get(layer.operation)
@@ -29,11 +47,8 @@ def composite_png(state: CanvasState, blobs: BlobStore, operations: OperationReg
             continue
         if operation is not None and operation.category == "mask":
             continue
-        layers.append((Image.open(io.BytesIO(blobs.get(layer.output.sha256))), layer.opacity))
-    if not layers:
-        return None
-    size = layers[0][0].size
-    result = np.zeros((size[1], size[0], 4), dtype=np.float64)
-    for image, opacity in layers:
-        result = composite_over(result, place(image, size, 0, 0), opacity, "normal")
-    return encode_png(to_image(result))
+        image = Image.open(io.BytesIO(blobs.get(layer.output.sha256)))
+        where = layer.placement
+        placed.append(Placed(image, layer.opacity, where.x, where.y, where.scale, where.rotation, where.flip_x,
+                             where.flip_y))  # fmt: skip
+    return placed

@@ -42,6 +42,7 @@ def test_the_facts_the_writer_and_the_fold_read():
     assert {
         "canvas.renamed", "layer.added", "layer.params_changed", "layer.deleted", "layer.restored",
         "layer.visibility_changed", "layer.opacity_changed", "layer.renamed", "layer.moved", "version.named",
+        "canvas.resized", "layer.transformed",
     } == UNDOABLE  # fmt: skip
     from server.core import projection
 

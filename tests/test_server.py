@@ -94,6 +94,8 @@ def test_create_list_and_read_a_canvas(client):
         "layers": [],
         "history": {},
         "origin": None,
+        "checkpoints": [],
+        "document": {"width": 0, "height": 0, "background": None},
     }
     [event] = client.get(f"/api/canvases/{canvas_id}/events").json()["events"]
     assert (

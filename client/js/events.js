@@ -23,6 +23,18 @@ export default {
       "undoable": true,
       "wakes_renders": false
     },
+    "canvas.resized": {
+      "fields": [
+        "width",
+        "height",
+        "background"
+      ],
+      "history_kind": "resize",
+      "history_marker": false,
+      "schema_version": 1,
+      "undoable": true,
+      "wakes_renders": false
+    },
     "canvas.restored": {
       "fields": [
         "version",
@@ -180,6 +192,22 @@ export default {
       "schema_version": 1,
       "undoable": true,
       "wakes_renders": true
+    },
+    "layer.transformed": {
+      "fields": [
+        "layer_id",
+        "x",
+        "y",
+        "scale",
+        "rotation",
+        "flip_x",
+        "flip_y"
+      ],
+      "history_kind": "transform",
+      "history_marker": false,
+      "schema_version": 1,
+      "undoable": true,
+      "wakes_renders": false
     },
     "layer.visibility_changed": {
       "fields": [

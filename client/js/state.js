@@ -13,15 +13,18 @@ export const GESTURE_SPAN = FACTS.gesture_span;
 const SYSTEM_ACTORS = new Set(FACTS.system_actors);
 export const UNDOABLE = new Set(Object.keys(FACTS.events).filter((type) => FACTS.events[type].undoable));
 
+/** Where a layer's image sits on the document (server/core/state.py Placement): identity is (0, 0), 1:1. */
+export const IDENTITY = Object.freeze({ x: 0, y: 0, scale: 1, rotation: 0, flip_x: false, flip_y: false });
+
 export function emptyState(canvasId = '') {
-  return { canvasId, version: 0, name: '', order: [], layers: {}, deleted: [], history: {}, compensatingUntil: 0, origin: null, checkpoints: {} };
+  return { canvasId, version: 0, name: '', order: [], layers: {}, deleted: [], history: {}, compensatingUntil: 0, origin: null, checkpoints: {}, document: { width: 0, height: 0, background: null } };
 }
 
 /** A state from the server's JSON (GET …/state, welcome.state). Undo stacks come as counts: their entries
  * are stand-ins (an undo always takes the top entry, so only the counts matter for what comes before). */
 export function fromServer(json) {
   const layers = {};
-  for (const layer of json.layers || []) layers[layer.id] = { ...layer };
+  for (const layer of json.layers || []) layers[layer.id] = { ...layer, placement: { ...IDENTITY, ...layer.placement } };
   const history = {};
   for (const [user, counts] of Object.entries(json.history || {})) {
     const placeholder = () => ({ commandId: null, first: -1, last: -1 });
@@ -41,6 +44,7 @@ export function fromServer(json) {
     compensatingUntil: 0,
     origin: json.origin ?? null,
     checkpoints: Object.fromEntries((json.checkpoints || []).map((c) => [c.version, c.label])),
+    document: { width: 0, height: 0, background: null, ...json.document },
   };
 }
 
@@ -101,6 +105,7 @@ const HANDLERS = {
       error: null,
       created_seq: seq,
       updated_seq: seq,
+      placement: { ...IDENTITY },
     };
     draft.order.push(p.layer_id);
   },
@@ -126,7 +131,7 @@ const HANDLERS = {
     for (let i = 0; i < Math.min(layers.length, positions.length); i++) {
       const layer = layers[i];
       if (draft.layers[layer.id] || (layer.parents || []).some((parent) => !draft.layers[parent])) continue;
-      draft.layers[layer.id] = { ...layer, parents: [...layer.parents], updated_seq: seq };
+      draft.layers[layer.id] = { ...layer, parents: [...layer.parents], updated_seq: seq, placement: { ...IDENTITY, ...layer.placement } };
       const index = Math.min(Math.max(positions[i], 0), draft.order.length);
       draft.order.splice(index, 0, layer.id);
       draft.deleted = draft.deleted.filter((id) => id !== layer.id);
@@ -162,6 +167,8 @@ const HANDLERS = {
       extra: [...(p.extra_outputs || [])],
     };
     update(draft, p.layer_id, seq, { status: 'rendered', output, error: null });
+    // a document without a size takes the first picture's (server/core/projection.py)
+    if (!draft.document.width) draft.document = { ...draft.document, width: p.width, height: p.height };
   },
   'layer.failed'(draft, p, seq) {
     const layer = draft.layers[p.layer_id];
@@ -171,6 +178,13 @@ const HANDLERS = {
   'history.undone'() {},
   'history.redone'() {},
   'canvas.restored'() {}, // a label for the restore's events, which do the work
+  'canvas.resized'(draft, p) {
+    draft.document = { width: p.width, height: p.height, background: p.background ?? null };
+  },
+  'layer.transformed'(draft, p, seq) {
+    const { x, y, scale = 1, rotation = 0, flip_x = false, flip_y = false } = p;
+    update(draft, p.layer_id, seq, { placement: { x, y, scale, rotation, flip_x, flip_y } });
+  },
   'version.named'(draft, p) {
     const checkpoints = { ...draft.checkpoints };
     if (p.label) checkpoints[p.version] = p.label;
@@ -272,5 +286,6 @@ export function toServerJson(state) {
     checkpoints: Object.entries(state.checkpoints || {})
       .map(([version, label]) => ({ version: Number(version), label }))
       .sort((a, b) => a.version - b.version),
+    document: { ...state.document },
   };
 }

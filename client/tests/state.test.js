@@ -157,10 +157,11 @@ test('undo history: runs of one command are one step; an undo moves it to redo; 
 test('from the server JSON: undo counts become stand-in entries that undo and redo still count right', () => {
   const json = {
     canvas_id: 'c1', version: 5, name: 'n', order: ['A'],
-    layers: [{ id: 'A', name: 'A', operation: 'txt2img', params: {}, seed: 1, parents: [], visible: true, opacity: 1, revision: 1, status: 'rendered', output: null, error: null, created_seq: 2, updated_seq: 3 }],
+    layers: [{ id: 'A', name: 'A', operation: 'txt2img', params: {}, seed: 1, parents: [], visible: true, opacity: 1, revision: 1, status: 'rendered', output: null, error: null, created_seq: 2, updated_seq: 3, placement: { x: 40, y: -8, scale: 0.5, rotation: 90, flip_x: true, flip_y: false } }],
     history: { ada: { undo: 2, redo: 1 } },
     origin: { kind: 'fork', canvas_id: 'c0', version: 3 },
     checkpoints: [{ version: 2, label: 'before the sky' }],
+    document: { width: 640, height: 480, background: '#202020' },
   };
   let state = fromServer(json);
   assert.deepEqual(toServerJson(state), json);
@@ -178,4 +179,18 @@ test('checkpoints: a version gets a name, a new name replaces it, an empty one r
   assert.deepEqual(toServerJson(state).checkpoints, [{ version: 1, label: 'empty' }, { version: 2, label: 'before the sky' }]);
   state = applyEvents(state, [named(5, 2, 'the sky'), named(6, 1, '')]).state;
   assert.deepEqual(state.checkpoints, { 2: 'the sky' });
+});
+
+test('the document takes the first picture\'s size until resized; a transform places a layer; restore keeps places', () => {
+  let state = fold([created, added(2, 'A'), rendered(3, 'A')]);
+  assert.deepEqual(state.document, { width: 64, height: 64, background: null });
+  state = applyEvents(state, [
+    ev(4, 'canvas.resized', { width: 256, height: 128, background: '#ffffff' }),
+    ev(5, 'layer.transformed', { layer_id: 'A', x: 100, y: 20, scale: 2, rotation: 0, flip_x: false, flip_y: true }),
+    rendered(6, 'A'), // a later render does not change the document
+  ]).state;
+  assert.deepEqual(state.document, { width: 256, height: 128, background: '#ffffff' });
+  assert.deepEqual(state.layers.A.placement, { x: 100, y: 20, scale: 2, rotation: 0, flip_x: false, flip_y: true });
+  const json = toServerJson(state);
+  assert.deepEqual(fromServer(json).layers.A.placement, state.layers.A.placement);
 });

@@ -110,6 +110,32 @@ class Restore(_Command):
     version: Annotated[int, Field(ge=1)]
 
 
+DocumentSide = Annotated[int, Field(ge=8, le=8192)]  # as an uploaded image's largest side (engine/image_limits.py)
+Coordinate = Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False)]
+
+
+class ResizeCanvas(_Command):
+    """The document frame's size and background (undoable); growing it makes room for outpainting."""
+
+    type: Literal["resize_canvas"] = "resize_canvas"
+    width: DocumentSide
+    height: DocumentSide
+    background: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] | None = None
+
+
+class TransformLayer(_Command):
+    """Place a layer's image on the document: move, scale, rotate, flip (undoable)."""
+
+    type: Literal["transform_layer"] = "transform_layer"
+    layer_id: LayerId
+    x: Coordinate
+    y: Coordinate
+    scale: Annotated[float, Field(ge=0.01, le=64, allow_inf_nan=False)] = 1.0
+    rotation: Annotated[float, Field(ge=-360, le=360, allow_inf_nan=False)] = 0.0
+    flip_x: bool = False
+    flip_y: bool = False
+
+
 class NameVersion(_Command):
     """A checkpoint: name a version ("before the sky"); an empty label removes the name (undoable)."""
 
@@ -153,7 +179,9 @@ ClientCommand = Annotated[
     | Undo
     | Redo
     | Restore
-    | NameVersion,
+    | NameVersion
+    | ResizeCanvas
+    | TransformLayer,
     Field(discriminator="type"),
 ]
 Command = (
@@ -170,6 +198,8 @@ Command = (
     | Redo
     | Restore
     | NameVersion
+    | ResizeCanvas
+    | TransformLayer
     | RecordRender
     | RecordFailure
 )

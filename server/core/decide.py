@@ -30,15 +30,18 @@ from server.core.commands import (
     Redo,
     RenameCanvas,
     RenameLayer,
+    ResizeCanvas,
     Restore,
     RetryRender,
     SetOpacity,
     SetVisibility,
+    TransformLayer,
     Undo,
 )
 from server.core.events import (
     CanvasCreated,
     CanvasRenamed,
+    CanvasResized,
     Event,
     EventData,
     LayerAdded,
@@ -51,6 +54,7 @@ from server.core.events import (
     LayerRendered,
     LayerRenderRequested,
     LayerRestored,
+    LayerTransformed,
     LayerVisibilityChanged,
     VersionNamed,
 )
@@ -58,7 +62,7 @@ from server.core.history import PastReader, decide_history
 from server.core.projection import apply, empty_state
 from server.core.rejection import CommandRejected
 from server.core.restore import decide_restore
-from server.core.state import CanvasState, Layer
+from server.core.state import CanvasState, Layer, Placement
 
 __all__ = ["Admission", "CommandRejected", "Decider", "PastReader", "RefusedEvent", "admit_log", "decide_fork"]
 
@@ -98,6 +102,19 @@ class Decider:
                 return decide_restore(state, version, _needed(past, command))
             case NameVersion(version=version, label=label):
                 return self._name_version(state, version, label)
+            case ResizeCanvas(width=width, height=height, background=background):
+                background = background.lower() if background else None
+                if (width, height, background) == (state.width, state.height, state.background):
+                    return []
+                return [CanvasResized(width, height, background)]
+            case TransformLayer(layer_id=layer_id):
+                layer = _existing(state, layer_id)
+                placed = Placement(command.x, command.y, command.scale, command.rotation % 360, command.flip_x,
+                                   command.flip_y)  # fmt: skip
+                if placed == layer.placement:
+                    return []
+                return [LayerTransformed(layer_id, placed.x, placed.y, placed.scale, placed.rotation, placed.flip_x,
+                                         placed.flip_y)]  # fmt: skip
             case RenameCanvas(name=name):
                 return [] if name == state.name else [CanvasRenamed(name=name)]
             case AddLayer():

@@ -186,6 +186,35 @@ class HistoryRedone(EventData):
 
 
 @dataclass(frozen=True, slots=True)
+class CanvasResized(EventData):
+    """The document frame: its size in pixels and its background ("#rrggbb", or None for transparent). Growing
+    it is how room for outpainting is made; layers keep their places."""
+
+    type: ClassVar[str] = "canvas.resized"
+    undoable: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "resize"
+    width: int
+    height: int
+    background: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LayerTransformed(EventData):
+    """Where a layer's image sits on the document (server/core/state.py Placement)."""
+
+    type: ClassVar[str] = "layer.transformed"
+    undoable: ClassVar[bool] = True
+    history_kind: ClassVar[str] = "transform"
+    layer_id: str
+    x: float
+    y: float
+    scale: float = 1.0
+    rotation: float = 0.0
+    flip_x: bool = False
+    flip_y: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class CanvasRestored(EventData):
     """Marks a restore: the `count` events after it take the canvas back to `version` (one history step)."""
 
@@ -235,6 +264,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         HistoryRedone,
         CanvasRestored,
         VersionNamed,
+        CanvasResized,
+        LayerTransformed,
     )
 }
 

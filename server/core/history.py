@@ -17,6 +17,7 @@ from typing import Protocol
 
 from server.core.events import (
     CanvasRenamed,
+    CanvasResized,
     Event,
     EventData,
     HistoryRedone,
@@ -28,6 +29,7 @@ from server.core.events import (
     LayerParamsChanged,
     LayerRenamed,
     LayerRestored,
+    LayerTransformed,
     LayerVisibilityChanged,
     VersionNamed,
 )
@@ -198,6 +200,25 @@ def _invert_moved(data: EventData, prior: CanvasState, after: CanvasState, curre
     return [LayerMoved(data.layer_id, prior.order.index(data.layer_id))]
 
 
+def _invert_resized(data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState) -> list[EventData]:
+    assert isinstance(data, CanvasResized)
+    if (after.width, after.height, after.background) != (current.width, current.height, current.background):
+        raise _conflict("the canvas was resized since")
+    return [CanvasResized(prior.width, prior.height, prior.background)]
+
+
+def _invert_transformed(
+    data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState
+) -> list[EventData]:
+    assert isinstance(data, LayerTransformed)
+    _property_unchanged(data.layer_id, "placement", "place", after, current)
+    if not _on_both(data.layer_id, prior, current):
+        return []
+    before = prior.layers[data.layer_id].placement
+    return [LayerTransformed(data.layer_id, before.x, before.y, before.scale, before.rotation, before.flip_x,
+                             before.flip_y)]  # fmt: skip
+
+
 def _invert_version_named(
     data: EventData, prior: CanvasState, after: CanvasState, current: CanvasState
 ) -> list[EventData]:
@@ -227,4 +248,6 @@ INVERTERS: dict[type[EventData], Inverter] = {
     LayerRenamed: _invert_renamed,
     LayerMoved: _invert_moved,
     VersionNamed: _invert_version_named,
+    CanvasResized: _invert_resized,
+    LayerTransformed: _invert_transformed,
 }

@@ -17,6 +17,7 @@ from typing import Any
 from server.core.events import (
     CanvasCreated,
     CanvasRenamed,
+    CanvasResized,
     CanvasRestored,
     Event,
     EventData,
@@ -32,6 +33,7 @@ from server.core.events import (
     LayerRendered,
     LayerRenderRequested,
     LayerRestored,
+    LayerTransformed,
     LayerVisibilityChanged,
     VersionNamed,
 )
@@ -40,6 +42,7 @@ from server.core.state import (
     CanvasState,
     HistoryEntry,
     Layer,
+    Placement,
     RenderOutput,
     UserHistory,
     layer_from_json,
@@ -59,6 +62,8 @@ UNDOABLE = frozenset(
         "layer.renamed",
         "layer.moved",
         "version.named",
+        "canvas.resized",
+        "layer.transformed",
     }
 )
 
@@ -114,15 +119,18 @@ class _Draft:
         "_children",
         "_history",
         "_order",
+        "background",
         "base",
         "canvas_id",
         "compensating_until",
         "created",
         "deleted",
+        "height",
         "layers",
         "name",
         "origin",
         "version",
+        "width",
     )
 
     def __init__(self, state: CanvasState, events_ahead: int = 1) -> None:
@@ -150,6 +158,7 @@ class _Draft:
         self.compensating_until = state.compensating_until
         self.origin = state.origin
         self._checkpoints: dict[int, str] | None = None  # copied on the first change only
+        self.width, self.height, self.background = state.width, state.height, state.background
         self._children: dict[str, list[str]] | None = None  # parent id -> ids reading it, built on first use
 
     def children(self) -> dict[str, list[str]]:
@@ -236,6 +245,9 @@ class _Draft:
             compensating_until=self.compensating_until,
             origin=self.origin,
             checkpoints=self.base.checkpoints if self._checkpoints is None else MappingProxyType(self._checkpoints),
+            width=self.width,
+            height=self.height,
+            background=self.background,
         )
 
 
@@ -396,6 +408,17 @@ def _layer_rendered(draft: _Draft, data: LayerRendered, seq: int) -> None:
         extra=tuple(data.extra_outputs),
     )
     _update(draft, layer.id, seq, status="rendered", output=output, error=None)
+    if draft.width == 0:  # a document without a size takes the first picture's, as the editor shows it
+        draft.width, draft.height = data.width, data.height
+
+
+def _canvas_resized(draft: _Draft, data: CanvasResized, seq: int) -> None:
+    draft.width, draft.height, draft.background = data.width, data.height, data.background
+
+
+def _layer_transformed(draft: _Draft, data: LayerTransformed, seq: int) -> None:
+    placement = Placement(data.x, data.y, data.scale, data.rotation, data.flip_x, data.flip_y)
+    _update(draft, data.layer_id, seq, placement=placement)
 
 
 def _layer_failed(draft: _Draft, data: LayerFailed, seq: int) -> None:
@@ -411,6 +434,8 @@ _HANDLERS: dict[type[EventData], Callable[[_Draft, Any, int], None]] = {
     CanvasRenamed: _canvas_renamed,
     CanvasRestored: _canvas_restored,
     VersionNamed: _version_named,
+    CanvasResized: _canvas_resized,
+    LayerTransformed: _layer_transformed,
     LayerAdded: _layer_added,
     LayerParamsChanged: _layer_params_changed,
     LayerDeleted: _layer_deleted,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from server.core.events import (
     CanvasRenamed,
+    CanvasResized,
     CanvasRestored,
     EventData,
     LayerDeleted,
@@ -15,6 +16,7 @@ from server.core.events import (
     LayerParamsChanged,
     LayerRenamed,
     LayerRestored,
+    LayerTransformed,
     LayerVisibilityChanged,
 )
 from server.core.rejection import CommandRejected
@@ -76,6 +78,10 @@ def events_to_reach(current: CanvasState, target: CanvasState) -> list[EventData
             events.append(LayerOpacityChanged(layer.id, layer.opacity))
         if now.name != layer.name:
             events.append(LayerRenamed(layer.id, layer.name))
+        if now.placement != layer.placement:
+            placed = layer.placement
+            events.append(LayerTransformed(layer.id, placed.x, placed.y, placed.scale, placed.rotation, placed.flip_x,
+                                           placed.flip_y))  # fmt: skip
     # The stack as the fold will leave it after the restore and the deletes, then moved into the target's order.
     order = list(current.order)
     for layer in missing:
@@ -88,4 +94,6 @@ def events_to_reach(current: CanvasState, target: CanvasState) -> list[EventData
             events.append(LayerMoved(layer_id, index))
     if current.name != target.name:
         events.append(CanvasRenamed(target.name))
+    if (current.width, current.height, current.background) != (target.width, target.height, target.background):
+        events.append(CanvasResized(target.width, target.height, target.background))
     return events

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from types import MappingProxyType
 from typing import Any
 
 import orjson
 
 from server.core.pmap import PMap
-from server.core.state import CanvasState, HistoryEntry, Layer, RenderOutput, UserHistory
+from server.core.state import IDENTITY, CanvasState, HistoryEntry, Layer, Placement, RenderOutput, UserHistory
 
 SNAPSHOT_SCHEMA_VERSION = 4
 
@@ -28,6 +29,7 @@ def encode_state(state: CanvasState) -> bytes:
             "compensating_until": state.compensating_until,
             "origin": state.origin,
             "checkpoints": [[version, label] for version, label in sorted(state.checkpoints.items())],
+            "document": [state.width, state.height, state.background],
         }
     )
 
@@ -67,6 +69,7 @@ def _layer_json(layer: Layer) -> list[Any]:
         layer.error,
         layer.created_seq,
         layer.updated_seq,
+        *([] if layer.placement.is_identity else [list(astuple(layer.placement))]),
     ]
 
 
@@ -81,7 +84,7 @@ def decode_state(raw: bytes) -> CanvasState:
     order: list[str] = []
     for row in data["layers"]:
         (layer_id, name, operation, params, seed, parents, visible, opacity, revision, status, output, error,
-         created_seq, updated_seq) = row  # fmt: skip
+         created_seq, updated_seq) = row[:14]  # fmt: skip
         layers[layer_id] = Layer(
             id=layer_id,
             name=name,
@@ -97,6 +100,7 @@ def decode_state(raw: bytes) -> CanvasState:
             error=error,
             created_seq=created_seq,
             updated_seq=updated_seq,
+            placement=Placement(*row[14]) if len(row) > 14 else IDENTITY,  # identity is left out of the row
         )
         order.append(layer_id)
     return CanvasState(
@@ -117,4 +121,5 @@ def decode_state(raw: bytes) -> CanvasState:
         origin=data["origin"],
         # snapshots written before checkpoints have none
         checkpoints=MappingProxyType({version: label for version, label in data.get("checkpoints", ())}),
+        **dict(zip(("width", "height", "background"), data.get("document", (0, 0, None)), strict=True)),
     )

@@ -30,6 +30,37 @@ class RenderOutput:
 
 
 @dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a layer's image sits on the document: its top-left corner at (x, y) in document pixels, scaled
+    about that corner, then rotated (degrees, clockwise) and flipped about the image's centre."""
+
+    x: float = 0.0
+    y: float = 0.0
+    scale: float = 1.0
+    rotation: float = 0.0
+    flip_x: bool = False
+    flip_y: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"x": self.x, "y": self.y, "scale": self.scale, "rotation": self.rotation, "flip_x": self.flip_x,
+                "flip_y": self.flip_y}  # fmt: skip
+
+    @property
+    def is_identity(self) -> bool:
+        return self == IDENTITY
+
+
+IDENTITY = Placement()
+
+
+def placement_from_json(data: Mapping[str, Any] | None) -> Placement:
+    if not data:
+        return IDENTITY
+    return Placement(float(data.get("x", 0.0)), float(data.get("y", 0.0)), float(data.get("scale", 1.0)),
+                     float(data.get("rotation", 0.0)), bool(data.get("flip_x")), bool(data.get("flip_y")))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class Layer:
     id: str
     name: str
@@ -47,6 +78,7 @@ class Layer:
     error: str | None = None
     created_seq: int = 0
     updated_seq: int = 0
+    placement: Placement = IDENTITY
 
     def to_json(self) -> dict[str, Any]:
         output = self.output
@@ -76,6 +108,7 @@ class Layer:
             "error": self.error,
             "created_seq": self.created_seq,
             "updated_seq": self.updated_seq,
+            "placement": self.placement.to_json(),
         }
 
 
@@ -112,6 +145,7 @@ def layer_from_json(data: Mapping[str, Any]) -> Layer:
         error=data["error"],
         created_seq=data["created_seq"],
         updated_seq=data["updated_seq"],
+        placement=placement_from_json(data.get("placement")),  # layers recorded before placements: at (0, 0)
     )
 
 
@@ -129,6 +163,10 @@ class CanvasState:
     compensating_until: int = 0  # events up to this seq belong to an undo/redo, not to a user's edit
     origin: Mapping[str, Any] | None = None  # fork or import this canvas started from
     checkpoints: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))  # version -> its name
+    # The document frame: 0 x 0 until set by `canvas.resized` or, failing that, by the first render's size.
+    width: int = 0
+    height: int = 0
+    background: str | None = None  # "#rrggbb", or None for transparent
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -140,6 +178,7 @@ class CanvasState:
             "history": {user: {"undo": len(h.undo), "redo": len(h.redo)} for user, h in self.history.items()},
             "origin": self.origin,
             "checkpoints": [{"version": v, "label": label} for v, label in sorted(self.checkpoints.items())],
+            "document": {"width": self.width, "height": self.height, "background": self.background},
         }
 
     def layer(self, layer_id: str) -> Layer | None:
