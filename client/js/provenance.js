@@ -6,7 +6,7 @@
 import { descendants, deletionImpact } from './dag.js';
 
 /** Node size and spacing in CSS pixels; the view's styles use the same numbers. */
-export const NODE = { width: 124, height: 44, gapX: 12, gapY: 30, pad: 12 };
+export const NODE = { width: 120, height: 44, gapX: 10, gapY: 30, pad: 10 };
 
 /** Each live layer's parents that are live too, once each (an inpaint may read one layer as source and mask). */
 function liveParents(layers, ids) {
@@ -46,11 +46,14 @@ export function depths(layers, order) {
 }
 
 /**
- * The drawing of the DAG: {nodes: [{id, depth, x, y}], byId, rows: [[id]] (left to right), edges: [{from, to,
- * x1, y1, x2, y2}] (from the bottom centre of the parent to the top centre of the child), width, height}.
- * Rows are depths; in a row a layer sits under the mean of its parents (ties by stack order, older left),
- * pushed right just enough not to overlap, then the row is shifted back so it stays centred under them.
- * O(n log n + edges): a few milliseconds for 500 layers.
+ * The drawing of the DAG: {nodes: [{id, depth, column, x, y}], byId, rows: [[id]] (left to right), edges:
+ * [{from, to, x1, y1, x2, y2, gutter}], width, height}. An edge runs from the bottom centre of the parent to the
+ * top centre of the child; one that skips rows runs down `gutter`, the x of the free lane right of a column, so
+ * it never passes under a node of the rows between (null for an edge to the next row).
+ * Rows are depths, columns a grid. In a row a layer wants the column of its parents (their mean), ties by
+ * stack order (older left), and is pushed right just enough not to overlap: as in a git graph, a chain runs
+ * straight down and a branch steps right, which keeps a small canvas within the narrow side panel (centring
+ * a parent over its children would spend half a column on each side). O(n log n + edges): ms for 500 layers.
  */
 export function layoutDag(layers, order, options = {}) {
   const { width: w, height: hgt, gapX, gapY, pad } = { ...NODE, ...options };
@@ -60,34 +63,29 @@ export function layoutDag(layers, order, options = {}) {
   const depth = depths(layers, order);
   const rows = [];
   for (const id of ids) (rows[depth.get(id)] ||= []).push(id);
-  const centre = new Map(); // id -> x of its centre, before the final shift
+  const column = new Map();
   for (let d = 0; d < rows.length; d++) {
     const row = rows[d] || [];
     const wanted = new Map();
     for (const id of row) {
-      const ps = parents.get(id).filter((p) => centre.has(p));
-      wanted.set(id, ps.length ? ps.reduce((sum, p) => sum + centre.get(p), 0) / ps.length : null);
+      const ps = parents.get(id).filter((p) => column.has(p));
+      wanted.set(id, ps.length ? Math.round(ps.reduce((sum, p) => sum + column.get(p), 0) / ps.length) : 0);
     }
     // roots keep the stack's order; children go where their parents are
-    if (d > 0) row.sort((a, b) => (wanted.get(a) ?? 0) - (wanted.get(b) ?? 0) || stackIndex.get(a) - stackIndex.get(b));
-    let previous = -Infinity;
-    let drift = 0;
-    const placed = row.map((id, i) => {
-      const want = wanted.get(id) ?? i * (w + gapX) + w / 2;
-      const x = Math.max(want, previous + w + gapX);
-      previous = x;
-      drift += x - want;
-      return x;
-    });
-    const back = row.length ? drift / row.length : 0;
-    row.forEach((id, i) => centre.set(id, placed[i] - back));
+    if (d > 0) row.sort((a, b) => wanted.get(a) - wanted.get(b) || stackIndex.get(a) - stackIndex.get(b));
+    let next = 0;
+    for (const id of row) {
+      const c = Math.max(wanted.get(id), next);
+      column.set(id, c);
+      next = c + 1;
+    }
   }
-  let left = Infinity;
-  for (const x of centre.values()) left = Math.min(left, x - w / 2);
-  const shift = ids.length ? pad - left : 0;
   const byId = new Map();
+  let columns = 0;
   const nodes = ids.map((id) => {
-    const node = { id, depth: depth.get(id), x: Math.round(centre.get(id) - w / 2 + shift), y: pad + depth.get(id) * (hgt + gapY) };
+    const c = column.get(id);
+    columns = Math.max(columns, c + 1);
+    const node = { id, depth: depth.get(id), column: c, x: pad + c * (w + gapX), y: pad + depth.get(id) * (hgt + gapY) };
     byId.set(id, node);
     return node;
   });
@@ -96,17 +94,17 @@ export function layoutDag(layers, order, options = {}) {
     const child = byId.get(id);
     for (const p of parents.get(id)) {
       const parent = byId.get(p);
-      edges.push({ from: p, to: id, x1: parent.x + w / 2, y1: parent.y + hgt, x2: child.x + w / 2, y2: child.y });
+      const skips = child.depth - parent.depth > 1;
+      const gutter = skips ? pad + (Math.max(parent.column, child.column) + 1) * (w + gapX) - gapX / 2 : null;
+      edges.push({ from: p, to: id, x1: parent.x + w / 2, y1: parent.y + hgt, x2: child.x + w / 2, y2: child.y, gutter });
     }
   }
-  let right = 0;
-  for (const node of nodes) right = Math.max(right, node.x + w);
   return {
     nodes,
     byId,
     rows: rows.map((row) => row || []),
     edges,
-    width: nodes.length ? right + pad : 0,
+    width: nodes.length ? pad * 2 + columns * w + (columns - 1) * gapX : 0,
     height: nodes.length ? pad * 2 + rows.length * hgt + (rows.length - 1) * gapY : 0,
   };
 }

@@ -49,6 +49,16 @@ function assertSound(layout, state) {
     const [a, b] = [layout.byId.get(e.from), layout.byId.get(e.to)];
     assert.ok(b.depth > a.depth, `${e.from}>${e.to} points down`);
     assert.deepEqual([e.x1, e.y1, e.x2, e.y2], [a.x + w / 2, a.y + hgt, b.x + w / 2, b.y]);
+    // an edge that skips rows runs down a lane no node of the rows between covers
+    assert.equal(e.gutter === null, b.depth - a.depth === 1);
+    if (e.gutter === null) continue;
+    assert.ok(e.gutter > Math.max(a.x, b.x) + w && e.gutter < layout.width, `${e.from}>${e.to}: its lane is right of both ends`);
+    for (let d = a.depth + 1; d < b.depth; d++) {
+      for (const id of layout.rows[d]) {
+        const n = layout.byId.get(id);
+        assert.ok(e.gutter < n.x || e.gutter > n.x + w, `${e.from}>${e.to} runs under ${id}`);
+      }
+    }
   }
 }
 
@@ -63,11 +73,14 @@ test('the layout of a chain and a branch: rows by depth, no overlaps, one edge p
   assertSound(layout, state);
   assert.deepEqual(layout.rows, [['sea', 'moon'], ['dusk', 'fog'], ['mask'], ['boat']]);
   assert.equal(layout.edges.length, 5); // sea>dusk, dusk>mask, dusk>boat, mask>boat, sea>fog (boat reads dusk twice: once)
-  // a parent with two children sits centred over them
-  const [sea, dusk, fog] = ['sea', 'dusk', 'fog'].map((id) => layout.byId.get(id));
-  assert.equal(sea.x, (dusk.x + fog.x) / 2);
-  // a chain stays straight
-  assert.equal(layout.byId.get('mask').x, dusk.x);
+  // dusk>boat skips the mask's row: it runs down the lane right of the first column, not under the mask
+  assert.equal(layout.edges.find((e) => e.from === 'dusk' && e.to === 'boat').gutter, NODE.pad + NODE.width + NODE.gapX / 2);
+  // a chain runs straight down, a branch steps right: two columns, as narrow as this DAG can be drawn
+  const x = Object.fromEntries(layout.nodes.map((n) => [n.id, n.x]));
+  assert.equal(x.sea, NODE.pad);
+  assert.deepEqual([x.dusk, x.mask, x.boat], [x.sea, x.sea, x.sea]);
+  assert.equal(x.fog, x.sea + NODE.width + NODE.gapX);
+  assert.equal(layout.width, 2 * NODE.width + NODE.gapX + 2 * NODE.pad);
 });
 
 test('a layer whose parent is gone (a past version, a deletion in flight) is a root with no dangling edge', () => {

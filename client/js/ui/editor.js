@@ -281,6 +281,7 @@ export class Editor {
     };
     this.timeline.update(historyArgs);
     if (this.right.tab === 'history') this.history.update(historyArgs);
+    this.right.render(state); // the Graph tab, when open
     this.timeTravel.renderBanner();
     this.mask.renderBar();
     this.stage.renderRenderPill(state);

@@ -2,7 +2,7 @@
 // (confirmed, with the layers made from it listed), and cancelling a layer's render.
 
 import { h, icon, toast, confirmDialog } from './dom.js';
-import { deletionImpact } from '../dag.js';
+import { deleteTakes } from '../provenance.js';
 import { blobUrl } from '../api.js';
 
 /** What to tell the user when the server refuses a command, by its code (null: nothing more to say). */
@@ -35,7 +35,9 @@ export class LayerActions {
   async deleteLayer(layer) {
     const editor = this.editor;
     if (editor.readOnly) return;
-    const { dependents } = deletionImpact(editor.session.state, layer.id);
+    // the same list the Graph tab marks red for "What does deleting take?": the layer, then what was made from it
+    const state = editor.session.state;
+    const dependents = deleteTakes(state, layer.id).slice(1).map((id) => state.layers[id]);
     const details = dependents.length
       ? h(
           'div.dependents',
