@@ -28,6 +28,7 @@ from server.image_checks import InvalidImage, describe_limits, inspect_image
 from server.live import USER_PATTERN
 from server.security import local_session_refusal
 from server.service import CanvasNotFound
+from server.store.sql import PeopleStore
 from server.workflow import (
     InvalidWorkflow,
     embed_in_png,
@@ -556,6 +557,18 @@ async def list_shares(request: Request) -> Response:
     return JSONResponse(
         {"shares": [{**_share_json(s), "token": s.token, "path": _share_path(canvas_id, s.token)} for s in shares]}
     )
+
+
+async def list_people(request: Request) -> Response:
+    """Who the canvas's people are (display names and colours from their hellos, most recently seen first), so
+    that history names people who are offline: anyone who may read the canvas may read them."""
+    canvas_id = request.path_params["canvas_id"]
+    await grant_for(request, canvas_id, "viewer")
+    store = services(request).store
+    if await asyncio.to_thread(store.head, canvas_id) is None:
+        raise CanvasNotFound(canvas_id)
+    found = await asyncio.to_thread(PeopleStore.beside(store).people, canvas_id)
+    return JSONResponse({"people": [person.to_json() for person in found]})
 
 
 def _share_path(canvas_id: str, token: str | None) -> str | None:

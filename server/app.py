@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None, operations: OperationRegistry |
             Route("/api/canvases/{canvas_id}/shares", api.create_share, methods=["POST"]),
             Route("/api/canvases/{canvas_id}/shares", api.list_shares, methods=["GET"]),
             Route("/api/canvases/{canvas_id}/shares/{share_id}", api.revoke_share, methods=["DELETE"]),
+            Route("/api/canvases/{canvas_id}/people", api.list_people),
             Route("/api/blobs", api.upload_blob, methods=["POST"]),
             Route("/api/blobs/{sha256}", api.get_blob),
             Route("/api/canvases/{canvas_id}/blobs/{sha256}", api.get_canvas_blob),

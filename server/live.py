@@ -34,8 +34,8 @@ from server.auth import Grant, TokenStore, attributed_user
 from server.core.commands import MalformedCommand, parse_envelope
 from server.core.decide import CommandRejected
 from server.core.events import Event
+from server.people import PeopleBook, clean_colour, clean_name
 from server.protocol import (
-    COLOUR_PATTERN,
     INBOUND,
     LOSSY,
     PROTOCOL_VERSION,
@@ -50,6 +50,7 @@ from server.protocol import (
     GetStateMessage,
     Hello,
     Inbound,
+    PeopleNews,
     PingMessage,
     Pong,
     Presence,
@@ -62,6 +63,7 @@ from server.protocol import (
     parse_inbound,
 )
 from server.service import CanvasNotFound, CanvasService
+from server.store.sql import PeopleStore, Person
 
 if TYPE_CHECKING:
     from server.renders import RenderQueue
@@ -284,11 +286,13 @@ class LiveHub:
         tokens: TokenStore,
         renders: RenderQueue | None,
         limits: LiveLimits | None = None,
+        people: PeopleBook | None = None,
     ) -> None:
         self.service = service
         self.tokens = tokens
         self.renders = renders
         self.limits = limits or LiveLimits()
+        self._people = people  # who each canvas's people are (names, colours); made at the first hello
         self.rooms: dict[str, Room] = {}
         self.per_address: dict[str, int] = {}  # open sockets per client address
         self.per_token: dict[str, int] = {}  # open sockets per token id (past their hello)
@@ -303,6 +307,13 @@ class LiveHub:
         }
         # Set when other replicas exist: ephemeral messages are sent to them too.
         self.relay: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+
+    @property
+    def people(self) -> PeopleBook:
+        """The canvases' people, in the service's own database (a store that is not SQL has none to offer)."""
+        if self._people is None:
+            self._people = PeopleBook(PeopleStore.beside(self.service.store))
+        return self._people
 
     def start(self) -> None:
         self._unsubscribe.append(self.service.subscribe(self._on_events))
@@ -469,22 +480,26 @@ class LiveHub:
         except CanvasNotFound:
             await _refuse(websocket, CLOSE_NOT_FOUND, "canvas_not_found", f"canvas {canvas_id!r} does not exist")
             return
-        user, name, colour = hello.user, hello.name, hello.colour
+        user, name, colour = hello.user, clean_name(hello.name), clean_colour(hello.colour)
         connection = Connection(
             websocket=websocket,
             canvas_id=canvas_id,
             grant=grant,
             # bound to the credential: the hello's user only tells apart the people sharing one token
             user=attributed_user(grant, user or None),  # checked in _receive_hello: omitted, or a valid id
-            name=(name or user or "Anonymous")[:64],
-            colour=colour if COLOUR_PATTERN.match(colour) else "#888888",
+            name=name or user or "Anonymous",
+            colour=colour,
             limits=self.limits,
         )
+        person = Person(connection.user, name, colour, time.time())
+        news, people = await self.people.arrive(canvas_id, person, grant.token_id)
         room = self.rooms.get(canvas_id) or self.rooms.setdefault(canvas_id, self._new_room(canvas_id))
         room.connections.add(connection)  # before catch-up: events committed from now on are held, not missed
         sender = asyncio.create_task(self._send_loop(connection), name=f"ws-send-{connection.id}")
+        if news:
+            self._announce_person(room, person, connection)
         try:
-            await self._welcome(connection, room, hello.since)
+            await self._welcome(connection, room, hello.since, [p.to_json() for p in people])
             await self._receive_loop(connection, room)
         except WebSocketDisconnect:
             pass
@@ -529,7 +544,16 @@ class LiveHub:
             return None
         return hello
 
-    async def _welcome(self, connection: Connection, room: Room, since: int | None) -> None:
+    def _announce_person(self, room: Room, person: Person, newcomer: Connection) -> None:
+        """Someone new, or a new name or colour: to the others here and on other replicas (the newcomer's own
+        welcome lists them)."""
+        news = PeopleNews([person.to_json()]).to_json()
+        self._broadcast(room, encode(news), exclude=newcomer)
+        self._relay(room.canvas_id, news)
+
+    async def _welcome(
+        self, connection: Connection, room: Room, since: int | None, people: list[dict[str, Any]] | None = None
+    ) -> None:
         canvas_id = connection.canvas_id
         state = await self.service.state(canvas_id)
         you = {"user": connection.user, "conn": connection.id, "role": connection.grant.role}
@@ -544,7 +568,7 @@ class LiveHub:
             canvas_id, you, presence, version, events=events, state=state.to_json() if events is None else None,
             queue=self.renders.queue(state) if self.renders is not None else None,
             render_blocked=self.renders.blocked(canvas_id) if self.renders is not None else None,
-            renders=self.renders is not None,
+            renders=self.renders is not None, people=people,
         )  # fmt: skip
         connection.last_seq = connection.sent_seq = version
         self.service.watch(canvas_id, version)

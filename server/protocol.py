@@ -198,6 +198,7 @@ class Welcome(Outbound):
     queue: list[dict[str, Any]] | None = None  # with a render worker: the canvas's render queue
     render_blocked: dict[str, Any] | None = None
     renders: bool = False  # whether `queue` and `render_blocked` are sent
+    people: list[dict[str, Any]] | None = None  # the canvas's known people: {user, name, colour, last_seen}
     protocol: int = PROTOCOL_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -210,6 +211,8 @@ class Welcome(Outbound):
         if self.renders:
             message["queue"] = self.queue
             message["render_blocked"] = self.render_blocked
+        if self.people is not None:
+            message["people"] = self.people
         return message
 
 
@@ -289,6 +292,14 @@ class PresenceLeft(Outbound):
     type: ClassVar[str] = "presence_left"
     user: str
     conn: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeopleNews(Outbound):
+    """Someone new on the canvas, or a new name or colour: [{user, name, colour, last_seen}] (server/people.py)."""
+
+    type: ClassVar[str] = "people"
+    people: list[dict[str, Any]]
 
 
 # Render news (server/renders.py), sent to every client of the canvas and relayed between replicas.
@@ -371,8 +382,9 @@ class RenderUnblocked(Outbound):
 OUTBOUND: dict[str, type[Outbound]] = {
     cls.type: cls
     for cls in (
-        Welcome, EventMessage, Ack, Reject, Error, StateMessage, Pong, Bye, Presence, PresenceLeft, RenderStarted,
-        Progress, Preview, RenderFinished, RenderFailed, RenderCancelled, QueueNews, RenderBlocked, RenderUnblocked,
+        Welcome, EventMessage, Ack, Reject, Error, StateMessage, Pong, Bye, Presence, PresenceLeft, PeopleNews,
+        RenderStarted, Progress, Preview, RenderFinished, RenderFailed, RenderCancelled, QueueNews, RenderBlocked,
+        RenderUnblocked,
     )
 }  # fmt: skip
 for _cls in OUTBOUND.values():

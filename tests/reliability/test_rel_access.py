@@ -58,6 +58,7 @@ POLICY = {
     ("POST", "/api/canvases/{canvas_id}/shares"): "owner",
     ("GET", "/api/canvases/{canvas_id}/shares"): "owner",
     ("DELETE", "/api/canvases/{canvas_id}/shares/{share_id}"): "owner",
+    ("GET", "/api/canvases/{canvas_id}/people"): "viewer",
     ("POST", "/api/blobs"): "editor-anywhere",
     ("GET", "/api/blobs/{sha256}"): "admin",
     ("GET", "/api/canvases/{canvas_id}/blobs/{sha256}"): "viewer",
