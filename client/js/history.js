@@ -1,6 +1,7 @@
 // Words for the history: who did what at each version.
 
 import FACTS from './events.js'; // each event's kind comes from the server's event registry
+import { browserPart, lookupPerson } from './identity.js';
 
 export const SYSTEM_ACTOR = 'engine';
 
@@ -68,10 +69,14 @@ export function describeEvent(event, { layerName = (id) => id, operationTitle = 
   }
 }
 
+/** Who `actor` is, in words: "You", the name the canvas knows them by (`names`: user id -> name; a user of the
+ * same browser under another link is the same person: the admin's link that created a canvas, an HTTP call),
+ * else their browser's id. */
 export function actorLabel(actor, { me = null, names = new Map() } = {}) {
   if (actor === SYSTEM_ACTOR) return 'Engine';
-  if (me && actor === me) return 'You';
-  if (names.get(actor)) return names.get(actor);
+  if (me && (actor === me || (browserPart(me) && browserPart(actor) === browserPart(me)))) return 'You';
+  const name = lookupPerson(names, actor);
+  if (name) return name;
   if (actor === 'creator') return 'Creator';
   // the server binds users to their token (t<token id>.<the browser's id>): the token part says nothing to people
   return (actor || '').replace(/^t[0-9a-f]+\./, '') || 'Someone';

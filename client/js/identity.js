@@ -48,9 +48,34 @@ export function loadIdentity(storage, random = Math.random) {
 }
 
 export function saveIdentity(storage, user) {
-  const clean = { ...user, name: String(user.name || '').trim().slice(0, 64) || 'Anonymous' };
+  const clean = { ...user, name: cleanName(user.name) || 'Anonymous', colour: COLOUR.test(user.colour || '') ? user.colour.toLowerCase() : user.colour };
   write(storage, USER_KEY, clean);
   return clean;
+}
+
+/** A name as the server stores it (server/people.py clean_name): control characters become spaces, format
+ * characters (zero-width, right-to-left overrides) go, whitespace folds, at most 64 characters. */
+export function cleanName(name) {
+  const text = String(name ?? '').normalize('NFC').replace(/\p{Cc}/gu, ' ').replace(/[\p{Cf}\p{Co}\p{Cs}\p{Cn}\u2028\u2029]/gu, '');
+  return [...text.split(/\s+/).filter(Boolean).join(' ')].slice(0, 64).join('').trim();
+}
+
+/** The browser's own part of a user id: the server names a user `t<token id>.<browser id>`, so one browser
+ * using two links (the admin's to create a canvas, the owner's to edit it) is the same browser id twice. */
+export function browserPart(user) {
+  const match = /^t[0-9a-f]+\.(.+)$/.exec(String(user || ''));
+  return match ? match[1] : null;
+}
+
+/** Look `user` up in `map` (user id -> value): its own entry, else one of the same browser under another link. */
+export function lookupPerson(map, user) {
+  if (!map || user == null) return undefined;
+  const own = map.get(user);
+  if (own !== undefined) return own;
+  const part = browserPart(user);
+  if (!part) return undefined;
+  for (const [key, value] of map) if (browserPart(key) === part) return value;
+  return undefined;
 }
 
 export function tokens(storage) {

@@ -3,6 +3,7 @@
 
 import { applyEvent, applyEvents, fromServer, emptyState } from './state.js';
 import { mergeEvents, layerNames } from './history.js';
+import { COLOUR } from './identity.js';
 
 export class CanvasSession {
   /** `fetchState()` → GET …/state JSON; `fetchEvents(after)` → GET …/events JSON (a page). */
@@ -17,6 +18,9 @@ export class CanvasSession {
     this.timelineComplete = false;
     this.names = new Map(); // layer id -> name, including deleted layers
     this.people = new Map(); // conn -> presence
+    // user -> {user, name, colour}: everyone the canvas knows (the server's list in the welcome and `people`
+    // news, then each presence), so the history names people who are offline or came before this page
+    this.directory = new Map();
     this.now = now;
     // layer id -> {rendering, position, step, total, stage, user, revision, ahead, aheadElsewhere, etaS,
     // waitReason, receivedAt}: this canvas's queue as the server last said it, and the progress of what runs
@@ -41,6 +45,22 @@ export class CanvasSession {
     for (const listener of this.listeners) listener(what, this);
   }
 
+  /** Take names and colours from the server's people or from presence (a name is what the server cleaned). */
+  learnPeople(people) {
+    for (const p of people || []) {
+      if (typeof p?.user !== 'string' || typeof p.name !== 'string' || !p.name) continue;
+      const known = this.directory.get(p.user);
+      const colour = COLOUR.test(p.colour || '') ? p.colour : known?.colour || null;
+      this.directory.set(p.user, { user: p.user, name: p.name, colour });
+    }
+  }
+
+  /** Everyone to name and colour: `mine` (this page's own {user, name, colour}) first, then who is here now,
+   * then the rest the canvas knows. For `colourFor`, which takes the first entry of a user. */
+  everyone(mine = null) {
+    return [...(mine ? [mine] : []), ...this.people.values(), ...this.directory.values()];
+  }
+
   get version() {
     return this.state.version;
   }
@@ -59,7 +79,11 @@ export class CanvasSession {
       case 'presence':
         if (this.me && message.conn === this.me.conn) return;
         this.people.set(message.conn, message);
+        this.learnPeople([message]);
         return this.emit('presence');
+      case 'people':
+        this.learnPeople(message.people);
+        return this.emit('people');
       case 'presence_left':
         this.people.delete(message.conn);
         return this.emit('presence');
@@ -103,6 +127,8 @@ export class CanvasSession {
     this.me = message.you;
     this.people.clear();
     for (const presence of message.presence || []) if (presence.conn !== message.you.conn) this.people.set(presence.conn, presence);
+    this.learnPeople(message.people);
+    this.learnPeople(this.people.values());
     this.renders.clear();
     this.previews.clear();
     this.ended.clear();

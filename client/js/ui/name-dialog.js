@@ -1,10 +1,9 @@
-// The "your name" dialog (from your own avatar): the name and colour others see next to your cursor, saved in
-// this browser; the connection is dropped so that the next welcome carries them.
+// The "your name" dialog (from your own avatar): the name and colour others see next to your cursor and in
+// the history, saved in this browser; the connection is dropped so that the next hello carries them, and the
+// server stores them with this person's identity on the canvas and tells everyone (docs/protocol.md, people).
 
 import { h, toast, modal, fill } from './dom.js';
-import { saveIdentity } from '../identity.js';
-
-const COLOURS = ['#e4572e', '#17bebb', '#ffc914', '#76b041', '#7c5cff', '#ff6392', '#3a86ff', '#fb8500'];
+import { saveIdentity, COLOURS } from '../identity.js';
 
 /** Open the dialog; on save, `editor.identity` is the new identity. */
 export function openNameDialog(editor) {
@@ -27,12 +26,12 @@ export function openNameDialog(editor) {
             e.preventDefault();
             editor.identity = saveIdentity(editor.storage, { ...editor.identity, name: input.value, colour });
             close(true);
-            toast('Saved: others see the new name when you reconnect', { kind: 'success' });
+            toast('Saved: everyone sees your new name, in the history too', { kind: 'success' });
             editor.live.drop();
             editor.schedule();
           },
         },
-        h('div.modal-body', null, h('label.field-label', null, 'Shown to others next to your cursor'), input, h('label.field-label', null, 'Colour'), colours),
+        h('div.modal-body', null, h('label.field-label', null, 'Shown to others next to your cursor and in the history'), input, h('label.field-label', null, 'Colour'), colours),
         h('footer.modal-foot', null, h('button.btn', { type: 'button', onclick: () => close(false) }, 'Cancel'), h('button.btn.btn-primary', { type: 'submit' }, 'Save')),
       );
     },
