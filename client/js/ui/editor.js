@@ -177,12 +177,11 @@ export class Editor {
   }
 
   onSession(what) {
-    if (what === 'presence') {
-      for (const p of this.session.people.values()) {
-        if (!p.name) continue;
-        rememberName(this.storage, p.user, p.name);
-        this.names.set(p.user, p.name);
-      }
+    if (what === 'presence' || what === 'people' || what === 'welcome') this.learnPeople();
+    if (what === 'people') {
+      // a new name for someone known: the history list and the timeline's ticks draw again
+      this.history.key = null;
+      this.timeline.ticksKey = null;
     }
     if (what?.type === 'state' || what === 'welcome') {
       const state = this.session.state;
@@ -191,6 +190,21 @@ export class Editor {
       updateCanvasInfo(this.storage, this.canvasId, { name: state.name, version: state.version });
     }
     this.schedule();
+  }
+
+  /** Names the canvas knows (its people as the server stores them, and presence): kept in this browser too. */
+  learnPeople() {
+    for (const p of this.session.directory.values()) {
+      if (this.names.get(p.user) === p.name) continue;
+      rememberName(this.storage, p.user, p.name);
+      this.names.set(p.user, p.name);
+    }
+  }
+
+  /** Everyone the history names and colours: this page first (its own colour), who is here, who the canvas
+   * knows. */
+  everyone() {
+    return this.session.everyone({ user: this.me, name: this.identity.name, colour: this.identity.colour });
   }
 
   schedule() {
@@ -270,7 +284,7 @@ export class Editor {
       head: live.version,
       scrubVersion: this.scrub?.version ?? null,
       events: this.session.events,
-      people,
+      people: this.everyone(),
       me: this.me,
       names: this.names,
       layerName: this.layerName,

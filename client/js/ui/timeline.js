@@ -3,10 +3,14 @@
 
 import { h, icon, fill } from './dom.js';
 import { describeEvent, describeStep, historySteps, stepAt, actorLabel, relativeTime, timelineTicks, eventAt, SYSTEM_ACTOR } from '../history.js';
-import { COLOURS, initials } from '../identity.js';
+import { COLOURS, initials, browserPart } from '../identity.js';
 
+/** A person's colour: their own entry in `people` ({user, colour}: this page's identity, who is here, who the
+ * canvas knows), else one of the same browser under another link, else one derived from the id. */
 export function colourFor(user, people) {
-  for (const p of people) if (p.user === user) return p.colour;
+  for (const p of people) if (p.user === user && p.colour) return p.colour;
+  const part = browserPart(user);
+  if (part) for (const p of people) if (p.colour && browserPart(p.user) === part) return p.colour;
   let hash = 0;
   for (const ch of String(user)) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
   return user === SYSTEM_ACTOR ? '#6b7280' : COLOURS[hash % COLOURS.length];
