@@ -154,3 +154,36 @@ def test_the_graph_works_from_the_keyboard(pages, server):
     page.keyboard.press("ArrowUp")
     expect(node(page, "dusk")).to_be_focused()
     assert marked(page, "affected") == ["boat", "mask"]
+
+
+def test_a_bigger_canvas_draws_without_overlaps_and_scrolls(pages, server, shoot):
+    canvas = Canvas(server, "Provenance, bigger")
+    add(canvas, "r0", "txt2img", "Harbour", {"prompt": "a harbour", **SMALL})
+    add(canvas, "r1", "txt2img", "Lighthouse", {"prompt": "a lighthouse", **SMALL})
+    parents = {"a": "r0", "b": "r0", "c": "r0", "d": "a", "e": "a", "f": "d", "g": "r1", "h": "g", "i": "h", "j": "b"}
+    for layer_id, source in parents.items():
+        add(canvas, layer_id, "img2img", f"Study {layer_id.upper()}", {"source": source, "prompt": "again", "steps": 2})
+    add(canvas, "m", "mask", "Sky mask", {"layer": "e", "strokes": [{"points": [[5, 5], [30, 30]], "radius": 4}]})
+    add(canvas, "p", "inpaint", "Gulls", {"source": "f", "mask": "m", "prompt": "gulls", "steps": 2})
+    page = open_editor(pages, canvas.path)
+    page.click("[data-testid=tab-graph]")
+    expect(page.locator("[data-testid=prov-node]")).to_have_count(14)
+    # three tabs fit the panel with a two-digit count: opening one never pushes the page sideways
+    assert page.evaluate("(() => { const t = document.querySelector('.sidebar-right .tabs'); return t.scrollWidth <= t.clientWidth; })()")
+    assert page.evaluate("window.scrollX") == 0
+    expect(page.locator(".prov-edge")).to_have_count(13)
+    boxes = page.eval_on_selector_all(
+        "[data-testid=prov-node]",
+        "els => els.map(e => ({id: e.dataset.layerId, x: e.offsetLeft, y: e.offsetTop, w: e.offsetWidth, h: e.offsetHeight}))",
+    )
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            apart = a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"] or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"]
+            assert apart, f"{a['id']} overlaps {b['id']}"
+    node(page, "a").hover()
+    assert marked(page, "affected") == ["d", "e", "f", "m", "p"]
+    shoot(page, "provenance-06-bigger")
+    # the panel scrolls to a node selected elsewhere
+    page.evaluate("window.opendream.select('p')")
+    expect(node(page, "p")).to_have_class(re.compile(r"\bselected\b"))
+    expect(node(page, "p")).to_be_in_viewport()
