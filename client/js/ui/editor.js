@@ -79,7 +79,8 @@ export class Editor {
     });
     this.queue.onChange(() => this.schedule());
     this.session.subscribe((what) => this.onSession(what));
-    this.sendPresence = throttle((cursor) => this.live.sendFrame({ type: 'presence', cursor, selected_layer: this.selected }), 50);
+    // with what this page looks at, so that others can follow it (follow.js)
+    this.sendPresence = throttle((cursor) => this.live.sendFrame({ type: 'presence', cursor, selected_layer: this.selected, viewport: this.viewport.sharedView() }), 50);
     this.sendOpacity = throttle((layer, value) => this.command({ type: 'set_opacity', layer_id: layer.id, opacity: value }, { quiet: true }), 120);
     this.build();
     bindShortcuts(this);
@@ -107,6 +108,7 @@ export class Editor {
       onStrokesChanged: () => this.schedule(),
       onDropFiles: (files) => this.transfers.uploadFiles(files),
       onNeedMaskTarget: () => this.mask.beginMask(),
+      onView: () => this.sendPresence?.(this.lastCursor ?? null),
     });
     this.layers = new LayerPanel({
       select: (id) => this.select(id, { fromPanel: true }),
@@ -128,6 +130,7 @@ export class Editor {
       fork: (version) => this.timeTravel.fork(version),
       restore: (version) => this.timeTravel.restore(version),
       renderVersion: (version) => this.timeTravel.renderPast(version),
+      thumbnail: (version) => this.timeTravel.thumbnailUrl(version),
       nameVersion: (version) => openCheckpointDialog(this, version, this.session.state?.checkpoints?.[version] ?? ''),
     });
     this.history = new HistoryList({ scrub: (version) => (version >= this.session.version ? this.timeTravel.backToLive() : this.timeTravel.scrubTo(version)) });
@@ -277,7 +280,7 @@ export class Editor {
       people: this.scrub ? [] : people,
       readOnly: this.readOnly,
       operations: this.opsByName,
-      past: !!this.scrub && !this.scrub.loading,
+      past: !!this.scrub, // while the next version loads, the one shown is still a past one: no spinners
     });
     this.right.tabLayers.querySelector('.tab-count').textContent = state.order.length ? String(state.order.length) : '';
     const historyArgs = {

@@ -1,5 +1,6 @@
 // The layer panel: the stack top first, with thumbnails, names (double-click to rename), visibility,
-// opacity, render status and progress, cancel / retry, delete, and drag to reorder.
+// opacity, render status and progress, cancel / retry, delete, and drag to reorder (or, on a focused row,
+// Alt+ArrowUp / Alt+ArrowDown; ArrowUp / ArrowDown move the focus between rows).
 
 import { h, icon, iconButton, fill, paintRange } from './dom.js';
 import { blobUrl } from '../api.js';
@@ -59,9 +60,14 @@ export class LayerPanel {
         readOnly,
         operation: operations.get(layer.operation),
         parents: layer.parents.map((p) => state.layers[p]?.name).filter(Boolean),
+        order: state.order,
       });
       const expected = previous ? previous.nextSibling : this.list.firstChild;
-      if (expected !== row.el) this.list.insertBefore(row.el, expected);
+      if (expected !== row.el) {
+        const focused = row.el.contains(document.activeElement); // moving a node in the DOM drops its focus
+        this.list.insertBefore(row.el, expected);
+        if (focused && document.activeElement === document.body) row.el.focus();
+      }
       previous = row.el;
     }
   }
@@ -204,7 +210,22 @@ class LayerRow {
         e.preventDefault();
         this.actions.select(this.layer.id);
       } else if (e.key === 'F2') this.startRename();
+      else if ((e.key === 'ArrowUp' || e.key === 'ArrowDown') && e.altKey) {
+        e.preventDefault();
+        this.moveBy(e.key === 'ArrowUp' ? 1 : -1);
+      } else if (e.key === 'ArrowUp' || e.key === 'ArrowDown') {
+        e.preventDefault();
+        (e.key === 'ArrowUp' ? this.el.previousElementSibling : this.el.nextElementSibling)?.closest('.layer-row')?.focus();
+      }
     });
+  }
+
+  /** One place up (+1: towards the top of the stack, as the list shows it) or down, by keyboard. */
+  moveBy(step) {
+    if (this.readOnly || !this.order) return;
+    const index = this.order.indexOf(this.layer.id) + step;
+    if (index < 0 || index >= this.order.length) return;
+    this.actions.move(this.layer, index);
   }
 
   startRename() {
@@ -233,9 +254,13 @@ class LayerRow {
     input.select();
   }
 
-  update(layer, { selected, render, preview = null, past = false, people, readOnly, operation, parents }) {
+  update(layer, { selected, render, preview = null, past = false, people, readOnly, operation, parents, order = null }) {
     this.layer = layer;
     this.readOnly = readOnly;
+    this.order = order;
+    // what the keyboard does here, said where a screen reader and a hovering pointer find it
+    this.el.title = readOnly ? `${layer.name}` : `${layer.name} — Enter selects, F2 renames, Alt+↑ / Alt+↓ moves it up or down`;
+    this.el.setAttribute('aria-keyshortcuts', readOnly ? 'Enter F2' : 'Enter F2 Alt+ArrowUp Alt+ArrowDown');
     // presence and progress arrive many times a second: touch the DOM only when something shown changed
     const { receivedAt, ...shownRender } = render || {};
     const signature = JSON.stringify([layer, selected, render ? shownRender : null, preview?.n, past, people.map((p) => [p.conn, p.name, p.colour]), readOnly, operation?.title, parents]);

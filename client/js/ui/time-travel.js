@@ -1,5 +1,6 @@
 // Time travel: looking at a past version (read-only) while the canvas goes on live, the pictures that version
-// lacks (found, or rendered on request), the banner over the stage, back to live, fork and restore.
+// lacks (found, or rendered on request), the banner over the stage, back to live, fork and restore. A past
+// version is shown once its recorded pictures are in (never as spinners), and kept for scrubbing back to it.
 
 import { h, icon, toast, confirmDialog, fill } from './dom.js';
 import { newId } from '../commands.js';
@@ -8,10 +9,13 @@ import { debounce } from '../throttle.js';
 import { saveToken, editorUrl } from '../identity.js';
 import { blobUrl } from '../api.js';
 
+const KEEP_VERSIONS = 40; // past versions kept whole (state and pictures) for scrubbing back and forth
+
 export class TimeTravel {
   constructor(editor) {
     this.editor = editor;
     this.scrub = null; // {version, state}
+    this.past = new Map(); // version -> a finished scrub of it (every picture found), oldest first
     this.fetchPast = debounce((version) => this.loadPast(version), 90);
     this.banner = h('div.scrub-banner', { dataset: { testid: 'scrub-banner' } });
   }
@@ -20,28 +24,63 @@ export class TimeTravel {
     const editor = this.editor;
     if (version >= editor.session.version) return this.backToLive();
     if (editor.masking) editor.mask.endMask();
-    this.scrub = { version, state: this.scrub?.state || null, loading: true };
-    this.fetchPast(version);
+    const known = this.past.get(version);
+    if (known) {
+      this.fetchPast.cancel();
+      this.scrub = known;
+    } else {
+      // the version shown until this one is in stays on screen, as a past version (no live spinners)
+      this.scrub = { version, state: this.scrub?.state || null, loading: true };
+      this.fetchPast(version);
+    }
     editor.schedule();
+  }
+
+  /** The URL of a small picture of the canvas at `version` (the timeline's hover card). */
+  thumbnailUrl(version) {
+    const { canvasId, token } = this.editor;
+    return `/api/canvases/${encodeURIComponent(canvasId)}/composite.png?version=${version}&thumbnail=1${token ? `&token=${encodeURIComponent(token)}` : ''}`;
   }
 
   async loadPast(version) {
     const editor = this.editor;
     try {
+      // the state and its layers' recorded or cached images together: shown once, with its pictures
+      const images = editor.api.images(editor.canvasId, version).catch(() => null); // no render worker: none
       const json = await editor.api.state(editor.canvasId, version);
       if (!this.scrub || this.scrub.version !== version) return;
-      this.scrub = { version, state: fromServer(json), loading: false, missing: new Map(), checking: false, rendering: false };
-      editor.schedule();
-      // layers that had no picture yet at that version: the recorded or cached images, if there are any
-      if (json.layers.some((l) => l.status !== 'rendered' || !l.output)) {
-        this.scrub.checking = true;
-        this.fillPastImages(version, () => editor.api.images(editor.canvasId, version));
-      }
+      const state = fromServer(json);
+      const lacking = json.layers.some((l) => l.status !== 'rendered' || !l.output);
+      const filled = lacking ? await this.withImages(state, await images) : { state, missing: new Map() };
+      if (!this.scrub || this.scrub.version !== version) return;
+      this.scrub = { version, state: filled.state, loading: false, missing: filled.missing, checking: false, rendering: false };
+      if (!filled.missing.size) this.keep(this.scrub); // a version still missing pictures is asked again
     } catch (error) {
       toast(`Cannot show version ${version}: ${error.message}`, { kind: 'error' });
       if (this.scrub?.version === version) this.scrub = { ...this.scrub, loading: false };
     }
     editor.schedule();
+  }
+
+  keep(scrub) {
+    this.past.delete(scrub.version);
+    this.past.set(scrub.version, scrub);
+    if (this.past.size > KEEP_VERSIONS) this.past.delete(this.past.keys().next().value);
+  }
+
+  /** {state, missing}: `state` with the images an images answer names for the layers that had none. */
+  async withImages(state, answer) {
+    const images = answer?.images || {};
+    const found = Object.entries(images).filter(([id, image]) => image?.sha256 && state.layers[id] && !state.layers[id].output);
+    const sizes = await Promise.all(found.map(([, image]) => imageSize(blobUrl(image.sha256))));
+    const layers = { ...state.layers };
+    found.forEach(([id, image], index) => {
+      if (!sizes[index]) return;
+      layers[id] = { ...layers[id], output: { sha256: image.sha256, width: sizes[index].width, height: sizes[index].height, extra: [], rendered_later: image.source || true } };
+    });
+    const missing = new Map();
+    for (const [id, layer] of Object.entries(layers)) if (!layer.output && layer.status !== 'failed') missing.set(id, images[id]?.missing || 'Not rendered at this version');
+    return { state: { ...state, layers }, missing };
   }
 
   /** Fill the past version's layers with the images `request()` answers; note those still missing. */
@@ -54,18 +93,11 @@ export class TimeTravel {
       this.editor.schedule();
       return { error };
     }
-    const images = answer?.images || {};
-    const found = Object.entries(images).filter(([id, image]) => image?.sha256 && !this.scrub?.state?.layers[id]?.output);
-    const sizes = await Promise.all(found.map(([, image]) => imageSize(blobUrl(image.sha256))));
     if (!this.scrub || this.scrub.version !== version || !this.scrub.state) return { stale: true };
-    const layers = { ...this.scrub.state.layers };
-    found.forEach(([id, image], index) => {
-      if (!layers[id] || !sizes[index]) return;
-      layers[id] = { ...layers[id], output: { sha256: image.sha256, width: sizes[index].width, height: sizes[index].height, extra: [], rendered_later: image.source || true } };
-    });
-    const missing = new Map();
-    for (const [id, image] of Object.entries(images)) if (image && !image.sha256 && layers[id] && !layers[id].output) missing.set(id, image.missing || 'Not rendered at this version');
-    this.scrub = { ...this.scrub, state: { ...this.scrub.state, layers }, missing, checking: false, rendering: false };
+    const { state, missing } = await this.withImages(this.scrub.state, answer);
+    if (!this.scrub || this.scrub.version !== version) return { stale: true };
+    this.scrub = { ...this.scrub, state, missing, checking: false, rendering: false };
+    if (!missing.size) this.keep(this.scrub);
     this.editor.schedule();
     return { missing };
   }

@@ -1,9 +1,11 @@
 // The history: a slider over versions 1..head at the bottom of the canvas (dragging shows the canvas as it
-// was, read-only), and a list of who did what in the side panel.
+// was, read-only; hovering shows a card of that version, timeline-hover.js), and a list of who did what in
+// the side panel. The track keeps its width while scrubbing: the actions float above it (styles.css).
 
 import { h, icon, fill } from './dom.js';
 import { describeEvent, describeStep, historySteps, stepAt, actorLabel, relativeTime, timelineTicks, eventAt, SYSTEM_ACTOR } from '../history.js';
 import { COLOURS, initials, browserPart } from '../identity.js';
+import { TimelineHover } from './timeline-hover.js';
 
 /** A person's colour: their own entry in `people` ({user, colour}: this page's identity, who is here, who the
  * canvas knows), else one of the same browser under another link, else one derived from the id. */
@@ -17,7 +19,8 @@ export function colourFor(user, people) {
 }
 
 export class TimelineBar {
-  /** actions: scrub(version), live(), fork(version), restore(version), renderVersion(version) */
+  /** actions: scrub(version), live(), fork(version), restore(version), renderVersion(version),
+   * thumbnail(version) → the URL of a small picture of the canvas at that version */
   constructor(actions) {
     this.actions = actions;
     this.slider = h('input.timeline-slider', { type: 'range', min: 1, max: 1, step: 1, value: 1, 'aria-label': 'Version', dataset: { testid: 'timeline-slider' } });
@@ -30,17 +33,22 @@ export class TimelineBar {
     this.renderBtn = h('button.btn.btn-small', { type: 'button', onclick: () => this.actions.renderVersion?.(this.value()), dataset: { testid: 'render-version' }, title: 'Render the layers this version never had a picture for' }, icon('sparkles'), 'Render this version');
     this.nameBtn = h('button.btn.btn-small', { type: 'button', onclick: () => this.actions.nameVersion?.(this.scrubbing ? this.value() : this.head), dataset: { testid: 'name-version-button' }, title: 'Name this version (a checkpoint on the timeline)' }, icon('edit'), 'Name');
     this.checkpointMarks = h('div.timeline-checkpoints');
-    this.scrubActions = h('div.timeline-actions', null, this.renderBtn, this.forkBtn, this.restoreBtn, this.liveBtn);
+    this.scrubActions = h('div.timeline-actions', { dataset: { testid: 'timeline-actions' } }, this.renderBtn, this.forkBtn, this.restoreBtn, this.liveBtn);
+    this.track = h('div.timeline-track', { dataset: { testid: 'timeline-track' } }, this.ticks, this.checkpointMarks, this.slider);
+    this.hover = new TimelineHover({ track: this.track, head: () => this.head, words: (v) => this.versionWords(v), thumbnail: (v) => this.actions.thumbnail?.(v) });
     this.el = h(
       'footer.timeline',
       { dataset: { testid: 'timeline' } },
       h('span.timeline-icon', { title: 'History' }, icon('history')),
-      h('div.timeline-track', null, this.ticks, this.checkpointMarks, this.slider),
+      this.track,
       this.version,
       h('div.timeline-info', null, this.label),
       this.nameBtn,
       this.scrubActions,
     );
+    this.slider.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape' && this.scrubbing) this.actions.live(); // the slider keeps the focus after a drag
+    });
     this.slider.addEventListener('input', () => {
       const v = this.value();
       if (v >= this.head) this.actions.live();
@@ -52,6 +60,16 @@ export class TimelineBar {
 
   value() {
     return Number(this.slider.value);
+  }
+
+  /** Who did what at `version` (the hover card's words; the label below says the same of the current one). */
+  versionWords(version) {
+    const c = this.context;
+    const event = c ? eventAt(c.events, version) : null;
+    if (!event) return null;
+    const step = stepAt(c.events, event.seq);
+    const what = (step ? describeStep(step, c) : describeEvent(event, c)).text;
+    return { who: actorLabel(event.actor, { me: c.me, names: c.names }), colour: colourFor(event.actor, c.people), what, when: relativeTime(event.timestamp) };
   }
 
   /** Named versions as labelled marks over the track (a click goes there). */
@@ -75,6 +93,7 @@ export class TimelineBar {
 
   update({ head, scrubVersion, events, people, me, names, layerName, operationTitle, canRestore, past = null, checkpoints = {} }) {
     this.head = Math.max(1, head);
+    this.context = { events, people, me, names, layerName, operationTitle };
     this.scrubbing = scrubVersion != null;
     this.slider.max = String(this.head);
     this.slider.disabled = this.head <= 1;

@@ -1,17 +1,20 @@
 // The top bar: the canvas's name (renamed in place), this browser's role and connection, the people here
-// (and your own avatar, which opens the "your name" dialog), undo and redo, import, export and share.
+// (and your own avatar, which opens the "your name" dialog; another's follows them, follow.js), undo and
+// redo, import, export and share.
 
 import { h, icon, iconButton, fill } from './dom.js';
 import { historyCounts } from '../state.js';
 import { initials } from '../identity.js';
 import { ROLE_LABEL, openShareDialog } from './share-dialog.js';
 import { openNameDialog } from './name-dialog.js';
+import { Follow } from './follow.js';
 
 const STATUS_LABEL = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', fatal: 'Disconnected', closed: 'Offline', idle: 'Connecting…' };
 
 export class TopBar {
   constructor(editor) {
     this.editor = editor;
+    editor.follow = new Follow(editor); // the avatars start and show it
     this.nameInput = h('input.canvas-name', {
       type: 'text',
       value: '',
@@ -79,6 +82,7 @@ export class TopBar {
     const pending = editor.queue.size;
     this.statusPill.dataset.status = editor.status;
     fill(this.statusPill, h('span.status-dot'), STATUS_LABEL[editor.status] || editor.status, pending && editor.status !== 'live' ? h('small', null, ` · ${pending} unsent`) : null);
+    editor.follow.render(people);
     this.renderAvatars(people);
     const counts = historyCounts(live, editor.me);
     this.undoBtn.disabled = !editor.canEdit || !!editor.scrub || counts.undo === 0;
@@ -92,7 +96,8 @@ export class TopBar {
     const byUser = new Map();
     for (const p of people) if (!byUser.has(p.user) && p.user !== editor.me) byUser.set(p.user, p);
     const others = [...byUser.values()];
-    const key = JSON.stringify([others.map((p) => [p.user, p.name, p.colour]), editor.identity.name, editor.identity.colour]);
+    const following = editor.follow.user;
+    const key = JSON.stringify([others.map((p) => [p.user, p.name, p.colour]), editor.identity.name, editor.identity.colour, following]);
     if (key === this.avatarsKey) return;
     this.avatarsKey = key;
     const me = h(
@@ -101,9 +106,19 @@ export class TopBar {
       initials(editor.identity.name),
     );
     fill(this.avatars, 
-      ...others.slice(0, 5).map((p) => h('span.avatar', { style: { background: p.colour }, title: p.name, dataset: { user: p.user, testid: 'avatar' } }, initials(p.name))),
+      ...others.slice(0, 5).map((p) => this.avatar(p, p.user === following)),
       others.length > 5 ? h('span.avatar.avatar-more', null, `+${others.length - 5}`) : null,
       me,
+    );
+  }
+
+  /** Another person's avatar: a click follows them (their viewport and selection), another click stops. */
+  avatar(person, following) {
+    const title = following ? `Following ${person.name} — click or press Esc to stop` : `${person.name} — click to follow what they look at`;
+    return h(
+      'button.avatar.avatar-follow',
+      { type: 'button', class: following ? 'following' : '', style: { background: person.colour, '--colour': person.colour }, title, 'aria-pressed': String(following), dataset: { user: person.user, testid: 'avatar' }, onclick: () => this.editor.follow.toggle(person) },
+      initials(person.name),
     );
   }
 }

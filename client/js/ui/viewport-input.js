@@ -36,8 +36,7 @@ export function bindPointer(viewport) {
       viewport.view = { ...viewport.view, x: viewport.view.x + p.x - drag.x, y: viewport.view.y + p.y - drag.y };
       drag.x = p.x;
       drag.y = p.y;
-      viewport.userMoved = true;
-      viewport.viewChanged();
+      viewport.userViewChanged(); // ends following someone
     } else if (drag?.kind === 'paint' && viewport.mask?.current) {
       const w = toWorld(viewport.view, p.x, p.y);
       const next = extendStroke(viewport.mask.current, w.x, w.y);
@@ -80,8 +79,7 @@ export function bindPointer(viewport) {
         const factor = Math.exp(-event.deltaY * (event.ctrlKey ? 0.01 : 0.0015));
         viewport.view = zoomAt(viewport.view, factor, p.x, p.y);
       }
-      viewport.userMoved = true;
-      viewport.viewChanged();
+      viewport.userViewChanged();
     },
     { passive: false },
   );

@@ -1,9 +1,10 @@
 // The canvas view: the visible layers composited in stack order with their opacity (a render in progress as
 // its latest preview), zoom and pan, the collaborators' cursors, and the mask being painted over a layer.
 // Its pictures come from image-cache.js, the mask from mask-overlay.js, pointer and drop from viewport-input.js.
+// What it looks at is shared in presence (sharedView) so that others can follow it (showView, follow.js).
 
 import { h, icon, iconButton, fill } from './dom.js';
-import { zoomAt, toScreen, fit, contentSize, nextZoom, clampScale } from '../view.js';
+import { zoomAt, toScreen, toWorld, fit, contentSize, nextZoom, clampScale } from '../view.js';
 import { initials } from '../identity.js';
 import { ImageCache } from './image-cache.js';
 import { MaskOverlay } from './mask-overlay.js';
@@ -12,7 +13,8 @@ import { bindPointer, bindDrop } from './viewport-input.js';
 export class Viewport {
   /**
    * callbacks: onCursor(world|null), onStrokesChanged(), onDropFiles(files), onNeedMaskTarget(), onZoom(scale),
-   * onToolChange(tool)
+   * onToolChange(tool), onView({x, y, zoom}) (what it looks at changed). `onUserView`, set by follow mode, hears
+   * only the changes this person makes (pan, zoom, fit).
    */
   constructor(callbacks) {
     this.cb = callbacks;
@@ -199,20 +201,44 @@ export class Viewport {
     const { width, height } = this.lastContent.width ? this.lastContent : { width: 512, height: 512 };
     if (!this.width) return;
     this.view = fit(width, height, this.width, this.height, { padding: 56, maxScale: 8 });
-    if (byUser) this.userMoved = false;
+    if (byUser) {
+      this.userMoved = false;
+      this.onUserView?.();
+    }
     this.viewChanged();
   }
 
   zoomStep(direction) {
     const scale = nextZoom(this.view.scale, direction);
     this.view = zoomAt(this.view, scale / this.view.scale, this.width / 2, this.height / 2);
-    this.userMoved = true;
-    this.viewChanged();
+    this.userViewChanged();
   }
 
   setZoom(scale) {
     this.view = zoomAt(this.view, clampScale(scale) / this.view.scale, this.width / 2, this.height / 2);
+    this.userViewChanged();
+  }
+
+  /** This person moved the view (pan, wheel, zoom buttons): it stays where they put it; following stops. */
+  userViewChanged() {
     this.userMoved = true;
+    this.onUserView?.();
+    this.viewChanged();
+  }
+
+  /** What this view looks at, for presence: the canvas point at its centre and its zoom. */
+  sharedView() {
+    if (!this.width) return null;
+    const centre = toWorld(this.view, this.width / 2, this.height / 2);
+    return { x: Math.round(centre.x * 10) / 10, y: Math.round(centre.y * 10) / 10, zoom: Math.round(this.view.scale * 10000) / 10000 };
+  }
+
+  /** Look at what another person looks at (`{x, y, zoom}` from their presence), centred on this screen. */
+  showView({ x, y, zoom }) {
+    if (!this.width || ![x, y, zoom].every(Number.isFinite)) return;
+    const scale = clampScale(zoom);
+    this.view = { scale, x: this.width / 2 - x * scale, y: this.height / 2 - y * scale };
+    this.userMoved = true; // a picture that grows later must not refit what is being followed
     this.viewChanged();
   }
 
@@ -221,6 +247,7 @@ export class Viewport {
     this.updateBrushCursor();
     this.drawCursors();
     this.invalidate();
+    this.cb.onView?.(this.sharedView());
   }
 
   invalidate() {
