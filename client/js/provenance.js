@@ -53,7 +53,8 @@ export function depths(layers, order) {
  * Rows are depths, columns a grid. In a row a layer wants the column of its parents (their mean), ties by
  * stack order (older left), and is pushed right just enough not to overlap: as in a git graph, a chain runs
  * straight down and a branch steps right, which keeps a small canvas within the narrow side panel (centring
- * a parent over its children would spend half a column on each side). O(n log n + edges): ms for 500 layers.
+ * a parent over its children would spend half a column on each side); then parents move right over their
+ * children where there is room. O(n log n + edges): a few milliseconds for 500 layers.
  */
 export function layoutDag(layers, order, options = {}) {
   const { width: w, height: hgt, gapX, gapY, pad } = { ...NODE, ...options };
@@ -78,6 +79,20 @@ export function layoutDag(layers, order, options = {}) {
       const c = Math.max(wanted.get(id), next);
       column.set(id, c);
       next = c + 1;
+    }
+  }
+  // then, bottom row first, a parent pushed left of all its children moves right over the first of them when
+  // its row has room there (never past its right-hand neighbour): a second tree's root sits over its tree
+  const children = new Map(ids.map((id) => [id, []]));
+  for (const id of ids) for (const p of parents.get(id)) children.get(p).push(id);
+  for (let d = rows.length - 2; d >= 0; d--) {
+    const row = rows[d] || [];
+    for (let i = row.length - 1; i >= 0; i--) {
+      const below = children.get(row[i]);
+      if (!below.length) continue;
+      const under = Math.min(...below.map((c) => column.get(c)));
+      const limit = i + 1 < row.length ? column.get(row[i + 1]) - 1 : Infinity;
+      if (under > column.get(row[i])) column.set(row[i], Math.min(under, limit));
     }
   }
   const byId = new Map();

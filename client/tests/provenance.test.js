@@ -83,6 +83,22 @@ test('the layout of a chain and a branch: rows by depth, no overlaps, one edge p
   assert.equal(layout.width, 2 * NODE.width + NODE.gapX + 2 * NODE.pad);
 });
 
+test('a second tree\'s root sits over its tree, not far left of it', () => {
+  // r0 has three children, r1 one: r1's child is pushed to the fourth column, and r1 follows it there
+  const layers = {};
+  const put = (id, parents = []) => (layers[id] = { id, parents });
+  put('r0');
+  put('r1');
+  for (const c of ['a', 'b', 'c']) put(c, ['r0']);
+  put('g', ['r1']);
+  put('h', ['g']);
+  const order = ['r0', 'r1', 'a', 'b', 'c', 'g', 'h'];
+  const layout = layoutDag(layers, order);
+  assertSound(layout, { layers, order });
+  const column = Object.fromEntries(layout.nodes.map((n) => [n.id, n.column]));
+  assert.deepEqual(column, { r0: 0, r1: 3, a: 0, b: 1, c: 2, g: 3, h: 3 });
+});
+
 test('a layer whose parent is gone (a past version, a deletion in flight) is a root with no dangling edge', () => {
   const state = canvas();
   const layers = { ...state.layers };

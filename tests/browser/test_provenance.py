@@ -141,6 +141,8 @@ def test_the_graph_works_from_the_keyboard(pages, server):
     canvas = harbour(server)
     page = open_editor(pages, canvas.path)
     page.click("[data-testid=tab-graph]")
+    # one tab stop for the graph: Tab from the tab bar lands on a node, and only one node is in the tab order
+    expect(page.locator("[data-testid=prov-node][tabindex='0']")).to_have_count(1)
     node(page, "sea").focus()
     # focus marks like hover does
     assert marked(page, "affected") == ["boat", "dusk", "fog", "mask"]
@@ -154,6 +156,8 @@ def test_the_graph_works_from_the_keyboard(pages, server):
     page.keyboard.press("ArrowUp")
     expect(node(page, "dusk")).to_be_focused()
     assert marked(page, "affected") == ["boat", "mask"]
+    expect(page.locator("[data-testid=prov-node][tabindex='0']")).to_have_count(1)
+    expect(node(page, "dusk")).to_have_attribute("tabindex", "0")
 
 
 def test_a_bigger_canvas_draws_without_overlaps_and_scrolls(pages, server, shoot):

@@ -65,7 +65,10 @@ export class ProvenanceView {
     const nodeOf = (event) => event.target.closest?.('.prov-node')?.dataset.layerId ?? null;
     this.canvas.addEventListener('pointerover', (event) => this.setHovered(nodeOf(event)));
     this.canvas.addEventListener('pointerleave', () => this.setHovered(this.focusedId()));
-    this.canvas.addEventListener('focusin', (event) => this.setHovered(nodeOf(event)));
+    this.canvas.addEventListener('focusin', (event) => {
+      this.setRoving(nodeOf(event));
+      this.setHovered(nodeOf(event));
+    });
     this.canvas.addEventListener('focusout', () => setTimeout(() => this.setHovered(this.focusedId()), 0));
     this.canvas.addEventListener('click', (event) => {
       const id = nodeOf(event);
@@ -101,6 +104,15 @@ export class ProvenanceView {
     list.addEventListener('pointerleave', mark);
     list.addEventListener('focusin', mark);
     list.addEventListener('focusout', mark);
+  }
+
+  /** One tab stop for the whole graph (the ARIA composite pattern): Tab enters at the selected node, or the
+   * last one visited, and the arrow keys move inside; 500 nodes are not 500 presses of Tab. */
+  setRoving(id) {
+    if (!id || id === this.roving || !this.nodes.has(id)) return;
+    if (this.nodes.has(this.roving)) this.nodes.get(this.roving).el.tabIndex = -1;
+    this.nodes.get(id).el.tabIndex = 0;
+    this.roving = id;
   }
 
   focusedId() {
@@ -143,8 +155,14 @@ export class ProvenanceView {
     for (const id of ids) this.updateNode(id, state.layers[id]);
     if (this.hovered && !state.layers[this.hovered]) this.hovered = null;
     this.paint();
-    if (selectionMoved && selected && !this.canvas.contains(document.activeElement)) {
+    const inside = this.canvas.contains(document.activeElement);
+    if (selectionMoved && selected && !inside) {
+      this.setRoving(selected);
       this.nodes.get(selected)?.el.scrollIntoView?.({ block: 'nearest', inline: 'nearest' });
+    }
+    if (!this.nodes.has(this.roving)) {
+      this.roving = null;
+      this.setRoving(this.nodes.has(selected) ? selected : this.layout.nodes[0]?.id);
     }
   }
 
@@ -194,7 +212,7 @@ export class ProvenanceView {
     const op = h('span.prov-op');
     const el = h(
       'button.prov-node',
-      { type: 'button', dataset: { layerId: id, testid: 'prov-node' }, style: { width: `${NODE.width}px`, height: `${NODE.height}px` } },
+      { type: 'button', tabIndex: -1, dataset: { layerId: id, testid: 'prov-node' }, style: { width: `${NODE.width}px`, height: `${NODE.height}px` } },
       h('span.prov-thumb', null, img, glyph),
       h('span.prov-text', null, name, op),
       h('span.prov-dot'),
