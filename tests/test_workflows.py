@@ -60,7 +60,7 @@ async def test_export_import_and_replay_give_identical_hashes(engine, tmp_path, 
     assert all(layer.status == "rendered" for layer in original.layers.values())
     events = store.read(canvas_id)
     document = export_workflow(original.name, canvas_id, events, blobs, operations())
-    assert document["format"] == "opendream.workflow" and document["version"] == 1
+    assert document["format"] == "opendream.workflow" and document["version"] == 2
     assert document["models"] == [
         {"name": "builtin:tiny", "hash": original.layers["a"].output.fingerprint["model_hash"]}
     ]

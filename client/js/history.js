@@ -60,6 +60,10 @@ export function describeEvent(event, { layerName = (id) => id, operationTitle = 
       return { kind, text: 'undid an edit' };
     case 'history.redone':
       return { kind, text: 'redid an edit' };
+    case 'layer.transformed':
+      return { kind, text: `placed ${layer()} at ${Math.round(p.x)}, ${Math.round(p.y)}${p.scale !== 1 ? ` × ${Math.round(p.scale * 100) / 100}` : ''}${p.rotation ? `, turned ${Math.round(p.rotation)}°` : ''}` };
+    case 'canvas.resized':
+      return { kind, text: `resized the canvas to ${p.width} × ${p.height}` };
     case 'canvas.restored':
       return { kind, text: `restored version ${p.version}` };
     case 'version.named':

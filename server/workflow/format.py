@@ -30,7 +30,7 @@ from server.image_checks import InvalidImage, inspect_image
 
 GESTURE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # as the command envelope's gesture
 FORMAT = "opendream.workflow"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: document frame, placements, gestures, checkpoints (a version 1 file reads unchanged)
 PNG_KEY = "opendream-workflow"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

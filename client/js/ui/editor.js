@@ -10,7 +10,8 @@
 import { h, fill, toast } from './dom.js';
 import { Viewport } from './viewport.js';
 import { LayerPanel } from './layers.js';
-import { TimelineBar, HistoryList } from './timeline.js';
+import { TimelineBar, HistoryList, colourFor } from './timeline.js';
+import { actorLabel, SYSTEM_ACTOR } from '../history.js';
 import { TopBar } from './topbar.js';
 import { LeftPanel } from './left-panel.js';
 import { RightPanel } from './right-panel.js';
@@ -25,6 +26,7 @@ import { CanvasSession } from '../session.js';
 import { LiveConnection, socketUrl } from '../live.js';
 import { CommandQueue } from '../commands.js';
 import { Gestures } from '../gesture.js';
+import { movedBy, placementOf } from '../placement.js';
 import { openCheckpointDialog } from './checkpoint-dialog.js';
 import { Backoff } from '../backoff.js';
 import { groupOperations } from '../schema.js';
@@ -81,6 +83,8 @@ export class Editor {
     this.session.subscribe((what) => this.onSession(what));
     // with what this page looks at, so that others can follow it (follow.js)
     this.sendPresence = throttle((cursor) => this.live.sendFrame({ type: 'presence', cursor, selected_layer: this.selected, viewport: this.viewport.sharedView() }), 50);
+    // a drag sends where the layer is every 80 ms; its commands share the drag's gesture: one undo
+    this.sendTransform = throttle((layerId, p) => this.command({ type: 'transform_layer', layer_id: layerId, x: p.x, y: p.y, scale: p.scale, rotation: p.rotation, flip_x: p.flip_x, flip_y: p.flip_y }, { quiet: true }), 80);
     this.sendOpacity = throttle((layer, value) => this.command({ type: 'set_opacity', layer_id: layer.id, opacity: value }, { quiet: true }), 120);
     this.build();
     bindShortcuts(this);
@@ -109,6 +113,12 @@ export class Editor {
       onDropFiles: (files) => this.transfers.uploadFiles(files),
       onNeedMaskTarget: () => this.mask.beginMask(),
       onView: () => this.sendPresence?.(this.lastCursor ?? null),
+      onSelect: (id) => this.select(id),
+      canMoveLayers: () => this.canEdit,
+      onMoveLayer: (layerId, placement, final) => {
+        this.sendTransform(layerId, placement);
+        if (final) this.sendTransform.flush();
+      },
     });
     this.layers = new LayerPanel({
       select: (id) => this.select(id, { fromPanel: true }),
@@ -204,6 +214,13 @@ export class Editor {
     }
   }
 
+  /** Who added layer `id`, as its row says it ({name, colour}: "You" for this page), or null when unknown. */
+  authorOf(id) {
+    const actor = this.session.authors.get(id);
+    if (!actor || actor === SYSTEM_ACTOR) return null;
+    return { name: actorLabel(actor, { me: this.me, names: this.names }), colour: colourFor(actor, this.everyone()) };
+  }
+
   /** Everyone the history names and colours: this page first (its own colour), who is here, who the canvas
    * knows. */
   everyone() {
@@ -278,6 +295,7 @@ export class Editor {
       renders: this.scrub ? new Map() : this.session.renders,
       previews: this.scrub ? new Map() : this.session.previews,
       people: this.scrub ? [] : people,
+      author: (id) => this.authorOf(id),
       readOnly: this.readOnly,
       operations: this.opsByName,
       past: !!this.scrub, // while the next version loads, the one shown is still a past one: no spinners
@@ -308,6 +326,17 @@ export class Editor {
   }
 
   // --- selection and commands ---------------------------------------------------------------------------
+
+  /** Arrow keys with the move tool: the selected picture by (dx, dy), shown at once, sent throttled. */
+  nudgeLayer(id, dx, dy) {
+    const layer = this.session.state.layers[id];
+    if (!layer?.output || !this.canEdit) return;
+    const moving = this.viewport.moving;
+    const placement = movedBy(moving?.layerId === id ? moving.placement : placementOf(layer), dx, dy);
+    this.viewport.moving = { layerId: id, placement, active: false, since: Date.now() };
+    this.viewport.invalidate();
+    this.sendTransform(id, placement);
+  }
 
   select(id, { fromPanel = false } = {}) {
     if (this.masking && id !== this.selected) this.mask.endMask();

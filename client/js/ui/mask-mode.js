@@ -2,6 +2,7 @@
 // mask layer) in the viewport, and the mask bar that saves the strokes as a mask layer or discards them.
 
 import { h, icon, iconButton, toast, fill, paintRange } from './dom.js';
+import { openDocumentDialog } from './document-dialog.js';
 import { newId } from '../commands.js';
 import { stack } from '../state.js';
 import { maskParams, touches } from '../mask.js';
@@ -14,6 +15,7 @@ export class MaskMode {
     this.masking = null; // {target, editing}
     this.toolButtons = {
       pan: iconButton('hand', 'Move the view (V / H; hold Space)', () => this.setTool('pan'), { testid: 'tool-pan' }),
+      move: iconButton('move', 'Move a layer on the canvas (M; arrows nudge, Shift by 10)', () => this.setTool('move'), { testid: 'tool-move' }),
       brush: iconButton('brush', 'Paint a mask (B)', () => this.setTool('brush'), { testid: 'tool-brush' }),
       eraser: iconButton('eraser', 'Erase from the mask (E)', () => this.setTool('eraser'), { testid: 'tool-eraser' }),
     };
@@ -28,7 +30,9 @@ export class MaskMode {
     });
     this.brushSizeValue = h('span.brush-size-value', null, `${this.brushRadius * 2}px`);
     this.brushGroup = h('div.tool-brush-size', null, h('span.tool-label', null, 'Size'), this.brushSize, this.brushSizeValue);
-    this.toolbar = h('div.toolbar.floating', { dataset: { testid: 'toolbar' } }, this.toolButtons.pan, this.toolButtons.brush, this.toolButtons.eraser, h('span.sep'), this.brushGroup);
+    this.toolbar = h('div.toolbar.floating', { dataset: { testid: 'toolbar' } }, this.toolButtons.pan, this.toolButtons.move, this.toolButtons.brush, this.toolButtons.eraser, h('span.sep'), this.brushGroup);
+    this.sizeButton = iconButton('fit', 'Canvas size and background', () => openDocumentDialog(this.editor), { testid: 'document-size-button' });
+    this.toolbar.append(h('span.sep'), this.sizeButton);
     this.maskBar = h('div.mask-bar.floating', { dataset: { testid: 'mask-bar' } });
   }
 
@@ -37,7 +41,7 @@ export class MaskMode {
   }
 
   setTool(tool) {
-    if ((tool === 'brush' || tool === 'eraser') && this.editor.readOnly) return;
+    if ((tool === 'brush' || tool === 'eraser' || tool === 'move') && this.editor.readOnly) return;
     this.tool = tool;
     this.viewport.setTool(tool);
     if ((tool === 'brush' || tool === 'eraser') && !this.masking) this.beginMask();
@@ -129,8 +133,9 @@ export class MaskMode {
   renderTools() {
     for (const button of Object.values(this.toolButtons)) button.classList.remove('active');
     this.toolButtons[this.tool]?.classList.add('active');
-    this.toolButtons.brush.disabled = this.toolButtons.eraser.disabled = this.editor.readOnly;
-    this.brushGroup.hidden = this.tool === 'pan';
+    this.toolButtons.brush.disabled = this.toolButtons.eraser.disabled = this.toolButtons.move.disabled = this.editor.readOnly;
+    this.sizeButton.disabled = this.editor.readOnly;
+    this.brushGroup.hidden = this.tool === 'pan' || this.tool === 'move';
   }
 
   renderBar() {

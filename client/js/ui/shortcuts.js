@@ -29,7 +29,13 @@ export function bindShortcuts(editor) {
     } else if (mod) {
       /* leave the browser's shortcuts alone */
     } else if (key === 'v' || key === 'h') editor.mask.setTool('pan');
-    else if (key === 'b') editor.mask.setTool('brush');
+    else if (key === 'm') editor.mask.setTool('move');
+    else if (key.startsWith('arrow') && editor.mask.tool === 'move' && editor.selected && !editor.readOnly) {
+      event.preventDefault(); // a burst of nudges is one gesture: one undo (client/js/gesture.js)
+      const step = event.shiftKey ? 10 : 1;
+      const [dx, dy] = { arrowleft: [-step, 0], arrowright: [step, 0], arrowup: [0, -step], arrowdown: [0, step] }[key];
+      editor.nudgeLayer(editor.selected, dx, dy);
+    } else if (key === 'b') editor.mask.setTool('brush');
     else if (key === 'e') editor.mask.setTool('eraser');
     else if (key === '[') editor.mask.setBrushRadius(editor.mask.brushRadius / 1.25);
     else if (key === ']') editor.mask.setBrushRadius(editor.mask.brushRadius * 1.25 + 1);

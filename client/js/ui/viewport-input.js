@@ -4,6 +4,7 @@
 
 import { toWorld, zoomAt } from '../view.js';
 import { startStroke, extendStroke } from '../mask.js';
+import { layerAt, movedBy, placementOf } from '../placement.js';
 
 function local(viewport, event) {
   const rect = viewport.canvas.getBoundingClientRect();
@@ -19,6 +20,9 @@ export function bindPointer(viewport) {
     if (panning) {
       drag = { kind: 'pan', x: p.x, y: p.y };
       viewport.el.classList.add('panning');
+    } else if (event.button === 0 && viewport.tool === 'move') {
+      drag = startMove(viewport, toWorld(viewport.view, p.x, p.y));
+      if (!drag) return;
     } else if (event.button === 0 && (viewport.tool === 'brush' || viewport.tool === 'eraser')) {
       if (!viewport.mask && !viewport.cb.onNeedMaskTarget?.()) return;
       const w = toWorld(viewport.view, p.x, p.y);
@@ -37,6 +41,11 @@ export function bindPointer(viewport) {
       drag.x = p.x;
       drag.y = p.y;
       viewport.userViewChanged(); // ends following someone
+    } else if (drag?.kind === 'move') {
+      const w = toWorld(viewport.view, p.x, p.y);
+      viewport.moving.placement = movedBy(drag.from, w.x - drag.start.x, w.y - drag.start.y);
+      viewport.invalidate();
+      viewport.cb.onMoveLayer?.(drag.layerId, viewport.moving.placement, false);
     } else if (drag?.kind === 'paint' && viewport.mask?.current) {
       const w = toWorld(viewport.view, p.x, p.y);
       const next = extendStroke(viewport.mask.current, w.x, w.y);
@@ -48,6 +57,10 @@ export function bindPointer(viewport) {
     viewport.cb.onCursor?.(toWorld(viewport.view, p.x, p.y));
   });
   const finish = () => {
+    if (drag?.kind === 'move') {
+      viewport.moving.active = false; // shown where it was dropped until the server's state has it there
+      viewport.cb.onMoveLayer?.(drag.layerId, viewport.moving.placement, true);
+    }
     if (drag?.kind === 'paint' && viewport.mask?.current) {
       viewport.mask.strokes.push(viewport.mask.current);
       viewport.mask.current = null;
@@ -109,4 +122,18 @@ export function bindDrop(viewport) {
     const files = [...(event.dataTransfer?.files || [])];
     if (files.length) viewport.cb.onDropFiles?.(files);
   });
+}
+
+/** The move tool's press: the selected picture if the press is on it, else the topmost one under it (which
+ * becomes selected); null when there is none or the canvas cannot be edited. */
+function startMove(viewport, w) {
+  if (!viewport.cb.canMoveLayers?.()) return null;
+  const pictures = viewport.visibleLayers().filter((l) => l.output && !viewport.maskOps.has(l.operation));
+  const selected = pictures.find((l) => l.id === viewport.selected);
+  const target = (selected && layerAt([selected], w.x, w.y)) || layerAt(pictures, w.x, w.y);
+  if (!target) return null;
+  if (target.id !== viewport.selected) viewport.cb.onSelect?.(target.id);
+  const from = placementOf(target);
+  viewport.moving = { layerId: target.id, placement: from, active: true, since: Date.now() };
+  return { kind: 'move', layerId: target.id, start: w, from };
 }

@@ -5,6 +5,8 @@
 
 import { h, icon, iconButton, fill } from './dom.js';
 import { zoomAt, toScreen, toWorld, fit, contentSize, nextZoom, clampScale } from '../view.js';
+import { corners, placementOf, samePlace } from '../placement.js';
+import { drawLayer } from './layer-drawing.js';
 import { initials } from '../identity.js';
 import { ImageCache } from './image-cache.js';
 import { MaskOverlay } from './mask-overlay.js';
@@ -75,6 +77,9 @@ export class Viewport {
 
   setState(state, { maskOps } = {}) {
     this.state = state;
+    const moved = this.moving && !this.moving.active && state?.layers[this.moving.layerId];
+    // a dropped layer is drawn where it was dropped until the state has it there (or the move was refused)
+    if (moved && (samePlace(placementOf(moved), this.moving.placement) || Date.now() - this.moving.since > 5000)) this.moving = null;
     if (maskOps) this.maskOps = maskOps;
     let size = this.contentSize();
     if (!size.width && state) size = plannedSize(state); // nothing rendered yet: the size the first layer asks for
@@ -171,8 +176,11 @@ export class Viewport {
     return this.state.order.map((id) => this.state.layers[id]).filter((l) => l && l.visible && (l.output || this.previews.has(l.id)));
   }
 
-  /** The artboard: the largest visible picture, previews at the size their render will have. */
+  /** The artboard: the document frame; before it has a size, the largest visible picture, previews at the
+   * size their render will have. */
   contentSize() {
+    const frame = this.state?.document;
+    if (frame?.width && frame?.height) return { width: frame.width, height: frame.height };
     const size = contentSize(this.visibleLayers());
     for (const [id, preview] of this.previews) {
       if (!this.state?.layers[id]?.visible) continue;
@@ -237,8 +245,11 @@ export class Viewport {
   showView({ x, y, zoom }) {
     if (!this.width || ![x, y, zoom].every(Number.isFinite)) return;
     const scale = clampScale(zoom);
-    this.view = { scale, x: this.width / 2 - x * scale, y: this.height / 2 - y * scale };
+    const view = { scale, x: this.width / 2 - x * scale, y: this.height / 2 - y * scale };
     this.userMoved = true; // a picture that grows later must not refit what is being followed
+    // already there: no change, no presence sent (two people following each other would echo forever)
+    if (Math.abs(view.scale - this.view.scale) < 1e-4 && Math.abs(view.x - this.view.x) < 0.5 && Math.abs(view.y - this.view.y) < 0.5) return;
+    this.view = view;
     this.viewChanged();
   }
 
@@ -289,40 +300,49 @@ export class Viewport {
     ctx.setTransform(dpr * v.scale, 0, 0, dpr * v.scale, dpr * v.x, dpr * v.y);
     ctx.imageSmoothingEnabled = v.scale < 2;
     ctx.imageSmoothingQuality = 'high';
-    for (const layer of this.visibleLayers()) {
-      if (this.mask?.editing && this.mask.editing.id === layer.id) continue; // drawn as the live preview below
-      ctx.globalAlpha = layer.opacity;
-      const preview = this.previewOf(layer.id);
-      if (this.previews.has(layer.id)) {
-        // rendering: its latest preview, scaled to the finished size (the older picture is out of date)
-        if (preview) ctx.drawImage(preview.img, 0, 0, preview.width, preview.height);
-        else if (layer.output && !this.maskOps.has(layer.operation)) {
-          const entry = this.cache.get(layer.output.sha256);
-          if (entry.loaded) ctx.drawImage(entry.img, 0, 0, layer.output.width, layer.output.height);
-        }
-      } else if (this.maskOps.has(layer.operation)) {
-        const tinted = this.cache.tinted(layer.output.sha256);
-        if (tinted) {
-          ctx.globalAlpha = layer.opacity * 0.55;
-          ctx.drawImage(tinted, 0, 0, layer.output.width, layer.output.height);
-        }
-      } else {
-        const entry = this.cache.get(layer.output.sha256);
-        if (entry.loaded) ctx.drawImage(entry.img, 0, 0, layer.output.width, layer.output.height);
+    ctx.save();
+    if (width && height) {
+      // only the document frame shows, as in the composite the server exports
+      ctx.beginPath();
+      ctx.rect(0, 0, width, height);
+      ctx.clip();
+      if (this.state.document?.background) {
+        ctx.fillStyle = this.state.document.background;
+        ctx.fillRect(0, 0, width, height);
       }
     }
+    for (const layer of this.visibleLayers()) {
+      if (this.mask?.editing && this.mask.editing.id === layer.id) continue; // drawn as the live preview below
+      ctx.save();
+      ctx.globalAlpha = layer.opacity;
+      drawLayer(this, ctx, layer);
+      ctx.restore();
+    }
+    ctx.restore();
     ctx.globalAlpha = 1;
     if (this.mask) this.maskOverlay.draw(ctx, this.mask, this.lastContent, this.view.scale);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const selected = this.selected && this.state.layers[this.selected];
     if (selected && selected.output && !this.mask) {
+      // the selected picture's outline where it is placed (outside the frame too: that is where it lies)
+      const outline = corners(this.placementOf(selected), selected.output.width, selected.output.height);
       ctx.strokeStyle = '#8b6cff';
       ctx.lineWidth = 1.5;
       ctx.setLineDash([6, 4]);
-      ctx.strokeRect(v.x - 0.5, v.y - 0.5, selected.output.width * v.scale + 1, selected.output.height * v.scale + 1);
+      ctx.beginPath();
+      outline.forEach((p, i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, v.x + p.x * v.scale, v.y + p.y * v.scale));
+      ctx.closePath();
+      ctx.stroke();
       ctx.setLineDash([]);
     }
   }
+
+  /** A layer's placement, or the one a move in progress gives it before the server has it. */
+  placementOf(layer) {
+    return this.moving?.layerId === layer.id ? this.moving.placement : placementOf(layer);
+  }
+
+
 
   checker() {
     if (!this.pattern) {

@@ -1,0 +1,100 @@
+"""Layers in space in a real Chromium (issue #18): move a layer with the mouse (one drag, one undo), nudge it
+with the arrows, grow the document; the exported composite PNG equals what the stage shows at 100 %."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.browser.support import Canvas, identity, open_editor, row, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def stage_picture(page, width: int, height: int) -> np.ndarray:
+    """The stage's pixels over the document frame at 100 % (device pixel ratio 1)."""
+    data = page.evaluate(
+        """([w, h]) => {
+            const ed = window.opendream, v = ed.viewport.view;
+            const c = document.querySelector('[data-testid=stage]');
+            const ctx = c.getContext('2d');
+            return Array.from(ctx.getImageData(Math.round(v.x), Math.round(v.y), w, h).data);
+        }""",
+        [width, height],
+    )
+    return np.array(data, dtype=np.uint8).reshape(height, width, 4)
+
+
+def test_move_a_layer_by_dragging_then_one_undo_and_the_composite_matches_the_stage(pages, server, shoot):
+    canvas = Canvas(server, "Space")
+    canvas.txt2img("ground", "a field", width=192, height=128)
+    canvas.txt2img("sun", "a sun", width=64, height=64)
+    canvas.wait_rendered("ground", "sun")
+    page = open_editor(pages, canvas.path, identity("Ada"))
+    page.evaluate("window.opendream.viewport.setZoom(1)")
+    page.click("[data-testid=tool-move]")
+    row(page, "sun").click()
+    view = page.evaluate(
+        "(() => { const v = window.opendream.viewport.view; const r = document.querySelector('[data-testid=stage]').getBoundingClientRect(); return {x: r.left + v.x, y: r.top + v.y}; })()"
+    )
+    start = (view["x"] + 32, view["y"] + 32)  # the middle of the sun, at (0, 0) so far
+    page.mouse.move(*start)
+    page.mouse.down()
+    for step in range(1, 9):
+        page.mouse.move(start[0] + 10 * step, start[1] + 5 * step)
+        page.wait_for_timeout(40)
+    page.mouse.up()
+    wait_until(lambda: canvas.layer("sun")["placement"]["x"] == 80 and canvas.layer("sun")["placement"]["y"] == 40,
+               message="the sun moved to (80, 40)")  # fmt: skip
+    moves = [event for event in canvas.events() if event["type"] == "layer.transformed"]
+    assert len(moves) >= 2 and len({event.get("gesture") for event in moves}) == 1, "one drag, one gesture"
+    shoot(page, "18-layer-moved")
+    # the exported composite is what the stage shows (at 100 %, up to anti-aliasing at the edges)
+    composite = Image.open(io.BytesIO(server.client().get(f"/api/canvases/{canvas.id}/composite.png").content))
+    assert composite.size == (192, 128), "the document frame: the first picture's size"
+    page.evaluate("window.opendream.select(null)")  # no selection outline over the picture
+    page.wait_for_timeout(200)
+    shown = stage_picture(page, 192, 128).astype(int)
+    exported = np.asarray(composite.convert("RGBA")).astype(int)
+    difference = np.abs(shown[..., :3] - exported[..., :3]).max(axis=-1)
+    assert np.percentile(difference, 99) <= 8, f"the stage differs from the composite: {np.percentile(difference, 99)}"
+    # one undo takes the whole drag back
+    page.keyboard.press("Control+z")
+    wait_until(lambda: canvas.layer("sun")["placement"]["x"] == 0, message="the drag undone")
+    # arrows nudge the selected layer with the move tool
+    row(page, "sun").click()
+    page.locator("[data-testid=stage]").focus()
+    page.evaluate("document.activeElement.blur()")
+    for _ in range(3):
+        page.keyboard.press("Shift+ArrowRight")
+    wait_until(lambda: canvas.layer("sun")["placement"]["x"] == 30, message="nudged by 3 x 10")
+    expect(page.locator("[data-testid=tool-move]")).to_have_class(__import__("re").compile("active"))
+
+
+def test_grow_the_canvas_from_the_toolbar_and_everything_keeps_its_place(pages, server, shoot):
+    canvas = Canvas(server, "Grow")
+    canvas.txt2img("ground", "a field", width=128, height=64)
+    canvas.wait_rendered("ground")
+    before = np.asarray(
+        Image.open(io.BytesIO(server.client().get(f"/api/canvases/{canvas.id}/composite.png").content)).convert("RGBA")
+    )
+    page = open_editor(pages, canvas.path, identity("Ada"))
+    page.click("[data-testid=document-size-button]")
+    page.fill("[data-testid=document-width]", "256")
+    page.click("[data-testid=save-document]")
+    wait_until(lambda: canvas.state()["document"]["width"] == 256, message="the canvas grown")
+    assert canvas.state()["document"] == {"width": 256, "height": 64, "background": None}
+    after = np.asarray(
+        Image.open(io.BytesIO(server.client().get(f"/api/canvases/{canvas.id}/composite.png").content)).convert("RGBA")
+    )
+    assert after.shape == (64, 256, 4)
+    assert np.array_equal(after[:, :128], before), "the picture kept its place"
+    assert not after[:, 128:].any(), "the new room is empty (transparent)"
+    expect(page.locator("[data-testid=history-list]")).to_have_count(0)  # the layers tab is open
+    shoot(page, "18-canvas-grown")
+    page.keyboard.press("Control+z")
+    wait_until(lambda: canvas.state()["document"]["width"] == 128, message="the growth undone")
