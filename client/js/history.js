@@ -75,13 +75,14 @@ export function describeEvent(event, { layerName = (id) => id, operationTitle = 
 
 /** Who `actor` is, in words: "You", the name the canvas knows them by (`names`: user id -> name; a user of the
  * same browser under another link is the same person: the admin's link that created a canvas, an HTTP call),
- * else their browser's id. */
+ * else their browser's id ("Someone" for a token used with no user id, as a script does). */
 export function actorLabel(actor, { me = null, names = new Map() } = {}) {
   if (actor === SYSTEM_ACTOR) return 'Engine';
   if (me && (actor === me || (browserPart(me) && browserPart(actor) === browserPart(me)))) return 'You';
   const name = lookupPerson(names, actor);
   if (name) return name;
   if (actor === 'creator') return 'Creator';
+  if (/^t[0-9a-f]+$/.test(actor || '')) return 'Someone'; // a token with no person named behind it (a script)
   // the server binds users to their token (t<token id>.<the browser's id>): the token part says nothing to people
   return (actor || '').replace(/^t[0-9a-f]+\./, '') || 'Someone';
 }

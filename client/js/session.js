@@ -21,6 +21,7 @@ export class CanvasSession {
     // user -> {user, name, colour}: everyone the canvas knows (the server's list in the welcome and `people`
     // news, then each presence), so the history names people who are offline or came before this page
     this.directory = new Map();
+    this.authors = new Map(); // layer id -> the user who added it (its layer.added's actor), for layer rows
     this.now = now;
     // layer id -> {rendering, position, step, total, stage, user, revision, ahead, aheadElsewhere, etaS,
     // waitReason, receivedAt}: this canvas's queue as the server last said it, and the progress of what runs
@@ -263,8 +264,14 @@ export class CanvasSession {
   addToTimeline(events) {
     if (!events.length) return;
     layerNames(events, this.names);
+    this.noteAuthors(events);
     this.events = mergeEvents(this.events, events);
     this.emit('timeline');
+  }
+
+  /** Who added each layer: the log says, also of layers added before this page came. */
+  noteAuthors(events) {
+    for (const event of events) if (event.type === 'layer.added' && event.payload?.layer_id) this.authors.set(event.payload.layer_id, event.actor);
   }
 
   /** Fetch the whole log for the timeline (after a welcome that brought a state, not events). */
@@ -281,6 +288,7 @@ export class CanvasSession {
           after = page.events[page.events.length - 1].seq;
         }
         layerNames(collected, this.names);
+        this.noteAuthors(collected);
         this.events = mergeEvents(collected, this.events.filter((e) => e.seq > (collected.at(-1)?.seq ?? 0)));
         this.timelineComplete = true;
         this.emit('timeline');

@@ -42,7 +42,7 @@ test('names, not ids, for everyone: offline people, the same browser under anoth
   assert.equal(actorLabel('t999999.u-ada', { me: BO, names }), 'Ada'); // Ada's HTTP call with the admin's link
   assert.equal(actorLabel(BO, { me: BO, names }), 'You');
   assert.equal(actorLabel('t777777.u-bo', { me: BO, names }), 'You'); // my canvas, created with the admin's link
-  assert.equal(actorLabel('t777777', { me: BO, names }), 't777777'); // a link with no browser behind it
+  assert.equal(actorLabel('t777777', { me: BO, names }), 'Someone'); // a link used with no user id (a script)
   assert.equal(actorLabel('tabc123.u-zed', { me: BO, names }), 'u-zed');
 });
 

@@ -24,7 +24,8 @@ export class LayerPanel {
   }
 
   /** `previews`: layer id -> the latest look at its render in progress; `past`: a past version is shown. */
-  update({ state, selected, renders, previews = new Map(), people, readOnly, operations, past = false }) {
+  /** `author(id)`: who added a layer, {name, colour}, or null (shown in its row). */
+  update({ state, selected, renders, previews = new Map(), people, readOnly, operations, past = false, author = () => null }) {
     this.state = state;
     this.selected = selected;
     this.readOnly = readOnly;
@@ -57,6 +58,7 @@ export class LayerPanel {
         preview: previews.get(id) || null,
         past,
         people: selectedBy.get(id) || [],
+        author: author(id),
         readOnly,
         operation: operations.get(layer.operation),
         parents: layer.parents.map((p) => state.layers[p]?.name).filter(Boolean),
@@ -254,7 +256,7 @@ class LayerRow {
     input.select();
   }
 
-  update(layer, { selected, render, preview = null, past = false, people, readOnly, operation, parents, order = null }) {
+  update(layer, { selected, render, preview = null, past = false, people, author = null, readOnly, operation, parents, order = null }) {
     this.layer = layer;
     this.readOnly = readOnly;
     this.order = order;
@@ -263,7 +265,7 @@ class LayerRow {
     this.el.setAttribute('aria-keyshortcuts', readOnly ? 'Enter F2' : 'Enter F2 Alt+ArrowUp Alt+ArrowDown');
     // presence and progress arrive many times a second: touch the DOM only when something shown changed
     const { receivedAt, ...shownRender } = render || {};
-    const signature = JSON.stringify([layer, selected, render ? shownRender : null, preview?.n, past, people.map((p) => [p.conn, p.name, p.colour]), readOnly, operation?.title, parents]);
+    const signature = JSON.stringify([layer, selected, render ? shownRender : null, preview?.n, past, people.map((p) => [p.conn, p.name, p.colour]), author, readOnly, operation?.title, parents]);
     if (signature === this.signature) return;
     this.signature = signature;
     const el = this.el;
@@ -280,6 +282,8 @@ class LayerRow {
     fill(this.meta, 
       h('span.meta-op', null, title),
       parents.length ? h('span.meta-from', { title: `Made from ${parents.join(', ')}` }, ` ← ${parents.join(', ')}`) : null,
+      // who added it, by name and in their colour (a dot), as the history says it
+      author ? h('span.meta-by', { title: `Added by ${author.name}`, dataset: { testid: 'layer-author' } }, ' · ', h('span.dot', { style: { display: 'inline-block', width: '7px', height: '7px', marginRight: '3px', background: author.colour } }), author.name) : null,
     );
     // the status on a line of its own: why a layer waits can take a sentence
     this.statusLine.hidden = !status;

@@ -166,7 +166,7 @@ export class HistoryList {
             title: `Version ${step.seq}: show the canvas as it was`,
             onclick: () => this.actions.scrub(step.seq),
           },
-          h('span.avatar.avatar-small', { style: { background: colourFor(step.actor, people) } }, step.actor === SYSTEM_ACTOR ? icon('sparkles', { size: 12 }) : initials(who)),
+          h('span.avatar.avatar-small', { style: { background: colourFor(step.actor, people) } }, step.actor === SYSTEM_ACTOR ? icon('sparkles', { size: 12 }) : initials(actorLabel(step.actor, { names }))),
           h('span.history-text', null, h('strong', null, who), ` ${text}`, h('small', null, `${span} · ${relativeTime(last.timestamp)}`)),
         );
       }),
