@@ -70,7 +70,7 @@ export class TimelineHover {
 
   showPicture(version) {
     clearTimeout(this.timer);
-    const known = this.pictures.get(version);
+    const known = this.pictures.get(version) ?? (this.current?.version === version ? this.current.value : null);
     if (known === 'none') return fill(this.picture, h('span.muted', null, 'No picture at this version'));
     if (known) return fill(this.picture, known);
     fill(this.picture, h('span.spinner'));
@@ -81,8 +81,11 @@ export class TimelineHover {
     const url = this.thumbnail(version);
     if (!url) return;
     const img = h('img', { alt: `The canvas at version ${version}`, draggable: false });
+    const past = version < this.head();
     const done = (value) => {
-      this.remember(version, value);
+      // the newest version may still get pictures: kept for this hover only, asked again the next time
+      if (past) this.remember(version, value);
+      else this.current = { version, value };
       if (this.version === version && !this.el.hidden) this.showPicture(version);
     };
     img.onload = () => done(img);
@@ -97,6 +100,7 @@ export class TimelineHover {
 
   hide() {
     clearTimeout(this.timer);
+    this.current = null;
     this.el.hidden = true;
     this.version = null;
   }

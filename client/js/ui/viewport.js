@@ -1,10 +1,11 @@
 // The canvas view: the visible layers composited in stack order with their opacity (a render in progress as
 // its latest preview), zoom and pan, the collaborators' cursors, and the mask being painted over a layer.
 // Its pictures come from image-cache.js, the mask from mask-overlay.js, pointer and drop from viewport-input.js.
-// What it looks at is shared in presence (sharedView) so that others can follow it (showView, follow.js).
+// What it looks at is shared in presence so that others can follow it (shared-view.js, follow.js).
 
 import { h, icon, iconButton, fill } from './dom.js';
-import { zoomAt, toScreen, toWorld, fit, contentSize, nextZoom, clampScale } from '../view.js';
+import { zoomAt, toScreen, fit, contentSize, nextZoom, clampScale } from '../view.js';
+import { sharedView, viewShowing, sameView } from './shared-view.js';
 import { corners, placementOf, samePlace } from '../placement.js';
 import { drawLayer } from './layer-drawing.js';
 import { initials } from '../identity.js';
@@ -15,8 +16,7 @@ import { bindPointer, bindDrop } from './viewport-input.js';
 export class Viewport {
   /**
    * callbacks: onCursor(world|null), onStrokesChanged(), onDropFiles(files), onNeedMaskTarget(), onZoom(scale),
-   * onToolChange(tool), onView({x, y, zoom}) (what it looks at changed). `onUserView`, set by follow mode, hears
-   * only the changes this person makes (pan, zoom, fit).
+   * onToolChange(tool), onView({x, y, zoom}); `onUserView` (follow mode) hears only this person's pan and zoom
    */
   constructor(callbacks) {
     this.cb = callbacks;
@@ -236,19 +236,14 @@ export class Viewport {
 
   /** What this view looks at, for presence: the canvas point at its centre and its zoom. */
   sharedView() {
-    if (!this.width) return null;
-    const centre = toWorld(this.view, this.width / 2, this.height / 2);
-    return { x: Math.round(centre.x * 10) / 10, y: Math.round(centre.y * 10) / 10, zoom: Math.round(this.view.scale * 10000) / 10000 };
+    return this.width ? sharedView(this.view, this.width, this.height) : null;
   }
 
   /** Look at what another person looks at (`{x, y, zoom}` from their presence), centred on this screen. */
-  showView({ x, y, zoom }) {
-    if (!this.width || ![x, y, zoom].every(Number.isFinite)) return;
-    const scale = clampScale(zoom);
-    const view = { scale, x: this.width / 2 - x * scale, y: this.height / 2 - y * scale };
+  showView(shared) {
+    const view = this.width ? viewShowing(shared, this.width, this.height) : null;
     this.userMoved = true; // a picture that grows later must not refit what is being followed
-    // already there: no change, no presence sent (two people following each other would echo forever)
-    if (Math.abs(view.scale - this.view.scale) < 1e-4 && Math.abs(view.x - this.view.x) < 0.5 && Math.abs(view.y - this.view.y) < 0.5) return;
+    if (!view || sameView(view, this.view)) return; // already there: no presence sent (no echo between two)
     this.view = view;
     this.viewChanged();
   }
