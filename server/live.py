@@ -492,14 +492,14 @@ class LiveHub:
             limits=self.limits,
         )
         person = Person(connection.user, name, colour, time.time())
-        news, people = await self.people.arrive(canvas_id, person, grant.token_id)
+        news, people = await self._arrive(canvas_id, person, grant.token_id)
         room = self.rooms.get(canvas_id) or self.rooms.setdefault(canvas_id, self._new_room(canvas_id))
         room.connections.add(connection)  # before catch-up: events committed from now on are held, not missed
         sender = asyncio.create_task(self._send_loop(connection), name=f"ws-send-{connection.id}")
         if news:
             self._announce_person(room, person, connection)
         try:
-            await self._welcome(connection, room, hello.since, [p.to_json() for p in people])
+            await self._welcome(connection, room, hello.since, people)
             await self._receive_loop(connection, room)
         except WebSocketDisconnect:
             pass
@@ -543,6 +543,16 @@ class LiveHub:
             await _refuse(websocket, CLOSE_BAD_HELLO, "bad_hello", refusal)
             return None
         return hello
+
+    async def _arrive(self, canvas_id: str, person: Person, token_id: str) -> tuple[bool, list[dict[str, Any]] | None]:
+        """Store the newcomer's name; (whether that is news, the canvas's people). Names are a courtesy: a
+        database that cannot store them now costs the welcome its `people`, never the connection."""
+        try:
+            news, people = await self.people.arrive(canvas_id, person, token_id)
+        except Exception:
+            log.exception("could not record %s on canvas %s", person.user, canvas_id)
+            return False, None
+        return news, [p.to_json() for p in people]
 
     def _announce_person(self, room: Room, person: Person, newcomer: Connection) -> None:
         """Someone new, or a new name or colour: to the others here and on other replicas (the newcomer's own
