@@ -78,7 +78,11 @@ export function describeEvent(event, { layerName = (id) => id, operationTitle = 
  * else their browser's id ("Someone" for a token used with no user id, as a script does). */
 export function actorLabel(actor, { me = null, names = new Map() } = {}) {
   if (actor === SYSTEM_ACTOR) return 'Engine';
-  if (me && (actor === me || (browserPart(me) && browserPart(actor) === browserPart(me)))) return 'You';
+  if (me && actor === me) return 'You';
+  // someone who said hello as exactly this user is named so, even with my browser's id (names are labels,
+  // not authentication: another link claiming my id must not read as me)
+  if (names.get(actor)) return names.get(actor);
+  if (me && browserPart(me) && browserPart(actor) === browserPart(me)) return 'You';
   const name = lookupPerson(names, actor);
   if (name) return name;
   if (actor === 'creator') return 'Creator';

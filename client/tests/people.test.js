@@ -44,6 +44,8 @@ test('names, not ids, for everyone: offline people, the same browser under anoth
   assert.equal(actorLabel('t777777.u-bo', { me: BO, names }), 'You'); // my canvas, created with the admin's link
   assert.equal(actorLabel('t777777', { me: BO, names }), 'Someone'); // a link used with no user id (a script)
   assert.equal(actorLabel('tabc123.u-zed', { me: BO, names }), 'u-zed');
+  const spoof = new Map([...names, ['t31337.u-bo', 'Mallory']]); // another link claiming my browser id
+  assert.equal(actorLabel('t31337.u-bo', { me: BO, names: spoof }), 'Mallory'); // never "You"
 });
 
 test('a colour: mine for my entries, the known one for others, the same browser under another link', () => {
