@@ -89,6 +89,20 @@ class Operation:
     # Bump when the same params and inputs start giving other pixels: operations without the diffusion model
     # are cached under a fingerprint made of this, Pillow's and numpy's versions and `fingerprint_extra()`.
     version: ClassVar[int] = 1
+    # The input whose place on the document the result takes when it is added (an img2img over its source, a
+    # crop inside it, a mask on its layer); None: the result starts at the document's origin.
+    placed_on: ClassVar[str | None] = None
+
+    @classmethod
+    def offset_in_input(cls, params: Mapping[str, Any]) -> tuple[float, float]:
+        """Where the result's top-left corner lies in the `placed_on` input's picture, in its pixels (`params`
+        validated, in canonical form)."""
+        return (0.0, 0.0)
+
+    @classmethod
+    def result_size(cls, params: Mapping[str, Any]) -> tuple[int, int] | None:
+        """The result's size when the params say it (a crop's region), else None."""
+        return None
 
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: Any) -> Image | list[Image]:
         raise NotImplementedError(f"operation {self.name!r} does not implement run()")

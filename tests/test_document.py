@@ -70,8 +70,10 @@ def test_opacity_and_background_compose_as_the_editor_draws_them():
     assert tuple(out[0, 1]) == (128, 0, 128, 255)
 
 
-async def add_rendered(service: CanvasService, canvas_id: str, layer_id: str, width: int, height: int) -> None:
-    await service.execute(canvas_id, AddLayer(layer_id=layer_id, operation="generate"), "ada", f"add-{layer_id}")
+async def add_rendered(
+    service: CanvasService, canvas_id: str, layer_id: str, width: int, height: int, operation: str = "generate"
+) -> None:
+    await service.execute(canvas_id, AddLayer(layer_id=layer_id, operation=operation), "ada", f"add-{layer_id}")
     state = await service.state(canvas_id)
     await service.execute(canvas_id, RecordRender(layer_id=layer_id, revision=state.layers[layer_id].revision,
                                                   output="a" * 64, width=width, height=height, fingerprint={},
@@ -132,3 +134,48 @@ def test_a_malformed_frame_or_placement_is_refused_naming_the_field(command, fie
     with pytest.raises(MalformedCommand) as info:
         parse_envelope({"command_id": "c", "command": command})
     assert info.value.field == field
+
+
+async def test_a_crop_stays_where_it_was_cut_and_an_img2img_lies_over_its_source(store):
+    from engine.builtins import default_registry
+    from server.core.decide import Decider
+
+    service = CanvasService(store, Decider(default_registry(), new_seed=lambda: 1))
+    await service.start()
+    try:
+        await crop_and_img2img(service)
+    finally:
+        await service.stop()
+
+
+async def crop_and_img2img(service: CanvasService) -> None:
+    canvas_id = (await service.create_canvas("Places", "ada")).canvas_id
+    await add_rendered(service, canvas_id, "photo", 256, 128, operation="txt2img")
+    await service.execute(canvas_id, TransformLayer(layer_id="photo", x=40, y=10, scale=2), "ada", "place")
+    crop = {"source": "photo", "x": 64, "y": 32, "width": 64, "height": 64}
+    result = await service.execute(canvas_id, AddLayer(layer_id="cut", operation="crop", params=crop), "ada", "cut")
+    assert [event.type for event in result.events] == ["layer.added", "layer.transformed"], "one command, one undo"
+    state = await service.state(canvas_id)
+    assert state.layers["cut"].placement == Placement(40 + 2 * 64, 10 + 2 * 32, 2)
+    again = {"source": "photo", "prompt": "at dusk"}
+    await service.execute(canvas_id, AddLayer(layer_id="dusk", operation="img2img", params=again), "ada", "dusk")
+    assert (await service.state(canvas_id)).layers["dusk"].placement == Placement(40, 10, 2)
+    await service.execute(canvas_id, Undo(), "ada", "undo")
+    assert "dusk" not in (await service.state(canvas_id)).layers
+
+
+async def test_a_crop_of_a_turned_picture_keeps_its_pixels_where_they_were():
+    """Flattened, the crop of a quarter-turned picture covers exactly the pixels it was cut from."""
+    from server.core.decide import _to_document
+
+    photo = Image.fromarray(np.arange(8 * 6 * 4, dtype=np.uint8).reshape(6, 8, 4) | 0x80)
+    where = Placement(5, 3, 1, 90)
+    region = (2, 1, 4, 3)  # x, y, width, height inside the photo
+    centre = _to_document(where, 8, 6, region[0] + region[2] / 2, region[1] + region[3] / 2)
+    cut = photo.crop((region[0], region[1], region[0] + region[2], region[1] + region[3]))
+    placed = Placed(cut, x=centre[0] - region[2] / 2, y=centre[1] - region[3] / 2, rotation=90)
+    whole = pixels((20, 20), Placed(photo, x=5, y=3, rotation=90))
+    part = pixels((20, 20), placed)
+    covered = part[..., 3] > 0
+    assert covered.sum() == region[2] * region[3]
+    assert np.array_equal(part[covered], whole[covered])

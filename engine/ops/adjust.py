@@ -30,6 +30,7 @@ class Adjust(Operation):
     description = "Brightness, contrast and saturation (Pillow's ImageEnhance, in that order); alpha is kept."
     category = "edit"
     Params = AdjustParams
+    placed_on = "source"
 
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: AdjustParams) -> Image:
         source = normalise_mode(inputs["source"])

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -46,6 +46,15 @@ class Crop(Operation):
     description = "Cut a rectangle out of a layer."
     category = "edit"
     Params = CropParams
+    placed_on = "source"
+
+    @classmethod
+    def offset_in_input(cls, params: Mapping[str, Any]) -> tuple[float, float]:
+        return (params["x"], params["y"])  # a crop stays where it was cut from
+
+    @classmethod
+    def result_size(cls, params: Mapping[str, Any]) -> tuple[int, int] | None:
+        return (params["width"], params["height"])
 
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: CropParams) -> Image:
         source = normalise_mode(inputs["source"])

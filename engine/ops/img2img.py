@@ -52,6 +52,7 @@ class Img2Img(Operation):
     description = "Repaint a layer guided by a prompt; strength sets how far it may move from the source."
     category = "generate"
     Params = Img2ImgParams
+    placed_on = "source"
     uses_seed = True
     needs_model = True
     pipeline_kind = "img2img"

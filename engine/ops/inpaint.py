@@ -35,6 +35,7 @@ class Inpaint(Operation):
     description = "Repaint the masked part of a layer; pixels outside the mask are kept exactly."
     category = "generate"
     Params = InpaintParams
+    placed_on = "source"
     uses_seed = True
     needs_model = True
     pipeline_kind = "inpaint"

@@ -36,6 +36,7 @@ class InstructPix2Pix(Operation):
     description = "Edit a layer by a written instruction (InstructPix2Pix)."
     category = "generate"
     Params = InstructPix2PixParams
+    placed_on = "source"
     uses_seed = True
     needs_model = True
     pipeline_kind = "instruct_pix2pix"

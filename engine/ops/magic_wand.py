@@ -36,6 +36,7 @@ class MagicWand(Operation):
     description = "Select the pixels of a colour similar to the clicked one: a mask, white = selected."
     category = "mask"
     Params = MagicWandParams
+    placed_on = "source"
 
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: MagicWandParams) -> Image:
         source = inputs["source"]

@@ -72,6 +72,7 @@ class Mask(Operation):
     description = "A mask painted over a layer with brush strokes and/or an uploaded mask image; white = selected."
     category = "mask"
     Params = MaskParams
+    placed_on = "layer"
 
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: MaskParams) -> Image:
         size = inputs["layer"].size

@@ -9,6 +9,7 @@ to run again after a concurrency conflict. A refused command raises `CommandReje
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -118,7 +119,8 @@ class Decider:
             case RenameCanvas(name=name):
                 return [] if name == state.name else [CanvasRenamed(name=name)]
             case AddLayer():
-                return [self._add_layer(state, command)]
+                added = self._add_layer(state, command)
+                return [added, *_placed_like_its_input(state, self.operations, added)]
             case ChangeParams():
                 return [*self._change_params(state, command)]
             case DeleteLayer(layer_id=layer_id):
@@ -302,6 +304,42 @@ def _validate(operation: str, operations: OperationRegistry, params: dict) -> Va
     except InvalidParams as exc:
         field = f"params.{exc.field}" if exc.field else "params"
         raise CommandRejected("invalid_params", str(exc), field) from None
+
+
+def _placed_like_its_input(state: CanvasState, operations: OperationRegistry, added: LayerAdded) -> list[EventData]:
+    """A new layer takes the place of the input it is made from (an img2img lies over its source, a crop where
+    it was cut out, a mask on its layer), so it appears where its picture belongs, not at the origin."""
+    operation = operations.get(added.operation)
+    name = operation.placed_on if operation is not None else None
+    source = state.layers.get(added.params.get(name, "")) if name else None
+    if source is None or operation is None:
+        return []
+    where = source.placement
+    dx, dy = operation.offset_in_input(added.params)
+    size = operation.result_size(added.params)
+    if (dx, dy) == (0, 0):  # the same picture's place (an img2img over its source, a mask on its layer)
+        placed = where
+    elif where.rotation == 0 and not where.flip_x and not where.flip_y:
+        placed = replace(where, x=where.x + where.scale * dx, y=where.y + where.scale * dy)
+    elif size is not None and source.output is not None:
+        # turned or flipped about its centre: the region's centre goes where it lies in the source
+        centre = _to_document(where, source.output.width, source.output.height, dx + size[0] / 2, dy + size[1] / 2)
+        placed = replace(where, x=centre[0] - where.scale * size[0] / 2, y=centre[1] - where.scale * size[1] / 2)
+    else:
+        placed = where
+    if placed.is_identity:
+        return []
+    return [LayerTransformed(added.layer_id, placed.x, placed.y, placed.scale, placed.rotation, placed.flip_x,
+                             placed.flip_y)]  # fmt: skip
+
+
+def _to_document(where: Placement, width: int, height: int, u: float, v: float) -> tuple[float, float]:
+    """The document point of a placed picture's point (u, v): engine/document.py's placement, forward."""
+    qx = where.scale * (-1 if where.flip_x else 1) * (u - width / 2)
+    qy = where.scale * (-1 if where.flip_y else 1) * (v - height / 2)
+    angle = math.radians(where.rotation)
+    cx, cy = where.x + where.scale * width / 2, where.y + where.scale * height / 2
+    return cx + math.cos(angle) * qx - math.sin(angle) * qy, cy + math.sin(angle) * qx + math.cos(angle) * qy
 
 
 def _parents(state: CanvasState, validated: ValidatedParams, layer_id: str) -> tuple[str, ...]:
