@@ -95,6 +95,7 @@ def test_names_not_ids_in_history_and_on_the_timeline_for_everyone(pages, server
     dialog.locator("button[type=submit]").click()
     expect(entries_by(cy, "Bo Peep")).to_have_count(1)
     expect(entries_by(cy, "Bo")).to_have_count(0)
+    expect(entries_by(bo, "You").locator(".avatar")).to_have_text("BP")  # his own entries wear his new initials
     bo_seq = [e["seq"] for e in canvas.events() if e["type"] == "layer.visibility_changed"][-1]
     cy.locator("[data-testid=timeline-slider]").evaluate(
         "(el, v) => { el.value = String(v); el.dispatchEvent(new Event('input', {bubbles: true})); }", bo_seq

@@ -190,9 +190,9 @@ export class Editor {
   }
 
   onSession(what) {
-    if (what === 'presence' || what === 'people' || what === 'welcome') this.learnPeople();
-    if (what === 'people') {
-      // a new name for someone known: the history list and the timeline's ticks draw again
+    const learnt = (what === 'presence' || what === 'people' || what === 'welcome') && this.learnPeople();
+    if (learnt || what === 'people') {
+      // a new name or colour for someone (you too, after the name dialog): the history and the ticks draw again
       this.history.key = null;
       this.timeline.ticksKey = null;
     }
@@ -205,13 +205,17 @@ export class Editor {
     this.schedule();
   }
 
-  /** Names the canvas knows (its people as the server stores them, and presence): kept in this browser too. */
+  /** Names the canvas knows (its people as the server stores them, and presence): kept in this browser too.
+   * Whether any was new. */
   learnPeople() {
+    let changed = false;
     for (const p of this.session.directory.values()) {
       if (this.names.get(p.user) === p.name) continue;
       rememberName(this.storage, p.user, p.name);
       this.names.set(p.user, p.name);
+      changed = true;
     }
+    return changed;
   }
 
   /** Who added layer `id`, as its row says it ({name, colour}: "You" for this page), or null when unknown. */
