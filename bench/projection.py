@@ -25,6 +25,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.builtins import default_registry
+from server.config import Settings
 from server.core.commands import (
     AddLayer,
     ChangeParams,
@@ -36,10 +37,9 @@ from server.core.commands import (
     SetOpacity,
     SetVisibility,
 )
-from server.core.decide import Decider
 from server.core.state import CanvasState
 from server.service import CanvasService
-from server.store.sql import SQLEventStore, sqlite_url
+from server.services import open_services
 
 
 def raw_sqlite(path: Path, rows: int, per_commit: int) -> float:
@@ -158,10 +158,10 @@ async def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = SQLEventStore(sqlite_url(Path(tmp) / "bench.db"))
-        store.migrate()
-        service = CanvasService(store, Decider(default_registry()), snapshot_every=args.snapshot_every)
-        await service.start()
+        # wired by the composition root, as the server is (server/services.py): the same decider and store
+        settings = Settings(data_dir=Path(tmp), snapshot_every=args.snapshot_every)
+        services = await open_services(settings, default_registry(), role="tool")
+        service, store = services.canvases, services.store
         try:
             one = await append_throughput(service, 1, args.append_commands)
             ten = await append_throughput(service, 10, args.append_commands // 10)
@@ -202,7 +202,7 @@ async def main() -> None:
             for key, value in figures.items():
                 print(f"{key}: {value} ms")
         finally:
-            await service.stop()
+            await services.close()
             store.close()
 
     result = {

@@ -45,6 +45,7 @@ from websockets.asyncio.client import connect  # noqa: E402
 
 from engine.builtins import default_registry  # noqa: E402
 from engine.operation import validate_params  # noqa: E402
+from server.config import Settings  # noqa: E402
 from server.core.decide import Decider  # noqa: E402
 from server.core.events import (  # noqa: E402
     CanvasCreated,
@@ -57,6 +58,7 @@ from server.core.events import (  # noqa: E402
     LayerVisibilityChanged,
 )
 from server.service import CanvasService, RecordedEvent  # noqa: E402
+from server.services import open_services  # noqa: E402
 from server.store.sql import SQLEventStore, sqlite_url  # noqa: E402
 from tests.server_process import ServerProcess  # noqa: E402
 
@@ -101,10 +103,9 @@ def build_log(layers: int, events: int, seed: int) -> list[RecordedEvent]:
 async def build_canvases(data_dir: Path, shapes: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
     """Write each canvas's log into the server's database, through the service's import path."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = SQLEventStore(sqlite_url(data_dir / "opendream.db"))
-    store.migrate()
-    service = CanvasService(store, Decider(default_registry()))
-    await service.start()
+    # wired by the composition root, as the server that reads them is (server/services.py)
+    services = await open_services(Settings(data_dir=data_dir), default_registry(), role="tool")
+    service = services.canvases
     ids: dict[tuple[int, int], str] = {}
     try:
         for layers, events in shapes:
@@ -113,8 +114,7 @@ async def build_canvases(data_dir: Path, shapes: list[tuple[int, int]]) -> dict[
             ids[(layers, events)] = result.canvas_id
             print(f"  built {layers:>5} layers / {events:>6} events in {time.perf_counter() - started:.1f} s")
     finally:
-        await service.stop()
-        store.close()
+        await services.close()
     return ids
 
 
