@@ -11,6 +11,7 @@ import pytest
 
 from tests.server_process import ServerProcess
 from tests.test_live import join, share
+from tests.test_scale import shared  # noqa: F401 (a fixture: a PostgreSQL schema and a data directory)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -152,3 +153,23 @@ async def test_renames_as_fast_as_a_client_can_are_rate_limited(server, canvas):
     assert told == [f"Renamed {i}" for i in range(5)]  # the rename budget of one user: 5 at once
     assert people_of(server, canvas_id, owner)[user]["name"] == "Renamed 4"
     await watcher.close()
+
+
+async def test_people_cross_replicas_on_postgresql(shared):  # noqa: F811 (the fixture imported above)
+    """Two web replicas over one database: the welcome on one lists who said hello on the other, and the news of
+    a newcomer is relayed to the other replica's clients."""
+    db, data = shared
+    with (
+        ServerProcess(data, None, "--db", db, "--no-worker") as one,
+        ServerProcess(data, None, "--db", db, "--no-worker") as two,
+    ):
+        with one.client() as client:
+            created = client.post("/api/canvases", json={"name": "Shared people"}).json()
+        canvas_id, owner = created["id"], created["owner_token"]
+        ada = await join(one, canvas_id, owner, user="u-ada", name="Ada", colour="#e4572e")
+        bo = await join(two, canvas_id, owner, user="u-bo", name="Bo", colour="#17bebb")
+        assert named(bo.welcome["people"])[ada.welcome["you"]["user"]] == ("Ada", "#e4572e")
+        news = await ada.until(lambda m: m["type"] == "people")  # from replica two, through the bus
+        assert named(news["people"]) == {bo.welcome["you"]["user"]: ("Bo", "#17bebb")}
+        await ada.close()
+        await bo.close()
