@@ -190,7 +190,11 @@ async def test_sigkill_mid_stream_loses_no_acknowledged_event(tmp_path: Path):
         with server.client() as admin:
             deadline = time.monotonic() + 60
             while any(admin.get(f"/api/canvases/{cid}/renders").json()["queue"] for cid, _ in canvases):
-                assert time.monotonic() < deadline, "renders left pending after the restarts"
+                if time.monotonic() > deadline:  # say why: the worker's view and the server's last words
+                    renders = {cid: admin.get(f"/api/canvases/{cid}/renders").json() for cid, _ in canvases}
+                    health = admin.get("/api/health").json()
+                    tail = server.log_path.read_text(errors="replace")[-3000:]
+                    pytest.fail(f"renders left pending after the restarts: {renders}\nhealth: {health}\nlog: {tail}")
                 time.sleep(0.1)
             served = {cid: admin.get(f"/api/canvases/{cid}/state").json() for cid, _ in canvases}
 
