@@ -15,6 +15,7 @@ from engine.ops.instruct_pix2pix import InstructPix2Pix
 from engine.ops.layer_output import LayerOutput
 from engine.ops.magic_wand import MagicWand
 from engine.ops.mask import Mask
+from engine.ops.outpaint import Outpaint
 from engine.ops.resize import Resize
 from engine.ops.segment import Segment
 from engine.ops.txt2img import Txt2Img
@@ -22,7 +23,15 @@ from engine.ops.upload import Upload
 
 
 def builtin_operations() -> list[type[Operation]]:
-    generating: list[type[Operation]] = [Txt2Img, Img2Img, Inpaint, InstructPix2Pix, ControlNetCanny, ControlNet]
+    generating: list[type[Operation]] = [
+        Txt2Img,
+        Img2Img,
+        Inpaint,
+        Outpaint,
+        InstructPix2Pix,
+        ControlNetCanny,
+        ControlNet,
+    ]
     editing: list[type[Operation]] = [Upload, Blank, Crop, Resize, Adjust, Composite, Mask, MagicWand, Segment]
     return [*generating, *editing, LayerOutput]
 

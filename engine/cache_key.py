@@ -28,6 +28,12 @@ def cache_key(
     resolved = {
         name: input_images.get(name, value) if name in input_images else value for name, value in params.items()
     }
+    for path, image in input_images.items():
+        # a nested reference ("layers.0.layer": a composite's or an outpaint's) names its image too, or a
+        # re-rendered input (or another canvas's layer of the same id) would hit the old render
+        head, *rest = path.split(".")
+        if rest and head in resolved:
+            resolved[head] = _replaced(resolved[head], rest, image)
     engine = {name: value for name, value in fingerprint.items() if name not in _NAMING_ONLY}
     body = {
         "v": ENGINE_CACHE_VERSION,
@@ -37,3 +43,17 @@ def cache_key(
         "engine": engine,
     }
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _replaced(value: Any, path: list[str], image: str) -> Any:
+    """`value` (JSON params) with the item at `path` (keys and list indices) replaced by `image`, copied."""
+    if not path:
+        return image
+    key, *rest = path
+    if isinstance(value, list) and key.isdigit() and int(key) < len(value):
+        items = list(value)
+        items[int(key)] = _replaced(items[int(key)], rest, image)
+        return items
+    if isinstance(value, dict) and key in value:
+        return {**value, key: _replaced(value[key], rest, image)}
+    return value

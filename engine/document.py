@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -78,6 +78,16 @@ def flatten(size: tuple[int, int], layers: Sequence[Placed], background: str | N
     for layer in layers:
         result = composite_over(result, place(layer, size), layer.opacity, "normal")
     return result
+
+
+def flatten_region(
+    origin: tuple[int, int], size: tuple[int, int], layers: Sequence[Placed], background: str | None = None
+) -> np.ndarray:
+    """The rectangle of the document whose top-left corner is `origin` (a generation frame), flattened as
+    `flatten` would show it there: every layer moved by -origin. Whole-pixel origins keep whole-pixel layers
+    plain copies, so their pixels come out exactly."""
+    dx, dy = origin
+    return flatten(size, [replace(layer, x=layer.x - dx, y=layer.y - dy) for layer in layers], background)
 
 
 def _copy_at(pixels: np.ndarray, size: tuple[int, int], x: int, y: int) -> np.ndarray:

@@ -90,7 +90,7 @@ class Operation:
     # are cached under a fingerprint made of this, Pillow's and numpy's versions and `fingerprint_extra()`.
     version: ClassVar[int] = 1
     # The input whose place on the document the result takes when it is added (an img2img over its source, a
-    # crop inside it, a mask on its layer); None: the result starts at the document's origin.
+    # crop inside it, a mask on its layer); None: the result starts where `placed_at` says, else at the origin.
     placed_on: ClassVar[str | None] = None
 
     @classmethod
@@ -102,6 +102,13 @@ class Operation:
     @classmethod
     def result_size(cls, params: Mapping[str, Any]) -> tuple[int, int] | None:
         """The result's size when the params say it (a crop's region), else None."""
+        return None
+
+    @classmethod
+    def placed_at(cls, params: Mapping[str, Any]) -> tuple[float, float] | None:
+        """Where on the document the result's top-left corner goes when the params say it (an outpaint's
+        frame), for an operation with no `placed_on` input; None: at the origin. `params` as in
+        `offset_in_input`."""
         return None
 
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: Any) -> Image | list[Image]:

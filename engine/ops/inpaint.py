@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from PIL import Image as PILImage
 
@@ -29,6 +29,42 @@ class InpaintParams(DiffusionParams):
     resize: Resize = "fit"
 
 
+class RepaintSettings(Protocol):
+    """What the inpaint pipeline is called with besides the picture and the mask (inpaint's and outpaint's)."""
+
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def negative_prompt(self) -> str: ...
+    @property
+    def strength(self) -> float: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def guidance(self) -> float: ...
+    @property
+    def scheduler(self) -> str: ...
+
+
+def repaint(ctx: RunContext, image: Image, mask: Image, settings: RepaintSettings) -> Image:
+    """The model's inpaint pipeline over `image` (RGB, sides on the 8-pixel grid) where `mask` is white, at the
+    image's size; every pixel comes back through the VAE, so callers put back what was to be kept."""
+    pipe = ctx.pipeline("inpaint", settings.scheduler)
+    painted: Image = ctx.call(
+        pipe,
+        prompt=settings.prompt,
+        negative_prompt=settings.negative_prompt or None,
+        image=image,
+        mask_image=mask,
+        width=image.width,
+        height=image.height,
+        strength=settings.strength,
+        num_inference_steps=effective_steps(settings.steps, settings.strength),
+        guidance_scale=settings.guidance,
+    ).images[0]
+    return painted
+
+
 class Inpaint(Operation):
     name = "inpaint"
     title = "Inpaint"
@@ -50,20 +86,7 @@ class Inpaint(Operation):
     def run(self, ctx: RunContext, inputs: Mapping[str, Image], params: InpaintParams) -> Image:
         source = ctx.working_image(inputs["source"], params.resize).convert("RGB")
         image = fit_to_grid(source)
-        mask = mask_from_layer(inputs["mask"], image.size)
-        pipe = ctx.pipeline("inpaint", params.scheduler)
-        painted = ctx.call(
-            pipe,
-            prompt=params.prompt,
-            negative_prompt=params.negative_prompt or None,
-            image=image,
-            mask_image=mask,
-            width=image.width,
-            height=image.height,
-            strength=params.strength,
-            num_inference_steps=effective_steps(params.steps, params.strength),
-            guidance_scale=params.guidance,
-        ).images[0]
+        painted = repaint(ctx, image, mask_from_layer(inputs["mask"], image.size), params)
         # The VAE round trip shifts every pixel a little; only the masked area is meant to change.
         painted = restore_size(painted, source.size)
         return PILImage.composite(painted, source, mask_from_layer(inputs["mask"], source.size))

@@ -36,6 +36,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Image.Image]]] = {
         {"source": "layer-1", "mask": "layer-2", "prompt": "a red cat", "steps": 3},
         {"source": SOURCE, "mask": center_mask(SOURCE.size)},
     ),
+    "outpaint": (  # a frame of the source's size, the source placed to its right: its left part is empty
+        {"frame": {"x": 0, "y": 0, "width": 96, "height": 80}, "layers": [{"layer": "layer-1", "x": 40}], "steps": 3},
+        {"layers.0.layer": SOURCE},
+    ),
     "instruct_pix2pix": (
         {"source": "layer-1", "instruction": "make it winter", "steps": 3},
         {"source": SOURCE.convert("RGBA")},
