@@ -120,7 +120,7 @@ class Decider:
                 return [] if name == state.name else [CanvasRenamed(name=name)]
             case AddLayer():
                 added = self._add_layer(state, command)
-                return [added, *_placed_like_its_input(state, self.operations, added)]
+                return [added, *_placed(state, self.operations, added, command)]
             case ChangeParams():
                 return [*self._change_params(state, command)]
             case DeleteLayer(layer_id=layer_id):
@@ -306,13 +306,32 @@ def _validate(operation: str, operations: OperationRegistry, params: dict) -> Va
         raise CommandRejected("invalid_params", str(exc), field) from None
 
 
-def _placed_like_its_input(state: CanvasState, operations: OperationRegistry, added: LayerAdded) -> list[EventData]:
+def _placed(state: CanvasState, operations: OperationRegistry, added: LayerAdded, command: AddLayer) -> list[EventData]:
+    """Where a new layer goes, in the command that adds it (one undo): where the command says (a txt2img in its
+    generation frame), else like the input it is made from, else where its params say (an outpaint's frame)."""
+    operation = operations.get(added.operation)
+    if command.placement is not None:
+        asked = command.placement
+        placed = Placement(asked.x, asked.y, asked.scale, asked.rotation % 360, asked.flip_x, asked.flip_y)
+    elif operation is not None and operation.placed_on is not None:
+        return _placed_like_its_input(state, operation, added)
+    elif operation is not None and (at := operation.placed_at(added.params)) is not None:
+        placed = Placement(float(at[0]), float(at[1]))
+    else:
+        return []
+    return [] if placed.is_identity else [_transformed(added.layer_id, placed)]
+
+
+def _transformed(layer_id: str, placed: Placement) -> LayerTransformed:
+    return LayerTransformed(layer_id, placed.x, placed.y, placed.scale, placed.rotation, placed.flip_x, placed.flip_y)
+
+
+def _placed_like_its_input(state: CanvasState, operation: type[Operation], added: LayerAdded) -> list[EventData]:
     """A new layer takes the place of the input it is made from (an img2img lies over its source, a crop where
     it was cut out, a mask on its layer), so it appears where its picture belongs, not at the origin."""
-    operation = operations.get(added.operation)
-    name = operation.placed_on if operation is not None else None
+    name = operation.placed_on
     source = state.layers.get(added.params.get(name, "")) if name else None
-    if source is None or operation is None:
+    if source is None:
         return []
     where = source.placement
     dx, dy = operation.offset_in_input(added.params)
@@ -327,10 +346,7 @@ def _placed_like_its_input(state: CanvasState, operations: OperationRegistry, ad
         placed = replace(where, x=centre[0] - where.scale * size[0] / 2, y=centre[1] - where.scale * size[1] / 2)
     else:
         placed = where
-    if placed.is_identity:
-        return []
-    return [LayerTransformed(added.layer_id, placed.x, placed.y, placed.scale, placed.rotation, placed.flip_x,
-                             placed.flip_y)]  # fmt: skip
+    return [] if placed.is_identity else [_transformed(added.layer_id, placed)]
 
 
 def _to_document(where: Placement, width: int, height: int, u: float, v: float) -> tuple[float, float]:
