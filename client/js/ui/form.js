@@ -35,6 +35,7 @@ export class OperationForm {
 
   build() {
     this.refreshers = [];
+    this.updaters = new Map(); // top-level key -> show a value set from outside (setValues)
     this.errorSlots = new Map();
     fill(this.el, );
     for (const field of this.model.fields) {
@@ -91,6 +92,17 @@ export class OperationForm {
 
   params() {
     return toParams(this.model, this.values);
+  }
+
+  /** Set top-level values from outside the form (a region dragged on the stage, the frame's size): the
+   * fields show them, the layer pickers redraw, and it counts as an edit. */
+  setValues(patch) {
+    for (const [key, value] of Object.entries(patch)) {
+      this.values[key] = value;
+      this.updaters.get(key)?.(value);
+    }
+    for (const refresh of this.refreshers) refresh();
+    this.changed();
   }
 
   problems() {
@@ -171,7 +183,7 @@ export class OperationForm {
         return wrap('boolean', h('label.switch-row', { title: field.description || null }, h('span.field-label', null, field.label), h('span.switch', null, input, h('span.switch-track'))));
       }
       case 'number':
-        return wrap('number', ...this.numberEl(field, get, set, label));
+        return wrap('number', ...this.numberEl(field, get, set, label, path));
       case 'layer':
         return wrap('layer', label, layerPicker(this, field, get, set));
       case 'blob':
@@ -219,7 +231,7 @@ export class OperationForm {
     notice.textContent = shown.message;
   }
 
-  numberEl(field, get, set, label) {
+  numberEl(field, get, set, label, path) {
     const value = get();
     const number = h('input.input.input-number', {
       type: 'number',
@@ -255,6 +267,13 @@ export class OperationForm {
         },
       });
     }
+    this.updaters.set(path, (v) => {
+      number.value = formatNumber(v, field);
+      if (slider && Number.isFinite(v)) {
+        slider.value = String(v);
+        paintRange(slider);
+      }
+    });
     return [h('div.field-head', null, label, number), slider];
   }
 

@@ -1,6 +1,7 @@
 // The left panel, where the generation forms are wired: "New layer" (pick an operation, fill its form, Generate:
 // an add_layer) and "Layer" (how the selected layer was made; change its settings and Apply: a change_params),
-// kept in step with the state without disturbing what is being typed.
+// kept in step with the state without disturbing what is being typed. The generation frame, outpainting and
+// the stage picks of a crop or a magic wand: form-frame.js.
 
 import { h, icon, toast, fill } from './dom.js';
 import { OperationForm } from './form.js';
@@ -11,6 +12,7 @@ import { allowedInputs } from '../dag.js';
 import { formModel, initialValues } from '../schema.js';
 import { isCancelled } from '../renders.js';
 import { REJECT_TEXT } from './layer-actions.js';
+import { FormFrame, newFormModel } from './form-frame.js';
 
 export class LeftPanel {
   constructor(editor) {
@@ -20,6 +22,7 @@ export class LeftPanel {
     this.newValues = new Map(); // operation -> values the user typed, kept when switching
     this.newSeeds = new Map();
     this.form = null;
+    this.frameUi = new FormFrame(this);
     this.tabNew = h('button.tab', { type: 'button', role: 'tab', dataset: { testid: 'tab-new' }, onclick: () => this.setTab('new') }, icon('plus'), 'New layer');
     this.tabLayer = h('button.tab', { type: 'button', role: 'tab', dataset: { testid: 'tab-layer' }, onclick: () => this.setTab('layer') }, icon('edit'), 'Layer');
     this.body = h('div.panel-body');
@@ -53,6 +56,7 @@ export class LeftPanel {
     this.propsKey = null;
     if (this.tab === 'new') this.buildNew();
     else this.buildProps();
+    this.frameUi.afterBuild();
   }
 
   buildNew() {
@@ -73,7 +77,7 @@ export class LeftPanel {
       fill(this.body, ...body);
       return;
     }
-    const model = formModel(op);
+    const model = newFormModel(formModel(op));
     const selected = editor.selected ? editor.displayState.layers[editor.selected] : null;
     const values = this.newValues.get(op.name) || initialValues(model, { selected, layers: stack(editor.displayState), maskOps: editor.maskOps });
     this.form = new OperationForm({
@@ -84,7 +88,8 @@ export class LeftPanel {
       readOnly: editor.readOnly,
       onChange: () => this.saveNewValues(),
     });
-    const hint = op.name === 'mask' ? h('div.hint', null, icon('brush', { size: 14 }), h('span', null, 'Tip: pick the brush (B) and paint on the canvas to make a mask.')) : null;
+    const hint = op.name === 'mask' ? h('div.hint', null, icon('brush', { size: 14 }), h('span', null, 'Tip: pick the brush (B) and paint on the canvas to make a mask.')) : this.frameUi.pickHint();
+    body.push(this.frameUi.element());
     body.push(h('div.section', null, h('div.section-title', null, 'Settings', h('button.link-btn', { type: 'button', onclick: () => this.resetNew(), dataset: { testid: 'reset-form' } }, 'Reset')), hint, this.form.el));
     fill(this.body, ...body);
     this.generateBtn = h(
@@ -205,6 +210,7 @@ export class LeftPanel {
       }
     }
     if (this.form) this.form.refresh(this.formContext(this.tab === 'layer' ? editor.selected : null));
+    this.frameUi.render();
   }
 
   /** Open the new-layer form on `operation`, inputs filled from the selection. */
@@ -224,8 +230,10 @@ export class LeftPanel {
       return;
     }
     const layerId = newId('L').slice(0, 17);
-    const command = { type: 'add_layer', layer_id: layerId, operation: this.newOp, params: this.form.params() };
+    let command = { type: 'add_layer', layer_id: layerId, operation: this.newOp, params: this.form.params() };
     if (this.form.model.usesSeed && this.form.seed !== null && Number.isFinite(this.form.seed)) command.seed = this.form.seed;
+    command = this.frameUi.adjust(command); // into the generation frame (txt2img, outpaint)
+    if (!command) return;
     this.generateBtn.disabled = true;
     const ack = await this.commandWithFieldErrors(command);
     this.generateBtn.disabled = editor.readOnly;

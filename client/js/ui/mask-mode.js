@@ -1,11 +1,12 @@
-// Mask mode: the floating tool bar (pan, brush, eraser, brush size), painting a mask on a layer (or editing a
-// mask layer) in the viewport, and the mask bar that saves the strokes as a mask layer or discards them.
+// Mask mode: the floating tool bar (pan, move, generation frame, brush, eraser, brush size), painting a mask
+// on a layer (or editing a mask layer) in the viewport, and the mask bar that saves the strokes as a mask layer or discards them.
 
 import { h, icon, iconButton, toast, fill, paintRange } from './dom.js';
 import { openDocumentDialog } from './document-dialog.js';
 import { newId } from '../commands.js';
 import { stack } from '../state.js';
 import { maskParams, touches } from '../mask.js';
+import { FrameTool } from './frame-tool.js';
 
 export class MaskMode {
   constructor(editor) {
@@ -13,9 +14,12 @@ export class MaskMode {
     this.tool = 'pan';
     this.brushRadius = 16;
     this.masking = null; // {target, editing}
+    this.frames = new FrameTool(editor); // the generation frame (F), local to this page until used
+    this.frames.button.addEventListener('click', () => this.setTool('frame'));
     this.toolButtons = {
       pan: iconButton('hand', 'Move the view (V / H; hold Space)', () => this.setTool('pan'), { testid: 'tool-pan' }),
       move: iconButton('move', 'Move a layer on the canvas (M; arrows nudge, Shift by 10)', () => this.setTool('move'), { testid: 'tool-move' }),
+      frame: this.frames.button,
       brush: iconButton('brush', 'Paint a mask (B)', () => this.setTool('brush'), { testid: 'tool-brush' }),
       eraser: iconButton('eraser', 'Erase from the mask (E)', () => this.setTool('eraser'), { testid: 'tool-eraser' }),
     };
@@ -30,7 +34,7 @@ export class MaskMode {
     });
     this.brushSizeValue = h('span.brush-size-value', null, `${this.brushRadius * 2}px`);
     this.brushGroup = h('div.tool-brush-size', null, h('span.tool-label', null, 'Size'), this.brushSize, this.brushSizeValue);
-    this.toolbar = h('div.toolbar.floating', { dataset: { testid: 'toolbar' } }, this.toolButtons.pan, this.toolButtons.move, this.toolButtons.brush, this.toolButtons.eraser, h('span.sep'), this.brushGroup);
+    this.toolbar = h('div.toolbar.floating', { dataset: { testid: 'toolbar' } }, this.toolButtons.pan, this.toolButtons.move, this.toolButtons.frame, this.toolButtons.brush, this.toolButtons.eraser, h('span.sep'), this.brushGroup);
     this.sizeButton = iconButton('fit', 'Canvas size and background', () => openDocumentDialog(this.editor), { testid: 'document-size-button' });
     this.toolbar.append(h('span.sep'), this.sizeButton);
     this.maskBar = h('div.mask-bar.floating', { dataset: { testid: 'mask-bar' } });
@@ -42,6 +46,7 @@ export class MaskMode {
 
   setTool(tool) {
     if ((tool === 'brush' || tool === 'eraser' || tool === 'move') && this.editor.readOnly) return;
+    this.frames.attach(this.viewport);
     this.tool = tool;
     this.viewport.setTool(tool);
     if ((tool === 'brush' || tool === 'eraser') && !this.masking) this.beginMask();
@@ -135,7 +140,7 @@ export class MaskMode {
     this.toolButtons[this.tool]?.classList.add('active');
     this.toolButtons.brush.disabled = this.toolButtons.eraser.disabled = this.toolButtons.move.disabled = this.editor.readOnly;
     this.sizeButton.disabled = this.editor.readOnly;
-    this.brushGroup.hidden = this.tool === 'pan' || this.tool === 'move';
+    this.brushGroup.hidden = this.tool === 'pan' || this.tool === 'move' || this.tool === 'frame';
   }
 
   renderBar() {

@@ -1,6 +1,6 @@
 // The editor's keyboard shortcuts: Ctrl+Enter generates, Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y undo and redo (a
-// stroke first while masking), V H B E pick a tool, [ ] size the brush, + - 0 zoom, Escape steps back, Enter
-// saves a mask, Delete deletes the selected layer, Space held pans.
+// stroke first while masking), V H M F B E pick a tool, [ ] size the brush, + - 0 zoom, Escape steps back, Enter
+// saves a mask (with the frame tool, Escape clears the generation frame), Delete deletes the selected layer, Space held pans.
 
 export function bindShortcuts(editor) {
   const { viewport } = editor;
@@ -30,6 +30,7 @@ export function bindShortcuts(editor) {
       /* leave the browser's shortcuts alone */
     } else if (key === 'v' || key === 'h') editor.mask.setTool('pan');
     else if (key === 'm') editor.mask.setTool('move');
+    else if (key === 'f') editor.mask.setTool('frame');
     else if (key.startsWith('arrow') && editor.mask.tool === 'move' && editor.selected && !editor.readOnly) {
       event.preventDefault(); // a burst of nudges is one gesture: one undo (client/js/gesture.js)
       const step = event.shiftKey ? 10 : 1;
@@ -44,6 +45,7 @@ export function bindShortcuts(editor) {
     else if (event.key === '!' || (event.shiftKey && key === '1') || key === '0') viewport.fitToScreen();
     else if (key === 'escape') {
       if (editor.masking) editor.mask.endMask();
+      else if (editor.mask.tool === 'frame' && editor.mask.frames.frame) editor.mask.frames.clear();
       else if (editor.scrub) editor.timeTravel.backToLive();
       else editor.select(null);
     } else if (key === 'enter' && editor.masking) editor.mask.saveMask();

@@ -1,10 +1,12 @@
-// The viewport's input: pointer (pan with the hand tool, the middle button or Space held; paint and erase
-// mask strokes; the cursor position for presence), the wheel (zoom at the pointer; Shift pans), and image
-// files dropped on the canvas.
+// The viewport's input: pointer (pan with the hand tool, the middle button or Space held; move a layer; draw,
+// move and resize the generation frame; drag a crop region or click a magic-wand point on the source picture
+// while the New-layer form asks for one (`viewport.picker`); paint and erase mask strokes; the cursor position
+// for presence), the wheel (zoom at the pointer; Shift pans), and image files dropped on the canvas.
 
 import { toWorld, zoomAt } from '../view.js';
 import { startStroke, extendStroke } from '../mask.js';
 import { layerAt, movedBy, placementOf } from '../placement.js';
+import { cropRegion, frameFromDrag, frameHit, frameMovedBy, frameResized, picturePixel } from '../frame.js';
 
 function local(viewport, event) {
   const rect = viewport.canvas.getBoundingClientRect();
@@ -16,8 +18,14 @@ export function bindPointer(viewport) {
   let drag = null;
   c.addEventListener('pointerdown', (event) => {
     const p = local(viewport, event);
-    const panning = event.button === 1 || viewport.spaceHeld || (viewport.tool === 'pan' && event.button === 0);
-    if (panning) {
+    const picking = viewport.picker && event.button === 0 && !viewport.spaceHeld && (viewport.tool === 'pan' || viewport.tool === 'move');
+    const panning = !picking && (event.button === 1 || viewport.spaceHeld || (viewport.tool === 'pan' && event.button === 0));
+    if (picking) {
+      drag = startPick(viewport, toWorld(viewport.view, p.x, p.y), p);
+      if (!drag) return;
+    } else if (event.button === 0 && viewport.tool === 'frame') {
+      drag = startFrame(viewport, toWorld(viewport.view, p.x, p.y));
+    } else if (panning) {
       drag = { kind: 'pan', x: p.x, y: p.y };
       viewport.el.classList.add('panning');
     } else if (event.button === 0 && viewport.tool === 'move') {
@@ -46,6 +54,13 @@ export function bindPointer(viewport) {
       viewport.moving.placement = movedBy(drag.from, w.x - drag.start.x, w.y - drag.start.y);
       viewport.invalidate();
       viewport.cb.onMoveLayer?.(drag.layerId, viewport.moving.placement, false);
+    } else if (drag?.kind === 'frame') {
+      const w = toWorld(viewport.view, p.x, p.y);
+      viewport.frame = drag.change(w);
+      viewport.invalidate();
+      viewport.onFrameChange?.(viewport.frame, false);
+    } else if (drag?.kind === 'crop') {
+      pickRegion(viewport, drag, p, false);
     } else if (drag?.kind === 'paint' && viewport.mask?.current) {
       const w = toWorld(viewport.view, p.x, p.y);
       const next = extendStroke(viewport.mask.current, w.x, w.y);
@@ -56,7 +71,9 @@ export function bindPointer(viewport) {
     }
     viewport.cb.onCursor?.(toWorld(viewport.view, p.x, p.y));
   });
-  const finish = () => {
+  const finish = (event) => {
+    if (drag?.kind === 'frame') viewport.onFrameChange?.(viewport.frame, true);
+    if (drag?.kind === 'crop' && event.type === 'pointerup') pickRegion(viewport, drag, local(viewport, event), true);
     if (drag?.kind === 'move') {
       viewport.moving.active = false; // shown where it was dropped until the server's state has it there
       viewport.cb.onMoveLayer?.(drag.layerId, viewport.moving.placement, true);
@@ -136,4 +153,46 @@ function startMove(viewport, w) {
   const from = placementOf(target);
   viewport.moving = { layerId: target.id, placement: from, active: true, since: Date.now() };
   return { kind: 'move', layerId: target.id, start: w, from };
+}
+
+/** The frame tool's press: a corner handle resizes the frame, inside it moves it, elsewhere draws a new one. */
+function startFrame(viewport, w) {
+  const from = viewport.frame;
+  const hit = frameHit(from, w, 8 / viewport.view.scale);
+  let change;
+  if (hit === 'inside') change = (to) => frameMovedBy(from, to.x - w.x, to.y - w.y);
+  else if (hit) change = (to) => frameResized(from, hit, to);
+  else change = (to) => frameFromDrag(w, to);
+  if (!hit) {
+    viewport.frame = change(w); // a click alone makes the smallest frame there
+    viewport.invalidate();
+    viewport.onFrameChange?.(viewport.frame, false);
+  }
+  return { kind: 'frame', change };
+}
+
+/** A press while the form asks for a place on the picture: the topmost picture under it (the form's source
+ * when the press is on it; for a crop, the source anyway), a wand point at once, a crop region as it drags. */
+function startPick(viewport, w, screen) {
+  const picker = viewport.picker;
+  const pictures = viewport.visibleLayers().filter((l) => l.output && !viewport.maskOps.has(l.operation));
+  const source = pictures.find((l) => l.id === picker.source());
+  const under = (source && layerAt([source], w.x, w.y)) || layerAt(pictures, w.x, w.y);
+  const layer = under || (picker.kind === 'crop' ? source : null);
+  if (!layer) return null;
+  const { width, height } = layer.output;
+  const placement = viewport.placementOf(layer);
+  if (picker.kind === 'wand') {
+    const point = picturePixel(placement, width, height, w);
+    if (point) picker.onPoint(layer.id, point);
+    return { kind: 'wand' };
+  }
+  return { kind: 'crop', layer, placement, start: w, screen };
+}
+
+function pickRegion(viewport, drag, p, final) {
+  if (Math.hypot(p.x - drag.screen.x, p.y - drag.screen.y) < 3) return; // a click is not a region
+  const w = toWorld(viewport.view, p.x, p.y);
+  const region = cropRegion(drag.placement, drag.layer.output.width, drag.layer.output.height, drag.start, w);
+  if (region) viewport.picker.onRegion(drag.layer.id, region, final);
 }

@@ -12,6 +12,7 @@ import { initials } from '../identity.js';
 import { ImageCache } from './image-cache.js';
 import { MaskOverlay } from './mask-overlay.js';
 import { bindPointer, bindDrop } from './viewport-input.js';
+import { drawOverlays } from './frame-overlay.js'; // the generation frame, a crop region, a wand point
 
 export class Viewport {
   /**
@@ -330,14 +331,13 @@ export class Viewport {
       ctx.stroke();
       ctx.setLineDash([]);
     }
+    drawOverlays(this, ctx);
   }
 
   /** A layer's placement, or the one a move in progress gives it before the server has it. */
   placementOf(layer) {
     return this.moving?.layerId === layer.id ? this.moving.placement : placementOf(layer);
   }
-
-
 
   checker() {
     if (!this.pattern) {
