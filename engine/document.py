@@ -87,7 +87,26 @@ def flatten_region(
     `flatten` would show it there: every layer moved by -origin. Whole-pixel origins keep whole-pixel layers
     plain copies, so their pixels come out exactly."""
     dx, dy = origin
-    return flatten(size, [replace(layer, x=layer.x - dx, y=layer.y - dy) for layer in layers], background)
+    # a picture wholly outside the rectangle shows nothing in it: skip its (full-size) resampling
+    inside = [layer for layer in layers if _overlaps(bounds(layer), (dx, dy, dx + size[0], dy + size[1]))]
+    return flatten(size, [replace(layer, x=layer.x - dx, y=layer.y - dy) for layer in inside], background)
+
+
+def bounds(layer: Placed) -> tuple[float, float, float, float]:
+    """The document box (left, top, right, bottom) around a placed picture: its scaled size turned about its
+    centre (a flip keeps the box)."""
+    width, height = layer.image.size
+    half_w, half_h = layer.scale * width / 2, layer.scale * height / 2
+    cx, cy = layer.x + half_w, layer.y + half_h
+    angle = math.radians(layer.rotation)
+    cos, sin = abs(math.cos(angle)), abs(math.sin(angle))
+    reach_x, reach_y = cos * half_w + sin * half_h, sin * half_w + cos * half_h
+    return cx - reach_x, cy - reach_y, cx + reach_x, cy + reach_y
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    margin = 1.0  # whole pixels either side: rounding in the box can never drop a picture that shows
+    return a[0] < b[2] + margin and b[0] < a[2] + margin and a[1] < b[3] + margin and b[1] < a[3] + margin
 
 
 def _copy_at(pixels: np.ndarray, size: tuple[int, int], x: int, y: int) -> np.ndarray:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 Coordinate = Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False)]
 FramePosition = Annotated[int, Field(ge=-100_000, le=100_000, description="Document pixels.")]
 MAX_FEATHER = 256
+MAX_LAYERS = 256
 
 
 class Frame(Params):
@@ -58,8 +59,9 @@ class PlacedLayer(Params):
 
 class OutpaintParams(DiffusionParams):
     frame: Frame = Field(default_factory=Frame, description="Where on the document to paint (document pixels).")
+    # as many as a canvas shows at once: the editor sends every visible picture, wherever it lies
     layers: list[PlacedLayer] = Field(
-        default_factory=list, max_length=64, description="The pictures under the frame, bottom first."
+        default_factory=list, max_length=MAX_LAYERS, description="The pictures under the frame, bottom first."
     )
     prompt: str = Prompt("What to paint in the empty part.")
     negative_prompt: str = Prompt("What to keep out of the picture.")

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from engine.blend import to_image
 from engine.cache_key import cache_key
+from engine.document import Placed, flatten_region
+from engine.models.loader import ModelManager, ModelOptions
 from engine.ops.outpaint import seam_weights
 from engine.render import Renderer
 
@@ -93,3 +96,56 @@ def _with(params: dict[str, object], path: str, value: object) -> dict[str, obje
         node = node[int(part)] if isinstance(node, list) else node[part]  # type: ignore[index]
     node[leaf] = value  # type: ignore[index]
     return changed
+
+
+def test_a_family_on_a_16_pixel_grid_outpaints_a_frame_on_the_8_pixel_grid(model_options: ModelOptions) -> None:
+    """SD 3 renders on sides of multiples of 16: the frame's 88 x 72 is painted on that grid and brought back,
+    and what the picture covers is still kept exactly."""
+    renderer = Renderer(ModelManager("builtin:tiny-sd3", model_options))
+    source = photo()
+    frame = {"x": 150, "y": 40, "width": 88, "height": 72}
+    params = {**outpaint_params(feather=8), "frame": frame}
+    out = np.asarray(renderer.render("outpaint", params, 3, {"photo": source}).images[0])
+    assert out.shape == (72, 88, 3)
+    covered_width = PHOTO_AT[0] + 192 - frame["x"]  # 58 columns of the photo, the seam's 8 among them
+    original = np.asarray(source)[24:96, 134:192, :3]
+    assert np.array_equal(out[:, : covered_width - 8], original[:, : covered_width - 8])
+    assert out[:, covered_width:].std() > 1.0
+
+
+def test_pictures_are_read_as_placed_and_a_half_covered_part_is_painted(renderer: Renderer) -> None:
+    """Under the frame: the photo scaled 2x (read as the document shows it) and, over it, a half-transparent
+    square (only partly covering: painted like the empty part)."""
+    source = photo()
+    veil = Image.new("RGBA", (32, 32), (255, 255, 255, 255))
+    frame = {"x": 0, "y": 0, "width": 128, "height": 128}
+    photo_at = {"layer": "photo", "x": 0, "y": 0, "scale": 2}
+    veil_at = {"layer": "veil", "x": 64, "y": 64, "opacity": 0.5}
+    params = {**outpaint_params(feather=4), "frame": frame, "layers": [photo_at, veil_at]}
+    out = np.asarray(renderer.render("outpaint", params, 2, {"photo": source, "veil": veil}).images[0])
+    shown = np.asarray(to_image(flatten_region((0, 0), (128, 128), [Placed(source, scale=2)])))[..., :3]
+    kept = np.ones((128, 128), dtype=bool)
+    kept[60:100, 60:100] = False  # the veil and its seam
+    assert np.array_equal(out[kept], shown[kept])
+    assert not np.array_equal(out[64:96, 64:96], shown[64:96, 64:96])
+
+
+def test_a_region_of_the_document_is_what_the_whole_document_shows_there() -> None:
+    """flatten_region (the frame's view) against the whole document cut at the frame: scaled, turned, flipped,
+    partly and wholly outside pictures."""
+    from engine.document import bounds, flatten
+
+    rng = np.random.default_rng(3)
+    pictures = [Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA") for w, h in
+                [(40, 30), (25, 50), (60, 20), (16, 16)]]  # fmt: skip
+    layers = [
+        Placed(pictures[0], x=10, y=5),
+        Placed(pictures[1], x=52.5, y=20.25, scale=1.5, rotation=30, flip_x=True, opacity=0.7),
+        Placed(pictures[2], x=-30, y=70, rotation=90, flip_y=True),
+        Placed(pictures[3], x=300, y=300),  # far outside the region
+    ]
+    origin, size = (24, 16), (64, 72)
+    whole = flatten((160, 160), layers)[16:88, 24:88]
+    assert np.allclose(flatten_region(origin, size, layers), whole, atol=1e-9)
+    left, top, right, bottom = bounds(Placed(pictures[2], x=-30, y=70, rotation=90))
+    assert (left, top, right, bottom) == pytest.approx((-30 + 20, 70 - 20, -30 + 40, 70 + 40))
