@@ -89,3 +89,11 @@ test('a click is a pixel of the source picture, or nothing off it', () => {
   assert.equal(picturePixel({ x: 100, y: 50 }, 192, 128, { x: 99, y: 60 }), null);
   assert.equal(picturePixel({ x: 0, y: 0 }, 10, 10, { x: 10, y: 5 }), null);
 });
+
+test('the New-layer form for outpaint leaves the frame and the pictures to the stage', async () => {
+  const { newFormModel } = await import('../js/ui/form-frame.js');
+  const model = { operation: 'outpaint', usesSeed: true, fields: [{ key: 'frame' }, { key: 'layers' }, { key: 'prompt' }, { key: 'steps' }] };
+  assert.deepEqual(newFormModel(model).fields.map((f) => f.key), ['prompt', 'steps']);
+  const txt2img = { operation: 'txt2img', fields: [{ key: 'prompt' }, { key: 'width' }] };
+  assert.equal(newFormModel(txt2img), txt2img);
+});

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.support import Canvas, identity, set_range, wait_until
+from tests.browser.support import Canvas, identity, set_range, stage_pixel, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +97,11 @@ def test_draw_a_generation_frame_and_generate_into_it(pages, server, shoot):
     expect(note.locator("[data-testid=clear-frame]")).to_be_visible()
     expect(number(page, "width")).to_have_value("128")  # the form takes the frame's size
     expect(number(page, "height")).to_have_value("96")
+    # the stage draws it, with its corner handles while the frame tool is on
+    corner = on_stage(page, 120, 8)
+    wait_until(
+        lambda: stage_pixel(page, corner[0] + 1, corner[1] + 1)[:3] == [255, 255, 255], 5, message="the handle drawn"
+    )
     shoot(page, "18-frame-drawn")
     page.locator("[data-testid=left-panel] textarea").first.fill("a red barn")
     page.click("[data-testid=generate]")
@@ -206,7 +211,7 @@ def test_outpaint_a_grown_canvas_into_a_frame_over_the_new_room(pages, server, s
     page.fill("[data-testid=document-width]", "256")
     page.click("[data-testid=save-document]")
     wait_until(lambda: canvas.state()["document"]["width"] == 256, message="the canvas grown")
-    page.evaluate("window.opendream.viewport.setZoom(2)")
+    page.evaluate("window.opendream.viewport.fitToScreen()")  # the grown canvas in sight
     page.click("[data-testid=tool-frame]")
     drag(page, (97, 1), (223, 62))
     wait_until(lambda: page.evaluate("window.opendream.mask.frames.frame"), message="a frame drawn")
@@ -248,3 +253,21 @@ def test_outpaint_a_grown_canvas_into_a_frame_over_the_new_room(pages, server, s
     page.evaluate("window.opendream.select(null)")
     page.wait_for_timeout(300)
     shoot(page, "18-outpainted")
+    # outpaint picked as the operation: the frame and the pictures come from the stage, not from fields
+    page.evaluate("window.opendream.mask.frames.set({x: 160, y: 0, width: 96, height: 64})")
+    pick_operation(page, "outpaint")
+    expect(page.locator("[data-testid=frame-text]")).to_have_text("Outpainting the frame 96 \u00d7 64 at 160, 0")
+    expect(page.locator("[data-testid=left-panel] .field[data-field=frame]")).to_have_count(0)
+    expect(page.locator("[data-testid=left-panel] .field[data-field=layers]")).to_have_count(0)
+    page.locator("[data-testid=left-panel] textarea").first.fill("a fence")
+    page.click("[data-testid=generate]")
+    wait_until(lambda: sum(c.get("operation") == "outpaint" for c in sent) == 2, message="the second outpaint sent")
+    second = [c for c in sent if c.get("operation") == "outpaint"][-1]
+    assert second["params"]["frame"] == {"x": 160, "y": 0, "width": 96, "height": 64}
+    assert [item["layer"] for item in second["params"]["layers"]] == ["ground", command["layer_id"]]
+    assert second["params"]["prompt"] == "a fence" and second["params"]["steps"] == 30
+    canvas.wait_rendered(second["layer_id"], timeout=120)
+    assert (canvas.layer(second["layer_id"])["placement"]["x"], canvas.layer(second["layer_id"])["placement"]["y"]) == (
+        160,
+        0,
+    )

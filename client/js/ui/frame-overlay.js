@@ -14,7 +14,7 @@ export function drawOverlays(viewport, ctx) {
   const shown = viewport.picker?.shown?.();
   const layer = shown && viewport.state?.layers[shown.layer];
   if (layer?.output && !viewport.mask) drawPick(ctx, viewport, layer, shown, screen);
-  if (viewport.frame) drawFrame(ctx, viewport.frame, screen, viewport.tool === 'frame');
+  if (viewport.generationFrame) drawFrame(ctx, viewport.generationFrame, screen, viewport.tool === 'frame');
 }
 
 function drawFrame(ctx, frame, screen, handles) {
@@ -52,6 +52,9 @@ function drawPick(ctx, viewport, layer, shown, screen) {
     ctx.closePath();
     ctx.fillStyle = 'rgba(61,219,217,0.14)';
     ctx.fill();
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = 'rgba(0,0,0,0.55)';
+    ctx.stroke();
     ctx.lineWidth = 1.5;
     ctx.strokeStyle = PICK_COLOUR;
     ctx.stroke();
@@ -78,7 +81,7 @@ function drawPick(ctx, viewport, layer, shown, screen) {
     ctx.moveTo(c.x, c.y + 3);
     ctx.lineTo(c.x, c.y + 11);
     ctx.stroke();
-    label(ctx, `${shown.point.x}, ${shown.point.y}`, c.x + 10, c.y - 8, PICK_COLOUR);
+    label(ctx, `Wand at ${shown.point.x}, ${shown.point.y}`, c.x + 10, c.y - 8, PICK_COLOUR);
   }
   ctx.restore();
 }

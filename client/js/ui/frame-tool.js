@@ -19,7 +19,7 @@ export class FrameTool {
   attach(viewport) {
     if (this.attached === viewport) return;
     this.attached = viewport;
-    viewport.frame = this.frame;
+    viewport.generationFrame = this.frame;
     viewport.onFrameChange = (frame) => this.set(frame, { fromStage: true });
   }
 
@@ -27,7 +27,7 @@ export class FrameTool {
     this.frame = frame ? { x: frame.x, y: frame.y, width: frame.width, height: frame.height } : null;
     const viewport = this.editor.viewport;
     if (viewport && !fromStage) {
-      viewport.frame = this.frame;
+      viewport.generationFrame = this.frame;
       viewport.invalidate();
     }
     this.editor.schedule();

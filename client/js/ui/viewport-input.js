@@ -56,9 +56,9 @@ export function bindPointer(viewport) {
       viewport.cb.onMoveLayer?.(drag.layerId, viewport.moving.placement, false);
     } else if (drag?.kind === 'frame') {
       const w = toWorld(viewport.view, p.x, p.y);
-      viewport.frame = drag.change(w);
+      viewport.generationFrame = drag.change(w);
       viewport.invalidate();
-      viewport.onFrameChange?.(viewport.frame, false);
+      viewport.onFrameChange?.(viewport.generationFrame, false);
     } else if (drag?.kind === 'crop') {
       pickRegion(viewport, drag, p, false);
     } else if (drag?.kind === 'paint' && viewport.mask?.current) {
@@ -72,7 +72,7 @@ export function bindPointer(viewport) {
     viewport.cb.onCursor?.(toWorld(viewport.view, p.x, p.y));
   });
   const finish = (event) => {
-    if (drag?.kind === 'frame') viewport.onFrameChange?.(viewport.frame, true);
+    if (drag?.kind === 'frame') viewport.onFrameChange?.(viewport.generationFrame, true);
     if (drag?.kind === 'crop' && event.type === 'pointerup') pickRegion(viewport, drag, local(viewport, event), true);
     if (drag?.kind === 'move') {
       viewport.moving.active = false; // shown where it was dropped until the server's state has it there
@@ -157,16 +157,16 @@ function startMove(viewport, w) {
 
 /** The frame tool's press: a corner handle resizes the frame, inside it moves it, elsewhere draws a new one. */
 function startFrame(viewport, w) {
-  const from = viewport.frame;
+  const from = viewport.generationFrame;
   const hit = frameHit(from, w, 8 / viewport.view.scale);
   let change;
   if (hit === 'inside') change = (to) => frameMovedBy(from, to.x - w.x, to.y - w.y);
   else if (hit) change = (to) => frameResized(from, hit, to);
   else change = (to) => frameFromDrag(w, to);
   if (!hit) {
-    viewport.frame = change(w); // a click alone makes the smallest frame there
+    viewport.generationFrame = change(w); // a click alone makes the smallest frame there
     viewport.invalidate();
-    viewport.onFrameChange?.(viewport.frame, false);
+    viewport.onFrameChange?.(viewport.generationFrame, false);
   }
   return { kind: 'frame', change };
 }
