@@ -122,3 +122,57 @@ def test_a_malformed_placement_is_refused_naming_the_field(placement: dict[str, 
     with pytest.raises(MalformedCommand) as info:
         command({**TXT2IMG, "placement": placement})
     assert info.value.field == field
+
+
+@pytest.mark.slow
+async def test_an_outpaint_renders_through_the_queue_and_again_when_a_picture_under_it_changes(tmp_path) -> None:
+    """End to end with builtin:tiny: the outpaint of a grown canvas keeps the picture's pixels and lands at its
+    frame; a changed picture under it is a new render (its image is part of the cache key), not the old one."""
+    import io
+
+    from PIL import Image
+
+    from engine.models.loader import ModelManager, ModelOptions
+    from engine.render import Renderer
+    from server.blobstore import LocalBlobStore
+    from server.core.commands import ChangeParams, ResizeCanvas
+    from server.renders import RenderQueue
+
+    options = ModelOptions(device="cpu", models_dir=tmp_path / "models", hash_cache=tmp_path / "hashes.json")
+    renderer = Renderer(ModelManager("builtin:tiny", options), default_registry())
+    store = SQLEventStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    service = CanvasService(store, Decider(default_registry()))
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    queue = RenderQueue(service, store, blobs, default_registry(), lambda: renderer)
+    await service.start()
+    await queue.start()
+    try:
+        canvas_id = (await service.create_canvas("Wider", "ada")).canvas_id
+        blank = {"width": 64, "height": 64, "colour": "#204080"}
+        await service.execute(canvas_id, AddLayer(layer_id="photo", operation="blank", params=blank), "ada")
+        await service.execute(canvas_id, ResizeCanvas(width=128, height=64), "ada")
+        under = [{"layer": "photo", "x": 0, "y": 0, "scale": 1, "rotation": 0, "flip_x": False, "flip_y": False,
+                  "opacity": 1}]  # fmt: skip
+        params = {"frame": {"x": 32, "y": 0, "width": 96, "height": 64}, "layers": under, "steps": 2, "feather": 8}
+        await service.execute(canvas_id, AddLayer(layer_id="more", operation="outpaint", params=params, seed=4), "ada")
+        await queue.wait_idle()
+
+        def picture() -> Image.Image:
+            output = state.layers["more"].output
+            assert output is not None
+            return Image.open(io.BytesIO(blobs.get(output.sha256))).convert("RGB")
+
+        state = await service.state(canvas_id)
+        assert state.layers["more"].status == "rendered", state.layers["more"]
+        assert state.layers["more"].placement == Placement(32, 0)
+        assert picture().size == (96, 64) and picture().getpixel((10, 10)) == (0x20, 0x40, 0x80)
+        await service.execute(canvas_id, ChangeParams(layer_id="photo", params={**blank, "colour": "#a0c020"}), "ada")
+        await queue.wait_idle()
+        state = await service.state(canvas_id)
+        assert state.layers["more"].status == "rendered"
+        assert picture().getpixel((10, 10)) == (0xA0, 0xC0, 0x20), "rendered again from the changed picture"
+    finally:
+        await queue.stop()
+        await service.stop()
+        store.close()
