@@ -122,6 +122,11 @@ def test_draw_a_generation_frame_and_generate_into_it(pages, server, shoot):
     note.locator("[data-testid=clear-frame]").click()
     expect(note).to_be_hidden()
     assert page.evaluate("window.opendream.mask.frames.frame") is None
+    # a click with the frame tool makes the smallest frame there; Escape clears it
+    page.mouse.click(*on_stage(page, 10, 10))
+    expect(note).to_contain_text("Generating into the frame 64 \u00d7 64 at 8, 8")
+    page.keyboard.press("Escape")
+    expect(note).to_be_hidden()
 
 
 def test_crop_by_dragging_a_rectangle_on_the_picture_and_the_crop_stays_where_it_was_cut(pages, server, shoot):

@@ -19,10 +19,11 @@ export function bindPointer(viewport) {
   c.addEventListener('pointerdown', (event) => {
     const p = local(viewport, event);
     const picking = viewport.picker && event.button === 0 && !viewport.spaceHeld && (viewport.tool === 'pan' || viewport.tool === 'move');
-    const panning = !picking && (event.button === 1 || viewport.spaceHeld || (viewport.tool === 'pan' && event.button === 0));
-    if (picking) {
-      drag = startPick(viewport, toWorld(viewport.view, p.x, p.y), p);
-      if (!drag) return;
+    // a press off every picture while the form asks for a place on one pans (or moves) as the tool does
+    const picked = picking ? startPick(viewport, toWorld(viewport.view, p.x, p.y), p) : null;
+    const panning = !picked && (event.button === 1 || viewport.spaceHeld || (viewport.tool === 'pan' && event.button === 0));
+    if (picked) {
+      drag = picked;
     } else if (event.button === 0 && viewport.tool === 'frame') {
       drag = startFrame(viewport, toWorld(viewport.view, p.x, p.y));
     } else if (panning) {
