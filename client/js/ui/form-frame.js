@@ -52,6 +52,7 @@ export class FormFrame {
     const { panel, editor } = this;
     const viewport = editor.viewport;
     if (!viewport) return;
+    // the New-layer form only: a changed crop keeps the place it was added at (change_params places nothing)
     const kind = panel.tab === 'new' && !editor.readOnly && panel.form ? PICKS[panel.newOp] : null;
     const form = panel.form;
     const sourceKey = form?.model.fields.find((f) => f.kind === 'layer')?.key || 'source';
@@ -59,6 +60,7 @@ export class FormFrame {
       ? {
           kind,
           source: () => form.values[sourceKey],
+          excluded: () => form.context.excluded || new Set(), // a layer never picks itself or what it made
           shown: () => {
             const v = form.values;
             if (kind === 'crop') return { layer: v[sourceKey], region: [v.x, v.y, v.width, v.height].every(Number.isFinite) ? { x: v.x, y: v.y, width: v.width, height: v.height } : null };

@@ -176,7 +176,8 @@ function startFrame(viewport, w) {
  * when the press is on it; for a crop, the source anyway), a wand point at once, a crop region as it drags. */
 function startPick(viewport, w, screen) {
   const picker = viewport.picker;
-  const pictures = viewport.visibleLayers().filter((l) => l.output && !viewport.maskOps.has(l.operation));
+  const excluded = picker.excluded?.() || new Set();
+  const pictures = viewport.visibleLayers().filter((l) => l.output && !viewport.maskOps.has(l.operation) && !excluded.has(l.id));
   const source = pictures.find((l) => l.id === picker.source());
   const under = (source && layerAt([source], w.x, w.y)) || layerAt(pictures, w.x, w.y);
   const layer = under || (picker.kind === 'crop' ? source : null);
