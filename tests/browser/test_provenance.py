@@ -26,7 +26,13 @@ def harbour(server) -> Canvas:
     canvas = Canvas(server, "Provenance")
     add(canvas, "sea", "txt2img", "Sea", {"prompt": "a calm sea", **SMALL})
     add(canvas, "dusk", "img2img", "Dusk", {"source": "sea", "prompt": "the sea at dusk", "steps": 2})
-    add(canvas, "mask", "mask", "Boat mask", {"layer": "dusk", "strokes": [{"points": [[10, 10], [40, 40]], "radius": 6}]})
+    add(
+        canvas,
+        "mask",
+        "mask",
+        "Boat mask",
+        {"layer": "dusk", "strokes": [{"points": [[10, 10], [40, 40]], "radius": 6}]},
+    )
     add(canvas, "boat", "inpaint", "Boat", {"source": "dusk", "mask": "mask", "prompt": "a boat", "steps": 2})
     add(canvas, "fog", "img2img", "Fog", {"source": "sea", "prompt": "the sea in fog", "steps": 2})
     add(canvas, "moon", "txt2img", "Moon", {"prompt": "a full moon", **SMALL})
@@ -173,7 +179,9 @@ def test_a_bigger_canvas_draws_without_overlaps_and_scrolls(pages, server, shoot
     page.click("[data-testid=tab-graph]")
     expect(page.locator("[data-testid=prov-node]")).to_have_count(14)
     # three tabs fit the panel with a two-digit count: opening one never pushes the page sideways
-    assert page.evaluate("(() => { const t = document.querySelector('.sidebar-right .tabs'); return t.scrollWidth <= t.clientWidth; })()")
+    assert page.evaluate(
+        "(() => { const t = document.querySelector('.sidebar-right .tabs'); return t.scrollWidth <= t.clientWidth; })()"
+    )
     assert page.evaluate("window.scrollX") == 0
     expect(page.locator(".prov-edge")).to_have_count(13)
     boxes = page.eval_on_selector_all(
@@ -182,7 +190,12 @@ def test_a_bigger_canvas_draws_without_overlaps_and_scrolls(pages, server, shoot
     )
     for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:
-            apart = a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"] or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"]
+            apart = (
+                a["x"] + a["w"] <= b["x"]
+                or b["x"] + b["w"] <= a["x"]
+                or a["y"] + a["h"] <= b["y"]
+                or b["y"] + b["h"] <= a["y"]
+            )
             assert apart, f"{a['id']} overlaps {b['id']}"
     node(page, "a").hover()
     assert marked(page, "affected") == ["d", "e", "f", "m", "p"]
