@@ -65,6 +65,50 @@ def harbour(width: int = 512, height: int = 384) -> bytes:
     return buffer.getvalue()
 
 
+def cliffs(width: int = 320, height: int = 384) -> bytes:
+    """Night cliffs beside the harbour: the same horizon, a darker sky, a lit window."""
+    y = np.linspace(0, 1, height)[:, None, None]
+    sky = np.array([30, 34, 82]) + (np.array([236, 140, 96]) - np.array([30, 34, 82])) * (y**1.8)
+    image = np.broadcast_to(sky, (height, width, 3)).copy()
+    horizon = int(height * 0.62)
+    sea_y = np.linspace(0, 1, height - horizon)[:, None, None]
+    image[horizon:] = np.broadcast_to(np.array([40, 52, 96]) + (np.array([14, 20, 44]) - np.array([40, 52, 96]))
+                                      * sea_y, (height - horizon, width, 3))  # fmt: skip
+    picture = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(picture)
+    ridge = [
+        (x, horizon - 70 - 60 * np.exp(-(((x - 230) / 70.0) ** 2)) - 8 * np.sin(x / 9.0))
+        for x in range(0, width + 6, 6)
+    ]
+    draw.polygon([(0, horizon), *ridge, (width, horizon + 40), (0, horizon + 40)], fill=(18, 16, 34))
+    draw.rectangle([214, horizon - 150, 246, horizon - 118], fill=(40, 34, 50))  # a cottage on the cliff
+    draw.polygon([(210, horizon - 150), (250, horizon - 150), (230, horizon - 170)], fill=(60, 36, 44))
+    draw.rectangle([226, horizon - 140, 234, horizon - 130], fill=(255, 214, 120))
+    picture = picture.filter(ImageFilter.GaussianBlur(0.6))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def moon(size: int = 96) -> bytes:
+    """A pale moon with a soft edge, on transparency (placed, scaled and turned over the sky)."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = np.hypot(xx - size / 2, yy - size / 2) / (size / 2)
+    alpha = np.clip((1.0 - r) * 6, 0, 1)
+    shade = 1.0 - 0.25 * np.clip((xx - size * 0.3) / size, 0, 1)
+    rgb = np.stack([250 * shade, 244 * shade, 220 * shade], axis=-1)
+    rgba = np.concatenate([rgb, alpha[..., None] * 255], axis=-1).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload_picture(canvas: Canvas, layer_id: str, name: str, png: bytes) -> None:
+    blob = canvas.http.post(f"/api/blobs?canvas={canvas.id}", content=png, headers={"content-type": "image/png"})
+    canvas.command({"type": "add_layer", "layer_id": layer_id, "operation": "upload",
+                    "params": {"blob": blob.json()["sha256"]}, "name": name})  # fmt: skip
+
+
 def main(out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(Path(tmp) / "data") as server:
         canvas = Canvas(server, "Harbour at dusk", user="u-ada")
@@ -118,7 +162,15 @@ def main(out: Path) -> None:
         )
         canvas.command({"type": "set_opacity", "layer_id": "boat", "opacity": 0.85})
         canvas.command({"type": "set_visibility", "layer_id": "boat-mask", "visible": False})
-        canvas.wait_rendered("harbour", "sketch", "warm", "boat-mask", "boat", timeout=120)
+        # a composed canvas (issue #18): the document grown to the right, pictures placed in it
+        canvas.command({"type": "resize_canvas", "width": 832, "height": 384})
+        upload_picture(canvas, "cliffs", "Cliffs (painted)", cliffs())
+        canvas.command({"type": "transform_layer", "layer_id": "cliffs", "x": 512, "y": 0})
+        upload_picture(canvas, "moon", "Moon", moon())
+        canvas.command(
+            {"type": "transform_layer", "layer_id": "moon", "x": 600, "y": 40, "scale": 0.75, "rotation": 15}
+        )
+        canvas.wait_rendered("harbour", "sketch", "warm", "boat-mask", "boat", "cliffs", "moon", timeout=120)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
             pages = []
