@@ -12,9 +12,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engine.models.families import INPAINTING, SD1, SD2, SD2_V, SDXL, ModelFamily
+from engine.models.families import FLUX, INPAINTING, SD1, SD2, SD2_V, SD3, SDXL, ModelFamily
 
 UNET = "model.diffusion_model."
+# The transformer (DiT) families by a key of their first block, in the original layouts: Stability's and ComfyUI's
+# (under model.diffusion_model.) and BFL's (the transformer alone, no prefix); diffusers' CHECKPOINT_KEY_NAMES.
+DIT_MARKERS: dict[str, ModelFamily] = {
+    "joint_blocks.0.context_block.adaLN_modulation.1.bias": SD3,
+    "double_blocks.0.img_attn.norm.key_norm.scale": FLUX,
+}
+# FLUX.1's transformer reads 16 latent channels packed 2 x 2; Fill (384) and Depth (128) take more, FLUX.2 and
+# Chroma are other architectures: none of them is the FLUX.1 family the pipelines run.
+FLUX_IN_CHANNELS = 64
 # kohya / A1111 (lora_down), diffusers (lora.down), PEFT (lora_A)
 LORA_MARKERS = (".lora_down.", ".lora_up.", ".lora.down.", ".lora.up.", ".lora_A.", ".lora_B.")
 
@@ -105,6 +114,9 @@ def classify(shapes: Mapping[str, tuple[int, ...]] | Iterable[str]) -> Checkpoin
     def has(prefix: str) -> bool:
         return any(name.startswith(prefix) for name in names)
 
+    dit = _dit_family(sizes or dict.fromkeys(names, ()))
+    if dit is not None:
+        return dit if isinstance(dit, CheckpointInfo) else CheckpointInfo("checkpoint", dit, len(names))
     if has(UNET):
         if has("conditioner.embedders.1.model.") or has("conditioner.embedders.1."):
             family: ModelFamily | None = SDXL
@@ -130,6 +142,24 @@ def classify(shapes: Mapping[str, tuple[int, ...]] | Iterable[str]) -> Checkpoin
     if has("text_model.") or has("transformer.resblocks."):
         return CheckpointInfo("text_encoder", None, len(names))
     return CheckpointInfo("unknown", None, len(names))
+
+
+def _dit_family(shapes: Mapping[str, tuple[int, ...]]) -> ModelFamily | CheckpointInfo | None:
+    """SD 3 / FLUX.1 by their blocks' keys (with or without model.diffusion_model.); a FLUX-shaped transformer of
+    another kind (Fill, Depth, FLUX.2, Chroma) as unknown, saying which."""
+    for marker, family in DIT_MARKERS.items():
+        prefix = next((p for p in (UNET, "") if p + marker in shapes), None)
+        if prefix is None:
+            continue
+        img_in = shapes.get(prefix + "img_in.weight", ())
+        if family is FLUX and (prefix + "vector_in.in_layer.weight" not in shapes or
+                               (len(img_in) == 2 and img_in[1] != FLUX_IN_CHANNELS)):  # fmt: skip
+            detail = (
+                f"a FLUX transformer with {img_in[1]} input channels" if len(img_in) == 2 else "a FLUX-like transformer"
+            )
+            return CheckpointInfo("unknown", None, len(shapes), f"{detail}: not FLUX.1 dev/schnell")
+        return family
+    return None
 
 
 def inspect_checkpoint(path: Path) -> CheckpointInfo:

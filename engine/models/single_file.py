@@ -7,7 +7,11 @@ the tokenizers and scheduler) from the hub. Here they come from the file and fro
   detection does), so a fine-tune, a pruned file or a model of another size of a known family loads as it is;
 - what the weights cannot tell is a fact of the family, in `LAYOUTS` below: attention heads, activation
   functions, the padding token, the scheduler's training configuration, the VAE's latent scaling;
-- the tokenizers are CLIP's own vocabulary, shipped (engine.models.clip_tokenizer).
+- the tokenizers are CLIP's own vocabulary and T5's, shipped (engine.models.clip_tokenizer, t5_tokenizer).
+
+SD 3 / 3.5 and FLUX.1 files (Stability's, BFL's and ComfyUI's layouts) are read the same way: the transformer's
+depth, width, heads and embeddings from its shapes, the CLIP and T5 encoders from theirs. A file without its
+text encoders or VAE (BFL's FLUX files hold the transformer alone) is refused naming what it lacks.
 
 They are written as an ordinary diffusers config folder, which `from_single_file(config=folder,
 local_files_only=True)` reads: nothing is downloaded for a single file.
@@ -16,11 +20,15 @@ local_files_only=True)` reads: nothing is downloaded for a single file.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import math
 import re
 import tempfile
+import textwrap
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -31,6 +39,9 @@ from engine.models.families import ModelFamily
 
 UNET = "model.diffusion_model."
 VAE_PREFIXES = ("first_stage_model.", "vae.")
+TEXT_ENCODERS = "text_encoders."  # SD 3's and ComfyUI's files: text_encoders.clip_l/clip_g/t5xxl.transformer.
+# What is not the denoiser in a file whose transformer has no prefix (BFL's FLUX files)
+NOT_DENOISER = (TEXT_ENCODERS, *VAE_PREFIXES, "cond_stage_model.", "conditioner.")
 Shapes = Mapping[str, tuple[int, ...]]
 Config = dict[str, Any]
 
@@ -42,9 +53,10 @@ class TextEncoderLayout:
     component: str  # the pipeline's component name
     model_class: str  # transformers class
     prefix: str
-    naming: str  # "clip" (transformers names) or "open_clip" (OpenCLIP names: resblocks, in_proj)
+    naming: str  # "clip" (transformers names), "open_clip" (OpenCLIP names: resblocks, in_proj) or "t5"
     hidden_act: str
     pad_token: str
+    title: str = "the text encoder"  # how a refusal names it when the file lacks it
     # SD 2.x conditions on the penultimate layer of OpenCLIP ViT-H (LDM's `layer: penultimate`): Stability's
     # files hold all 24 layers, the last one unused, and diffusers' SD 2.x configs leave it out. OpenCLIP towers
     # are of even depth, so an odd count means the unused layer was already dropped (a file converted from a
@@ -59,6 +71,10 @@ class CheckpointLayout:
     text_encoders: tuple[TextEncoderLayout, ...]
     scheduler_class: str
     scheduler: MappingProxyType[str, Any]
+    # A transformer with a guidance embedding (FLUX.1 dev, not schnell) was trained with this scheduler instead
+    guidance_scheduler: MappingProxyType[str, Any] | None = None
+    # Where a model's repositories are, for a refusal to point at (a file lacking components)
+    reference: str = ""
     # UNet attention: a fixed number of heads (SD 1.x: 8) or heads of a fixed width (SD 2.x, SDXL: 64 channels)
     attention_heads: int | None = None
     attention_head_channels: int | None = None
@@ -136,8 +152,84 @@ for _name in ("sd1", "sd2", "sdxl"):  # an inpainting checkpoint is laid out as 
     LAYOUTS[f"{_name}-inpaint"] = LAYOUTS[_name]
 
 
+def _dit_clip(component: str, name: str, model_class: str, act: str, pad: str, title: str) -> TextEncoderLayout:
+    """A CLIP tower as SD 3's and ComfyUI's files hold it: transformers' names under text_encoders.NAME.transformer."""
+    return TextEncoderLayout(component, model_class, f"{TEXT_ENCODERS}{name}.transformer.text_model.", "clip", act,
+                             pad, title)  # fmt: skip
+
+
+_T5XXL = TextEncoderLayout(
+    "",
+    "T5EncoderModel",
+    f"{TEXT_ENCODERS}t5xxl.transformer.",
+    "t5",
+    "gelu_new",
+    "<pad>",
+    "T5-XXL (text_encoders.t5xxl)",
+)
+# The scheduler_config.json of stabilityai/stable-diffusion-3(.5)-* and of black-forest-labs/FLUX.1-schnell / -dev
+_FLOW = {"num_train_timesteps": 1000, "shift": 3.0}
+_FLUX_SCHNELL = {**_FLOW, "shift": 1.0, "use_dynamic_shifting": False, "base_shift": 0.5, "max_shift": 1.15,
+                 "base_image_seq_len": 256, "max_image_seq_len": 4096}  # fmt: skip
+LAYOUTS["sd3"] = CheckpointLayout(
+    (
+        _dit_clip(
+            "text_encoder",
+            "clip_l",
+            "CLIPTextModelWithProjection",
+            "quick_gelu",
+            "<|endoftext|>",
+            "CLIP-L (text_encoders.clip_l)",
+        ),
+        _dit_clip(
+            "text_encoder_2", "clip_g", "CLIPTextModelWithProjection", "gelu", "!", "CLIP-G (text_encoders.clip_g)"
+        ),
+        TextEncoderLayout(**{**_T5XXL.__dict__, "component": "text_encoder_3"}),
+    ),
+    "FlowMatchEulerDiscreteScheduler",
+    MappingProxyType(_FLOW),
+    reference="the model's diffusers folder (stabilityai/stable-diffusion-3.5-medium, …)",
+)
+LAYOUTS["flux"] = CheckpointLayout(
+    (
+        _dit_clip(
+            "text_encoder", "clip_l", "CLIPTextModel", "quick_gelu", "<|endoftext|>", "CLIP-L (text_encoders.clip_l)"
+        ),
+        TextEncoderLayout(**{**_T5XXL.__dict__, "component": "text_encoder_2"}),
+    ),
+    "FlowMatchEulerDiscreteScheduler",
+    MappingProxyType(_FLUX_SCHNELL),
+    guidance_scheduler=MappingProxyType({**_FLUX_SCHNELL, "shift": 3.0, "use_dynamic_shifting": True}),
+    reference="the model's diffusers folder (black-forest-labs/FLUX.1-schnell or FLUX.1-dev)",
+)
+# What the weights of a FLUX.1 transformer cannot say: its rotary position axes (no weights), for heads of 128
+FLUX_ROPE_AXES = (16, 56, 56)
+# SD 3's MMDiT: heads of 64 channels (depth x 64 wide, as ComfyUI reads it); SD 3.5's q/k norms show theirs
+SD3_HEAD_CHANNELS = 64
+# T5 v1.1's (google/t5-v1_1-xxl's config.json): what its tensors do not say
+_T5_FACTS: dict[str, Any] = {
+    "relative_attention_max_distance": 128,
+    "layer_norm_epsilon": 1e-6,
+    "dropout_rate": 0.1,
+    "tie_word_embeddings": False,
+    "pad_token_id": 0,
+    "eos_token_id": 1,
+    "decoder_start_token_id": 0,
+    "is_encoder_decoder": False,
+    "use_cache": False,
+}
+
+
 class UnknownArchitecture(ValueError):
     """The tensors do not have the shape of the family's architecture."""
+
+
+class MissingComponents(ValueError):
+    """The file holds some of the model's components, not all (a FLUX transformer without VAE or text encoders)."""
+
+    def __init__(self, present: list[str], missing: list[str]) -> None:
+        super().__init__(f"it holds {', '.join(present) or 'none of them'}, not {', '.join(missing)}")
+        self.present, self.missing = present, missing
 
 
 # --- reading the file --------------------------------------------------------------------------------------
@@ -164,9 +256,9 @@ def unet_config(shapes: Shapes, family: ModelFamily, layout: CheckpointLayout) -
         if f"input_blocks.{index}.0.op.weight" in unet:
             levels.append([])  # a downsampler ends a level
         else:
-            channels = unet[f"input_blocks.{index}.0.out_layers.3.weight"][0]
+            width = unet[f"input_blocks.{index}.0.out_layers.3.weight"][0]
             depth = _count(unet, f"input_blocks.{index}.1.transformer_blocks.{{}}.")
-            levels[-1].append((channels, depth))
+            levels[-1].append((width, depth))
         index += 1
     if not levels[0] or any(len(level) != len(levels[0]) for level in levels):
         raise UnknownArchitecture(f"the UNet's levels have uneven resnet counts: {[len(level) for level in levels]}")
@@ -177,8 +269,9 @@ def unet_config(shapes: Shapes, family: ModelFamily, layout: CheckpointLayout) -
     if cross is None:
         raise UnknownArchitecture("the UNet has no cross-attention (attn2.to_k): not a text-to-image UNet")
     proj_in = next(shape for name, shape in unet.items() if name.endswith(".proj_in.weight"))
+    heads: int | list[int]
     if layout.attention_heads is not None:
-        heads: int | list[int] = layout.attention_heads
+        heads = layout.attention_heads
     else:
         heads = [max(1, width // (layout.attention_head_channels or 64)) for width in channels]
     config: Config = {
@@ -227,17 +320,51 @@ def vae_config(shapes: Shapes, family: ModelFamily) -> Config:
         "layers_per_block": per_level,
         "sample_size": family.native_size,
         "scaling_factor": family.scaling_factor,
+        "shift_factor": family.shift_factor,  # SD 3 / FLUX: latents are shifted, then scaled
+        # SD 3's and FLUX's VAEs have no quant convolutions
+        "use_quant_conv": "quant_conv.weight" in vae,
+        "use_post_quant_conv": "post_quant_conv.weight" in vae,
+    }
+
+
+def t5_config(shapes: Shapes, text: TextEncoderLayout) -> Config:
+    """T5EncoderModel's config from its tensors: width, vocabulary, depth, heads (the relative attention bias has
+    one column per head), key/value width, MLP width and whether it is gated (T5 v1.1's wi_0 / wi_1)."""
+    p = text.prefix
+    shared = shapes.get(f"{p}shared.weight")
+    attention = f"{p}encoder.block.0.layer.0.SelfAttention."
+    bias, query = shapes.get(f"{attention}relative_attention_bias.weight"), shapes.get(f"{attention}q.weight")
+    gated = f"{p}encoder.block.0.layer.1.DenseReluDense.wi_0.weight" in shapes
+    mlp = shapes.get(f"{p}encoder.block.0.layer.1.DenseReluDense.{'wi_0' if gated else 'wi'}.weight")
+    if shared is None or bias is None or query is None or mlp is None:
+        raise UnknownArchitecture(f"no T5 encoder under {p} in the file")
+    return {
+        "architectures": [text.model_class],
+        "model_type": "t5",
+        "vocab_size": shared[0],
+        "d_model": shared[1],
+        "num_layers": _count(shapes, f"{p}encoder.block.{{}}."),
+        "num_heads": bias[1],
+        "relative_attention_num_buckets": bias[0],
+        "d_kv": query[0] // bias[1],
+        "d_ff": mlp[0],
+        "feed_forward_proj": "gated-gelu" if gated else "relu",
+        **_T5_FACTS,
     }
 
 
 def text_encoder_config(shapes: Shapes, text: TextEncoderLayout) -> Config:
+    if text.naming == "t5":
+        return t5_config(shapes, text)
     p = text.prefix
     if text.naming == "clip":
         tokens = shapes.get(f"{p}embeddings.token_embedding.weight")
         positions = shapes.get(f"{p}embeddings.position_embedding.weight")
         layers = _count(shapes, f"{p}encoder.layers.{{}}.")
         mlp = shapes.get(f"{p}encoder.layers.0.mlp.fc1.weight")
-        projection = None
+        # SD 3's CLIP-G keeps its projection next to text_model (a Linear: out x in); CLIP-L's is the identity
+        linear = shapes.get(p.removesuffix("text_model.") + "text_projection.weight")
+        projection: tuple[int, ...] | None = (linear[1], linear[0]) if linear else None
     else:
         tokens = shapes.get(f"{p}token_embedding.weight")
         positions = shapes.get(f"{p}positional_embedding")
@@ -266,25 +393,122 @@ def text_encoder_config(shapes: Shapes, text: TextEncoderLayout) -> Config:
     return config
 
 
+def denoiser_tensors(shapes: Shapes) -> dict[str, tuple[int, ...]]:
+    """The transformer's tensors without their prefix: under model.diffusion_model. (Stability, ComfyUI), or
+    everything that is no other component (BFL's files hold the transformer alone, unprefixed)."""
+    if any(name.startswith(UNET) for name in shapes):
+        return {name[len(UNET) :]: shape for name, shape in shapes.items() if name.startswith(UNET)}
+    return {name: shape for name, shape in shapes.items() if not name.startswith(NOT_DENOISER)}
+
+
+def sd3_transformer_config(shapes: Shapes, family: ModelFamily) -> Config:
+    """SD3Transformer2DModel's config from the MMDiT's tensors, as ComfyUI's model detection reads them: depth,
+    width (64 x depth in every SD 3 / 3.5), patch, text and pooled widths, the position table's side, SD 3.5's
+    q/k norms and its second attention ("MMDiT-X") in the first layers."""
+    t = denoiser_tensors(shapes)
+    if "x_embedder.proj.weight" not in t:
+        raise UnknownArchitecture("no MMDiT (model.diffusion_model.x_embedder.proj.weight) in the file")
+    width, in_channels, patch, _ = t["x_embedder.proj.weight"]
+    heads_of = t.get("joint_blocks.0.x_block.attn.ln_q.weight", (SD3_HEAD_CHANNELS,))[0]
+    layers = _count(t, "joint_blocks.{}.")
+    return {
+        "_class_name": "SD3Transformer2DModel",
+        "sample_size": family.native_size // 8,
+        "patch_size": patch,
+        "in_channels": in_channels,
+        "out_channels": t["final_layer.linear.weight"][0] // (patch * patch),
+        "num_layers": layers,
+        "attention_head_dim": heads_of,
+        "num_attention_heads": width // heads_of,
+        "joint_attention_dim": t["context_embedder.weight"][1],
+        "caption_projection_dim": t["context_embedder.weight"][0],
+        "pooled_projection_dim": t["y_embedder.mlp.0.weight"][1],
+        "pos_embed_max_size": math.isqrt(t["pos_embed"][1]),
+        "dual_attention_layers": [i for i in range(layers) if f"joint_blocks.{i}.x_block.attn2.qkv.weight" in t],
+        "qk_norm": "rms_norm" if "joint_blocks.0.x_block.attn.ln_q.weight" in t else None,
+    }
+
+
+def flux_transformer_config(shapes: Shapes, family: ModelFamily) -> Config:
+    """FluxTransformer2DModel's config from its tensors: double- and single-stream depths, width, heads (the q/k
+    norms are one head wide), text and pooled widths, and the guidance embedding that tells dev from schnell."""
+    t = denoiser_tensors(shapes)
+    if "img_in.weight" not in t:
+        raise UnknownArchitecture("no FLUX transformer (img_in.weight) in the file")
+    width, in_channels = t["img_in.weight"]
+    heads_of = t["double_blocks.0.img_attn.norm.query_norm.scale"][0]
+    if sum(FLUX_ROPE_AXES) != heads_of:
+        raise UnknownArchitecture(f"heads of {heads_of} channels: FLUX.1's rotary axes {FLUX_ROPE_AXES} need 128")
+    return {
+        "_class_name": "FluxTransformer2DModel",
+        "patch_size": 1,  # FLUX packs 2 x 2 latents into channels before the transformer (64 = 16 x 4)
+        "in_channels": in_channels,
+        "out_channels": t["final_layer.linear.weight"][0],
+        "num_layers": _count(t, "double_blocks.{}."),
+        "num_single_layers": _count(t, "single_blocks.{}."),
+        "attention_head_dim": heads_of,
+        "num_attention_heads": width // heads_of,
+        "joint_attention_dim": t["txt_in.weight"][1],
+        "pooled_projection_dim": t["vector_in.in_layer.weight"][1],
+        "guidance_embeds": "guidance_in.in_layer.weight" in t,
+        "axes_dims_rope": list(FLUX_ROPE_AXES),
+    }
+
+
+# The denoiser's config, by the family's denoiser class
+DENOISER_CONFIGS: dict[str, Callable[[Shapes, ModelFamily], Config]] = {
+    "SD3Transformer2DModel": sd3_transformer_config,
+    "FluxTransformer2DModel": flux_transformer_config,
+}
+
+
 @dataclass(frozen=True)
 class DerivedConfigs:
     family: ModelFamily
     components: dict[str, Config]  # component -> config.json
     digest: str  # sha256 of the configs, for the fingerprint
+    scheduler: Config = field(default_factory=dict)  # scheduler_config.json
 
     def describe(self) -> dict[str, Any]:
         return {"configs_sha256": self.digest, "derived_from": "tensor shapes", "family": self.family.name}
+
+
+def _dit_components(shapes: Shapes, family: ModelFamily, layout: CheckpointLayout) -> dict[str, Config]:
+    """A transformer family's configs; a file lacking one of its components is refused naming each one missing."""
+    read: dict[str, Callable[[], Config]] = {
+        family.denoiser: lambda: DENOISER_CONFIGS[family.denoiser_class](shapes, family),
+        "vae": lambda: vae_config(shapes, family),
+        **{text.component: (lambda text=text: text_encoder_config(shapes, text)) for text in layout.text_encoders},  # type: ignore[misc]
+    }
+    titles = {family.denoiser: "the transformer", "vae": "the VAE (first_stage_model.)"}
+    titles.update({text.component: text.title for text in layout.text_encoders})
+    components: dict[str, Config] = {}
+    missing: list[str] = []
+    for component, config in read.items():
+        try:
+            components[component] = config()
+        except (UnknownArchitecture, KeyError):
+            missing.append(titles[component])
+    if missing:
+        raise MissingComponents([titles[component] for component in components], missing)
+    return components
 
 
 def derive_configs(shapes: Shapes, family: ModelFamily) -> DerivedConfigs:
     layout = LAYOUTS.get(family.name)
     if layout is None:
         raise UnknownArchitecture(f"single files of {family.title} cannot be loaded yet: use a diffusers folder")
-    components: dict[str, Config] = {"unet": unet_config(shapes, family, layout), "vae": vae_config(shapes, family)}
-    for text in layout.text_encoders:
-        components[text.component] = text_encoder_config(shapes, text)
-    digest = hashlib.sha256(json.dumps(components, sort_keys=True).encode()).hexdigest()
-    return DerivedConfigs(family, components, digest)
+    if family.denoiser_class in DENOISER_CONFIGS:
+        components = _dit_components(shapes, family, layout)
+    else:
+        components = {"unet": unet_config(shapes, family, layout), "vae": vae_config(shapes, family)}
+        for text in layout.text_encoders:
+            components[text.component] = text_encoder_config(shapes, text)
+    guided = components.get(family.denoiser, {}).get("guidance_embeds", False)
+    schedule = layout.guidance_scheduler if guided and layout.guidance_scheduler else layout.scheduler
+    scheduler = {"_class_name": layout.scheduler_class, **schedule}
+    digest = hashlib.sha256(json.dumps([components, scheduler], sort_keys=True).encode()).hexdigest()
+    return DerivedConfigs(family, components, digest, scheduler)
 
 
 # --- the config folder ---------------------------------------------------------------------------------------
@@ -294,6 +518,7 @@ def write_config_folder(directory: Path, derived: DerivedConfigs, pipeline_class
     """An ordinary diffusers pipeline folder without weights: model_index.json, each component's config, the
     tokenizers and the scheduler."""
     from engine.models.clip_tokenizer import clip_tokenizer
+    from engine.models.t5_tokenizer import t5_tokenizer
 
     layout = LAYOUTS[derived.family.name]
     index: dict[str, Any] = {"_class_name": pipeline_class, "_diffusers_version": "0.30.0"}
@@ -305,19 +530,93 @@ def write_config_folder(directory: Path, derived: DerivedConfigs, pipeline_class
         index[name] = [library, config["architectures"][0] if library == "transformers" else config["_class_name"]]
     for text in layout.text_encoders:
         tokenizer = text.component.replace("text_encoder", "tokenizer")
-        clip_tokenizer(text.pad_token).save_pretrained(str(directory / tokenizer))
-        index[tokenizer] = ["transformers", "CLIPTokenizer"]
+        if text.naming == "t5":
+            t5_tokenizer().save_pretrained(str(directory / tokenizer))
+            index[tokenizer] = ["transformers", "T5TokenizerFast"]
+        else:
+            clip_tokenizer(text.pad_token).save_pretrained(str(directory / tokenizer))
+            index[tokenizer] = ["transformers", "CLIPTokenizer"]
     (directory / "scheduler").mkdir(exist_ok=True)
-    scheduler = {"_class_name": layout.scheduler_class, **layout.scheduler}
+    scheduler = derived.scheduler or {"_class_name": layout.scheduler_class, **layout.scheduler}
     (directory / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2))
-    index["scheduler"] = ["diffusers", layout.scheduler_class]
+    index["scheduler"] = ["diffusers", scheduler["_class_name"]]
     if derived.family.safety_checker:
         index.update(safety_checker=[None, None], feature_extractor=[None, None], requires_safety_checker=False)
+    elif derived.family.denoiser != "unet":  # SD 3 / FLUX pipelines' optional IP-Adapter image encoder
+        index.update(image_encoder=[None, None], feature_extractor=[None, None])
     (directory / "model_index.json").write_text(json.dumps(index, indent=2))
     return directory
 
 
 # --- loading -------------------------------------------------------------------------------------------------
+
+# diffusers' FLUX converter splits each single block's fused q/k/v/MLP projection at FLUX.1's width, written in
+# as a number: every released FLUX.1 (dev, schnell, their fine-tunes) is 3072 wide, a narrower model (the tests'
+# stand-ins) is not. The same function runs here with that one line reading the width from the file.
+_FLUX_WIDTH_LINE = "inner_dim = 3072"
+_FLUX_WIDTH_FROM_FILE = 'inner_dim = checkpoint["img_in.weight"].shape[0]'
+
+
+@cache
+def flux_converter() -> Callable[..., dict[str, Any]]:
+    """diffusers' convert_flux_transformer_checkpoint_to_diffusers, its width read from the checkpoint (it is
+    diffusers' own where a later diffusers no longer writes the width in)."""
+    from diffusers.loaders import single_file_utils
+
+    original = single_file_utils.convert_flux_transformer_checkpoint_to_diffusers
+    source = textwrap.dedent(inspect.getsource(original))
+    if source.count(_FLUX_WIDTH_LINE) != 1:
+        return original
+    namespace = dict(vars(single_file_utils))
+    code = compile(source.replace(_FLUX_WIDTH_LINE, _FLUX_WIDTH_FROM_FILE), single_file_utils.__file__, "exec")
+    exec(code, namespace)  # diffusers' own source, one constant changed: nothing from the checkpoint runs
+    return namespace[original.__name__]
+
+
+def _flux_transformer(path: Path, folder: Path, kwargs: dict[str, Any]) -> Any:
+    """The FLUX transformer of the file, converted by diffusers' converter at the file's width, then loaded by
+    diffusers' from_single_file (its keys already diffusers', so nothing is converted again)."""
+    from diffusers import FluxTransformer2DModel
+    from diffusers.loaders.single_file_utils import load_single_file_checkpoint
+
+    checkpoint = load_single_file_checkpoint(str(path), local_files_only=True)
+    tensors = {name: tensor for name, tensor in checkpoint.items() if not name.startswith(NOT_DENOISER)}
+    del checkpoint
+    converted = flux_converter()(checkpoint=tensors)
+    if tensors:  # the converter pops what it converts: anything left is not FLUX.1's
+        raise UnknownArchitecture(
+            f"{len(tensors)} tensors the FLUX.1 transformer does not have ({next(iter(tensors))})"
+        )
+    dtype = {key: value for key, value in kwargs.items() if key in ("torch_dtype", "dtype")}
+    return FluxTransformer2DModel.from_single_file(
+        converted, config=str(folder), subfolder="transformer", local_files_only=True, **dtype
+    )
+
+
+# Denoisers that are converted here rather than by the pipeline's from_single_file, by class
+DENOISER_LOADERS: dict[str, Callable[[Path, Path, dict[str, Any]], Any]] = {
+    "FluxTransformer2DModel": _flux_transformer,
+}
+
+
+def _finish_t5(pipe: Any, family: ModelFamily) -> None:
+    """What diffusers' T5 loading from a single file leaves undone. T5's encoder reads the shared embedding:
+    ComfyUI's files hold it once (`shared.weight`), diffusers loads that alone and leaves the encoder's copy
+    empty (on the meta device), so it is pointed at the shared one. And the model is left in training mode, its
+    dropout on (every prompt encoded differently each time): it is put in eval mode, as from_pretrained does."""
+    for text in LAYOUTS[family.name].text_encoders:
+        encoder = getattr(pipe, text.component, None)
+        if text.naming == "t5" and encoder is not None:
+            encoder.set_input_embeddings(encoder.get_input_embeddings())
+            encoder.eval()
+
+
+def _missing(path: Path, family: ModelFamily, exc: MissingComponents) -> ModelUnavailable:
+    layout = LAYOUTS[family.name]
+    return ModelUnavailable(
+        f"{path.name} is not a whole {family.title} checkpoint: {exc}. Use a checkpoint that includes them (as "
+        f"ComfyUI's and Stability's all-in-one files do) or {layout.reference}"
+    )
 
 
 def load_single_file(
@@ -333,6 +632,8 @@ def load_single_file(
         derived = derive_configs(read_shapes(path), family)
     except NotACheckpoint as exc:
         raise ModelUnavailable(str(exc)) from None
+    except MissingComponents as exc:
+        raise _missing(path, family, exc) from None
     except UnknownArchitecture as exc:
         raise ModelUnavailable(
             f"{path.name} does not have the architecture of a {family.title} checkpoint ({exc}); if it is of another "
@@ -343,7 +644,11 @@ def load_single_file(
     with tempfile.TemporaryDirectory(prefix="opendream-single-file-") as scratch:
         folder = write_config_folder(Path(scratch), derived, cls.__name__)
         try:
-            return cls.from_single_file(str(path), config=str(folder), local_files_only=True, **kwargs)
+            loader = DENOISER_LOADERS.get(family.denoiser_class)
+            passed = {family.denoiser: loader(path, folder, kwargs)} if loader else {}
+            pipe = cls.from_single_file(str(path), config=str(folder), local_files_only=True, **passed, **kwargs)
+            _finish_t5(pipe, family)
+            return pipe
         except Exception as exc:
             raise ModelUnavailable(
                 f"{path.name} could not be loaded as a {family.title} checkpoint ({type(exc).__name__}: "
