@@ -40,12 +40,11 @@ import torch
 from engine.builtins import default_registry
 from engine.models.loader import ModelManager, ModelOptions
 from engine.render import Renderer, encode_png
-from server.blobstore import LocalBlobStore
+from server.config import Settings
 from server.core.commands import AddLayer
-from server.core.decide import Decider
 from server.renders import RenderQueue
 from server.service import CanvasService
-from server.store.sql import SQLEventStore, sqlite_url
+from server.services import open_services
 
 
 def canvas_commands(size: int, steps: int, layers: int = 20) -> list[AddLayer]:
@@ -76,12 +75,10 @@ async def render_canvas(service: CanvasService, queue: RenderQueue, commands: li
 
 async def cache_figures(renderer: Renderer, size: int, steps: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        store = SQLEventStore(sqlite_url(Path(tmp) / "bench.db"))
-        store.migrate()
-        service = CanvasService(store, Decider(default_registry()))
-        await service.start()
-        queue = RenderQueue(service, store, LocalBlobStore(Path(tmp) / "blobs"), default_registry(), lambda: renderer)
-        await queue.start()
+        # wired by the composition root, as the server is, rendering with the renderer already loaded here
+        services = await open_services(Settings(data_dir=Path(tmp)), default_registry(), renderer=lambda: renderer)
+        service, queue = services.canvases, services.renders
+        assert queue is not None
         try:
             commands = canvas_commands(size, steps)
             cold, rendering = await render_canvas(service, queue, commands)
@@ -89,9 +86,7 @@ async def cache_figures(renderer: Renderer, size: int, steps: int) -> dict[str, 
             cached, _ = await render_canvas(service, queue, commands)
             assert queue.stats["computed"] == computed, "the cached canvas must compute nothing"
         finally:
-            await queue.stop()
-            await service.stop()
-            store.close()
+            await services.close()
     return {
         "cold_s_20_layers": round(cold, 3),
         "cached_s_20_layers": round(cached, 4),

@@ -186,9 +186,15 @@ def reading_services(settings: Settings, operations: OperationRegistry) -> Itera
 
 
 async def open_services(
-    settings: Settings, operations: OperationRegistry | None = None, *, role: Role = "server", lease_s: float = 30.0
+    settings: Settings,
+    operations: OperationRegistry | None = None,
+    *,
+    role: Role = "server",
+    lease_s: float = 30.0,
+    renderer: Callable[[], Renderer] | None = None,
 ) -> Services:
-    """Open, wire and start everything `role` needs (see the module's docstring)."""
+    """Open, wire and start everything `role` needs (see the module's docstring). `renderer` replaces the
+    renderer the settings describe (a bench that renders with one it has already loaded)."""
     from server.render_jobs import LocalWork, SharedWork
 
     configure_pillow(settings.image_limits)
@@ -212,8 +218,9 @@ async def open_services(
         progress = LoadProgress()  # "model: ...": the log names the spec once, at start
         shared = role == "worker" or settings.shared
         work = SharedWork(store.writer_engine, lease_s=lease_s) if shared else LocalWork()
+        make_renderer = renderer or renderer_factory(settings, registry, blobs, progress, library)
         renders = RenderQueue(
-            canvases, store, blobs, registry, renderer_factory(settings, registry, blobs, progress, library), work,
+            canvases, store, blobs, registry, make_renderer, work,
             limits=settings.render_limits, previews=settings.previews, shutdown_grace_s=settings.shutdown_grace_s,
             private_cache=settings.private_render_cache,
         )  # fmt: skip
