@@ -42,7 +42,7 @@ from engine.models.loader import ModelManager, ModelOptions
 from engine.render import Renderer, encode_png
 from server.config import Settings
 from server.core.commands import AddLayer
-from server.renders import RenderQueue
+from server.render_queue import RenderQueue
 from server.service import CanvasService
 from server.services import open_services
 

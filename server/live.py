@@ -66,7 +66,7 @@ from server.service import CanvasNotFound, CanvasService
 from server.store.sql import PeopleStore, Person
 
 if TYPE_CHECKING:
-    from server.renders import RenderQueue
+    from server.render_queue import RenderQueue
 
 log = logging.getLogger("opendream.live")
 

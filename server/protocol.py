@@ -302,7 +302,7 @@ class PeopleNews(Outbound):
     people: list[dict[str, Any]]
 
 
-# Render news (server/renders.py), sent to every client of the canvas and relayed between replicas.
+# Render news (server/render_queue.py), sent to every client of the canvas and relayed between replicas.
 
 
 @dataclass(frozen=True, slots=True)

@@ -200,7 +200,7 @@ def _replay_layer(
 
     from engine.operation import input_refs
     from engine.png import encode_png
-    from server.renders import InputUnavailable, resolve_inputs
+    from server.render_queue import InputUnavailable, resolve_inputs
 
     output = layer.output if layer.status == "rendered" else None
     recorded = output.sha256 if output is not None else None

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from engine.render import Renderer
     from server.bus import PostgresBus
     from server.live import LiveHub
-    from server.renders import RenderQueue
+    from server.render_queue import RenderQueue
 
 log = logging.getLogger("opendream")
 Role = Literal["server", "worker", "tool"]
@@ -213,7 +213,7 @@ async def open_services(
                         store.reader_engine), None, "", role, model=model, library=library)  # fmt: skip
     renders: RenderQueue | None = None
     if role == "worker" or (role == "server" and settings.render):
-        from server.renders import RenderQueue
+        from server.render_queue import RenderQueue
 
         progress = LoadProgress()  # "model: ...": the log names the spec once, at start
         shared = role == "worker" or settings.shared

@@ -136,7 +136,7 @@ async def test_an_outpaint_renders_through_the_queue_and_again_when_a_picture_un
     from engine.render import Renderer
     from server.blobstore import LocalBlobStore
     from server.core.commands import ChangeParams, ResizeCanvas
-    from server.renders import RenderQueue
+    from server.render_queue import RenderQueue
 
     options = ModelOptions(device="cpu", models_dir=tmp_path / "models", hash_cache=tmp_path / "hashes.json")
     renderer = Renderer(ModelManager("builtin:tiny", options), default_registry())

@@ -22,7 +22,7 @@ from engine.render import Renderer
 from server.blobstore import LocalBlobStore
 from server.core.commands import AddLayer, ChangeParams, DeleteLayer, RetryRender
 from server.core.decide import Decider
-from server.renders import RenderQueue
+from server.render_queue import RenderQueue
 from server.service import CanvasService
 from server.store.sql import SQLEventStore
 

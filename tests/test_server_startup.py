@@ -50,7 +50,7 @@ def test_the_start_path_imports_no_torch() -> None:
         "from server.config import Settings\n"
         "from server.app import create_app\n"
         "from server.services import describe_model, install_family_defaults, load_operations\n"
-        "import server.cli, server.renders, server.live, server.store.sql\n"
+        "import server.cli, server.render_queue, server.live, server.store.sql\n"
         "settings = Settings(model='builtin:tiny-sdxl')\n"
         "registry = load_operations(settings)\n"
         "describe_model(settings, registry)\n"

@@ -12,7 +12,7 @@ from PIL import Image
 
 from engine.image_limits import ImageLimits, MiB
 from server.image_checks import InvalidImage, inspect_image
-from server.renders import is_cancellation
+from server.render_queue import is_cancellation
 from server.sizes import over_limit, readable_size
 from server.workflow.imports import imported_name
 from tests.server_process import ServerProcess

@@ -70,7 +70,7 @@ async def test_export_import_and_replay_give_identical_hashes(engine, tmp_path, 
 
     # The lean file in a fresh store: the engine renders every layer again, to the same bytes.
     from server.core.decide import Decider
-    from server.renders import RenderQueue
+    from server.render_queue import RenderQueue
     from server.service import CanvasService
     from server.store.sql import SQLEventStore
     from server.workflow import import_workflow

@@ -312,7 +312,7 @@ def convert_opendream_2023(document: dict[str, Any], limits: Any = None) -> dict
                             "seed": mapped.seed, "parents": _parents(mapped), "name": mapped.name})  # fmt: skip
         rendered(layer_id, layer, [more.sha for more in run[1:]], picture_only)
         if len(run) > 1:
-            from server.renders import output_layer_id
+            from server.render_queue import output_layer_id
 
             for number, more in enumerate(run[1:], start=1):
                 more_id = output_layer_id(layer_id, number)
