@@ -211,7 +211,6 @@ _T5_FACTS: dict[str, Any] = {
     "relative_attention_max_distance": 128,
     "layer_norm_epsilon": 1e-6,
     "dropout_rate": 0.1,
-    "tie_word_embeddings": False,
     "pad_token_id": 0,
     "eos_token_id": 1,
     "decoder_start_token_id": 0,
@@ -443,7 +442,8 @@ def flux_transformer_config(shapes: Shapes, family: ModelFamily) -> Config:
         "_class_name": "FluxTransformer2DModel",
         "patch_size": 1,  # FLUX packs 2 x 2 latents into channels before the transformer (64 = 16 x 4)
         "in_channels": in_channels,
-        "out_channels": t["final_layer.linear.weight"][0],
+        # None: as many as it reads, as black-forest-labs/FLUX.1-*'s configs say
+        "out_channels": None if t["final_layer.linear.weight"][0] == in_channels else t["final_layer.linear.weight"][0],
         "num_layers": _count(t, "double_blocks.{}."),
         "num_single_layers": _count(t, "single_blocks.{}."),
         "attention_head_dim": heads_of,

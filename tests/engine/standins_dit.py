@@ -58,20 +58,23 @@ def _clip(hidden: int, act: str, projection: bool) -> Any:
 def _t5(d_model: int) -> Any:
     from transformers import T5Config, T5EncoderModel
 
-    config = T5Config(vocab_size=32128, d_model=d_model, d_kv=32, d_ff=2 * d_model, num_layers=2, num_heads=4,
-                      relative_attention_num_buckets=32, relative_attention_max_distance=128,
-                      feed_forward_proj="gated-gelu", tie_word_embeddings=False, is_encoder_decoder=False,
-                      use_cache=False, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)  # fmt: skip
+    # T5 v1.1's kind (gated GELU, 32 buckets up to 128 apart); T5Config passes the token ids on to its base class
+    config = T5Config(  # type: ignore[call-arg]
+        vocab_size=32128, d_model=d_model, d_kv=32, d_ff=2 * d_model, num_layers=2, num_heads=4,
+        relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="gated-gelu",
+        is_encoder_decoder=False, use_cache=False, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+    )  # fmt: skip
     return T5EncoderModel(config).eval()
 
 
 def _vae(scaling: float, shift: float) -> Any:
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
+    vae: Any = AutoencoderKL(block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
                          up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=16,
                          scaling_factor=scaling, shift_factor=shift, use_quant_conv=False,
-                         use_post_quant_conv=False).eval()  # fmt: skip
+                         use_post_quant_conv=False)  # fmt: skip
+    return vae.eval()
 
 
 def build_sd3() -> Any:
@@ -84,7 +87,7 @@ def build_sd3() -> Any:
     clip_l = _clip(32, "quick_gelu", projection=True)
     with torch.no_grad():  # SD 3 uses CLIP-L's pooled output unprojected (its files hold no projection)
         clip_l.text_projection.weight.copy_(torch.eye(32))
-    transformer = diffusers.SD3Transformer2DModel(
+    transformer: Any = diffusers.SD3Transformer2DModel(
         sample_size=128, patch_size=2, in_channels=16, out_channels=16, num_layers=2, attention_head_dim=64,
         num_attention_heads=2, joint_attention_dim=128, caption_projection_dim=128, pooled_projection_dim=32 + 64,
         pos_embed_max_size=32,
@@ -109,7 +112,7 @@ def build_flux(guidance: bool = False) -> Any:
     from engine.models.t5_tokenizer import t5_tokenizer
 
     torch.manual_seed(SEED + 1)
-    transformer = diffusers.FluxTransformer2DModel(
+    transformer: Any = diffusers.FluxTransformer2DModel(
         patch_size=1, in_channels=64, num_layers=1, num_single_layers=2, attention_head_dim=128,
         num_attention_heads=1, joint_attention_dim=128, pooled_projection_dim=32, guidance_embeds=guidance,
         axes_dims_rope=(16, 56, 56),
