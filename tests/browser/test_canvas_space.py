@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.support import Canvas, identity, open_editor, row, wait_until
+from tests.browser.support import Canvas, identity, open_editor, row, set_range, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -98,3 +98,36 @@ def test_grow_the_canvas_from_the_toolbar_and_everything_keeps_its_place(pages, 
     shoot(page, "18-canvas-grown")
     page.keyboard.press("Control+z")
     wait_until(lambda: canvas.state()["document"]["width"] == 128, message="the growth undone")
+
+
+def test_a_mask_painted_on_a_moved_scaled_layer_is_in_that_pictures_own_pixels(pages, server, shoot):
+    canvas = Canvas(server, "Mask in space")
+    canvas.txt2img("ground", "a field", width=256, height=128)
+    canvas.txt2img("boat", "a boat", width=64, height=64)
+    canvas.wait_rendered("ground", "boat")
+    canvas.command({"type": "transform_layer", "layer_id": "boat", "x": 128, "y": 32, "scale": 2})
+    page = open_editor(pages, canvas.path, identity("Ada"))
+    page.evaluate("window.opendream.viewport.setZoom(1)")
+    row(page, "boat").click()
+    page.click("[data-testid=tool-brush]")
+    set_range(page.locator("[data-testid=brush-size]"), 8)
+    origin = page.evaluate(
+        "(() => { const v = window.opendream.viewport.view; const r = document.querySelector('[data-testid=stage]')"
+        ".getBoundingClientRect(); return {x: r.left + v.x, y: r.top + v.y}; })()"
+    )
+    # the boat's picture centre (32, 32) lies at document (128 + 64, 32 + 64) now
+    page.mouse.move(origin["x"] + 192 - 20, origin["y"] + 96)
+    page.mouse.down()
+    page.mouse.move(origin["x"] + 192 + 20, origin["y"] + 96, steps=8)
+    page.mouse.up()
+    shoot(page, "18-mask-on-placed-layer")
+    page.click("[data-testid=mask-save]")
+    wait_until(lambda: any(layer["operation"] == "mask" for layer in canvas.state()["layers"]), message="the mask")
+    mask = next(layer for layer in canvas.state()["layers"] if layer["operation"] == "mask")
+    [stroke] = mask["params"]["strokes"]
+    xs = [point[0] for point in stroke["points"]]
+    ys = [point[1] for point in stroke["points"]]
+    assert 20 <= min(xs) <= 24 and 40 <= max(xs) <= 44, xs  # 32 -/+ 10 picture pixels (20 document / scale 2)
+    assert all(abs(y - 32) <= 1 for y in ys), ys
+    assert stroke["radius"] == 4, "an 8 px brush on a picture shown twice as large"
+    assert mask["placement"] == canvas.layer("boat")["placement"], "the mask lies on its layer"

@@ -27,3 +27,15 @@ export function drawLayer(viewport, ctx, layer) {
     if (entry.loaded) ctx.drawImage(entry.img, 0, 0, layer.output.width, layer.output.height);
   }
 }
+
+/** The mask being painted, over its target picture where that picture is placed (its strokes are in the
+ * picture's own pixels: client/js/ui/viewport-input.js). */
+export function drawMaskOverlay(viewport, ctx) {
+  const target = viewport.mask.target;
+  const size = target.output || viewport.lastContent;
+  const placement = viewport.placementOf(target);
+  ctx.save();
+  applyPlacement(ctx, placement, size.width, size.height);
+  viewport.maskOverlay.draw(ctx, viewport.mask, viewport.lastContent, viewport.view.scale * placement.scale);
+  ctx.restore();
+}

@@ -5,7 +5,7 @@
 
 import { toWorld, zoomAt } from '../view.js';
 import { startStroke, extendStroke } from '../mask.js';
-import { layerAt, movedBy, placementOf } from '../placement.js';
+import { layerAt, movedBy, placementOf, toPicture } from '../placement.js';
 import { cropRegion, frameFromDrag, frameHit, frameMovedBy, frameResized, picturePixel } from '../frame.js';
 
 function local(viewport, event) {
@@ -34,8 +34,8 @@ export function bindPointer(viewport) {
       if (!drag) return;
     } else if (event.button === 0 && (viewport.tool === 'brush' || viewport.tool === 'eraser')) {
       if (!viewport.mask && !viewport.cb.onNeedMaskTarget?.()) return;
-      const w = toWorld(viewport.view, p.x, p.y);
-      viewport.mask.current = startStroke(w.x, w.y, viewport.brushRadius, viewport.tool === 'eraser');
+      const w = onMaskTarget(viewport, p);
+      viewport.mask.current = startStroke(w.x, w.y, w.radius, viewport.tool === 'eraser');
       drag = { kind: 'paint' };
       viewport.invalidate();
     } else return;
@@ -63,7 +63,7 @@ export function bindPointer(viewport) {
     } else if (drag?.kind === 'crop') {
       pickRegion(viewport, drag, p, false);
     } else if (drag?.kind === 'paint' && viewport.mask?.current) {
-      const w = toWorld(viewport.view, p.x, p.y);
+      const w = onMaskTarget(viewport, p);
       const next = extendStroke(viewport.mask.current, w.x, w.y);
       if (next !== viewport.mask.current) {
         viewport.mask.current = next;
@@ -197,4 +197,15 @@ function pickRegion(viewport, drag, p, final) {
   const w = toWorld(viewport.view, p.x, p.y);
   const region = cropRegion(drag.placement, drag.layer.output.width, drag.layer.output.height, drag.start, w);
   if (region) viewport.picker.onRegion(drag.layer.id, region, final);
+}
+
+/** A stage point in the mask target's own pixels, with the brush's radius there: a mask belongs to its
+ * picture wherever that picture is placed (moved, scaled, turned), as the mask operation reads it. */
+function onMaskTarget(viewport, p) {
+  const w = toWorld(viewport.view, p.x, p.y);
+  const target = viewport.mask?.target;
+  if (!target?.output) return { x: w.x, y: w.y, radius: viewport.brushRadius };
+  const placement = placementOf(target);
+  const { u, v } = toPicture(placement, target.output.width, target.output.height, w.x, w.y);
+  return { x: u, y: v, radius: viewport.brushRadius / placement.scale };
 }

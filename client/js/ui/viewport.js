@@ -7,7 +7,7 @@ import { h, icon, iconButton, fill } from './dom.js';
 import { zoomAt, toScreen, fit, contentSize, nextZoom, clampScale } from '../view.js';
 import { sharedView, viewShowing, sameView } from './shared-view.js';
 import { corners, placementOf, samePlace } from '../placement.js';
-import { drawLayer } from './layer-drawing.js';
+import { drawLayer, drawMaskOverlay } from './layer-drawing.js';
 import { initials } from '../identity.js';
 import { ImageCache } from './image-cache.js';
 import { MaskOverlay } from './mask-overlay.js';
@@ -316,7 +316,7 @@ export class Viewport {
     }
     ctx.restore();
     ctx.globalAlpha = 1;
-    if (this.mask) this.maskOverlay.draw(ctx, this.mask, this.lastContent, this.view.scale);
+    if (this.mask) drawMaskOverlay(this, ctx); // over its target, where the target is placed
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const selected = this.selected && this.state.layers[this.selected];
     if (selected && selected.output && !this.mask) {
