@@ -63,3 +63,32 @@ export function movedBy(placement, dx, dy) {
 export function samePlace(a, b) {
   return Object.keys(IDENTITY).every((key) => a[key] === b[key]);
 }
+
+// --- handles: scale from a corner, turn from a knob, both about the picture's centre --------------------------
+
+export const KNOB_GAP = 28; // screen pixels between the top edge's middle and the turning knob
+
+/** The document point of a placed picture's centre. */
+export function centreOf(placement, w, h) {
+  return toDocument(placement, w, h, w / 2, h / 2);
+}
+
+/** `placement` scaled about its centre so that the corner the drag started at follows the pointer. */
+export function scaledTo(placement, w, h, start, pointer) {
+  const p = { ...IDENTITY, ...placement };
+  const c = centreOf(p, w, h);
+  const before = Math.hypot(start.x - c.x, start.y - c.y);
+  const after = Math.hypot(pointer.x - c.x, pointer.y - c.y);
+  const scale = Math.min(64, Math.max(0.01, before > 0 ? (p.scale * after) / before : p.scale));
+  return { ...p, scale, x: c.x - (scale * w) / 2, y: c.y - (scale * h) / 2 };
+}
+
+/** `placement` turned about its centre by the angle the pointer swept from `start`; `snap` in degrees. */
+export function turnedTo(placement, w, h, start, pointer, snap = 0) {
+  const p = { ...IDENTITY, ...placement };
+  const c = centreOf(p, w, h);
+  const swept = (Math.atan2(pointer.y - c.y, pointer.x - c.x) - Math.atan2(start.y - c.y, start.x - c.x)) * (180 / Math.PI);
+  let rotation = (((p.rotation + swept) % 360) + 360) % 360;
+  if (snap) rotation = (Math.round(rotation / snap) * snap) % 360;
+  return { ...p, rotation };
+}

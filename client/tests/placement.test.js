@@ -50,3 +50,20 @@ test('a click picks the topmost placed picture under it; a move keeps whole pixe
   assert.equal(layerAt(layers, 150, 10), null);
   assert.deepEqual(movedBy({ x: 50, y: 50 }, 10.4, -3.6), { x: 60, y: 46, scale: 1, rotation: 0, flip_x: false, flip_y: false });
 });
+
+test('a corner handle scales about the centre; the knob turns about it, Shift snapping to 15 degrees', async () => {
+  const { scaledTo, turnedTo, centreOf } = await import('../js/placement.js');
+  const start = { x: 10, y: 20, scale: 1 };
+  // a 40 x 20 picture: centre (30, 30); its bottom-right corner (50, 40) dragged to (70, 50): twice as far
+  const bigger = scaledTo(start, 40, 20, { x: 50, y: 40 }, { x: 70, y: 50 });
+  close(bigger.scale, 2);
+  const c = centreOf(bigger, 40, 20);
+  close(c.x, 30);
+  close(c.y, 30);
+  // the knob above the centre dragged to its right: a quarter turn clockwise
+  const turned = turnedTo(start, 40, 20, { x: 30, y: 0 }, { x: 60, y: 30 });
+  close(turned.rotation, 90);
+  const snapped = turnedTo(start, 40, 20, { x: 30, y: 0 }, { x: 60, y: 24 }, 15);
+  close(snapped.rotation, 75);
+  close(centreOf(turned, 40, 20).x, 30);
+});

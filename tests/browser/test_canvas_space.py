@@ -131,3 +131,44 @@ def test_a_mask_painted_on_a_moved_scaled_layer_is_in_that_pictures_own_pixels(p
     assert all(abs(y - 32) <= 1 for y in ys), ys
     assert stroke["radius"] == 4, "an 8 px brush on a picture shown twice as large"
     assert mask["placement"] == canvas.layer("boat")["placement"], "the mask lies on its layer"
+
+
+def test_scale_by_a_corner_handle_and_turn_by_the_knob_each_one_undo(pages, server, shoot):
+    canvas = Canvas(server, "Handles")
+    canvas.txt2img("ground", "a field", width=256, height=256)
+    canvas.txt2img("sun", "a sun", width=64, height=64)
+    canvas.wait_rendered("ground", "sun")
+    canvas.command({"type": "transform_layer", "layer_id": "sun", "x": 96, "y": 96})
+    page = open_editor(pages, canvas.path, identity("Ada"))
+    page.evaluate("window.opendream.viewport.setZoom(1)")
+    page.click("[data-testid=tool-move]")
+    row(page, "sun").click()
+    origin = page.evaluate(
+        "(() => { const v = window.opendream.viewport.view; const r = document.querySelector('[data-testid=stage]')"
+        ".getBoundingClientRect(); return {x: r.left + v.x, y: r.top + v.y}; })()"
+    )
+
+    def drag(x0: float, y0: float, x1: float, y1: float) -> None:
+        page.mouse.move(origin["x"] + x0, origin["y"] + y0)
+        page.mouse.down()
+        for step in range(1, 11):
+            page.mouse.move(origin["x"] + x0 + (x1 - x0) * step / 10, origin["y"] + y0 + (y1 - y0) * step / 10)
+            page.wait_for_timeout(30)
+        page.mouse.up()
+
+    # the bottom-right corner (160, 160) pulled out to (192, 192): twice as far from the centre (128, 128)
+    drag(160, 160, 192, 192)
+    wait_until(lambda: abs(canvas.layer("sun")["placement"]["scale"] - 2) < 0.05, message="scaled twice")
+    placed = canvas.layer("sun")["placement"]
+    assert abs(placed["x"] - 64) < 2 and abs(placed["y"] - 64) < 2, "about its centre"
+    shoot(page, "18-handles-scaled")
+    # the knob, 28 px above the top edge's middle (128, 64 - 28), swept a quarter turn to the right
+    drag(128, 64 - 28, 128 + 92, 128)
+    wait_until(lambda: abs(canvas.layer("sun")["placement"]["rotation"] - 90) < 3, message="a quarter turn")
+    shoot(page, "18-handles-turned")
+    page.keyboard.press("Control+z")
+    wait_until(lambda: canvas.layer("sun")["placement"]["rotation"] == 0, message="the turn undone")
+    assert abs(canvas.layer("sun")["placement"]["scale"] - 2) < 0.05, "the scaling stays: one drag, one undo"
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("Shift+H")
+    wait_until(lambda: canvas.layer("sun")["placement"]["flip_x"] is True, message="mirrored by Shift+H")

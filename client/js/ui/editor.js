@@ -331,6 +331,18 @@ export class Editor {
 
   // --- selection and commands ---------------------------------------------------------------------------
 
+  /** Shift+H / Shift+V with the move tool: the selected picture mirrored about its centre. */
+  flipLayer(id, axis) {
+    const layer = this.session.state.layers[id];
+    if (!layer?.output || !this.canEdit) return;
+    const from = this.viewport.moving?.layerId === id ? this.viewport.moving.placement : placementOf(layer);
+    const placement = { ...from, [axis]: !from[axis] };
+    this.viewport.moving = { layerId: id, placement, active: false, since: Date.now() };
+    this.viewport.invalidate();
+    this.sendTransform(id, placement);
+    this.sendTransform.flush();
+  }
+
   /** Arrow keys with the move tool: the selected picture by (dx, dy), shown at once, sent throttled. */
   nudgeLayer(id, dx, dy) {
     const layer = this.session.state.layers[id];

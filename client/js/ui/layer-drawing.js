@@ -1,7 +1,7 @@
 // Drawing one layer on the stage: its picture (or its render's latest preview, or a mask's tint) where its
 // placement puts it on the document, as engine/document.py flattens it for the composite.
 
-import { applyPlacement } from '../placement.js';
+import { KNOB_GAP, applyPlacement, corners, toDocument } from '../placement.js';
 
 /** One layer's picture where its placement puts it (previews and masks with it), on the viewport's `ctx`
  * already in document coordinates. */
@@ -38,4 +38,49 @@ export function drawMaskOverlay(viewport, ctx) {
   applyPlacement(ctx, placement, size.width, size.height);
   viewport.maskOverlay.draw(ctx, viewport.mask, viewport.lastContent, viewport.view.scale * placement.scale);
   ctx.restore();
+}
+
+/** The selected picture's outline where it is placed (outside the frame too: that is where it lies) and,
+ * with the move tool, its handles: four corners to scale, a knob to turn (client/js/ui/viewport-input.js). */
+export function drawSelection(viewport, ctx) {
+  const layer = viewport.selected && viewport.state.layers[viewport.selected];
+  if (!layer?.output || viewport.mask) return;
+  const v = viewport.view;
+  const screen = handlePoints(viewport, layer);
+  ctx.strokeStyle = '#8b6cff';
+  ctx.lineWidth = 1.5;
+  ctx.setLineDash([6, 4]);
+  ctx.beginPath();
+  screen.corners.forEach((p, i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, p.x, p.y));
+  ctx.closePath();
+  ctx.stroke();
+  ctx.setLineDash([]);
+  if (viewport.tool !== 'move' || !v) return;
+  ctx.fillStyle = '#ffffff';
+  for (const p of screen.corners) {
+    ctx.fillRect(p.x - 4, p.y - 4, 8, 8);
+    ctx.strokeRect(p.x - 4, p.y - 4, 8, 8);
+  }
+  ctx.beginPath();
+  ctx.moveTo(screen.top.x, screen.top.y);
+  ctx.lineTo(screen.knob.x, screen.knob.y);
+  ctx.stroke();
+  ctx.beginPath();
+  ctx.arc(screen.knob.x, screen.knob.y, 5, 0, Math.PI * 2);
+  ctx.fill();
+  ctx.stroke();
+}
+
+/** Where the selected picture's handles are on the screen: its corners, its top edge's middle, the knob. */
+export function handlePoints(viewport, layer) {
+  const v = viewport.view;
+  const { width: w, height: h } = layer.output;
+  const placement = viewport.placementOf(layer);
+  const toScreen = (p) => ({ x: v.x + p.x * v.scale, y: v.y + p.y * v.scale });
+  const screenCorners = corners(placement, w, h).map(toScreen);
+  const top = toScreen(toDocument(placement, w, h, w / 2, 0));
+  const centre = toScreen(toDocument(placement, w, h, w / 2, h / 2));
+  const length = Math.hypot(top.x - centre.x, top.y - centre.y) || 1;
+  const knob = { x: top.x + ((top.x - centre.x) / length) * KNOB_GAP, y: top.y + ((top.y - centre.y) / length) * KNOB_GAP };
+  return { corners: screenCorners, top, knob };
 }

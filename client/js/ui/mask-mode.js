@@ -18,7 +18,7 @@ export class MaskMode {
     this.frames.button.addEventListener('click', () => this.setTool('frame'));
     this.toolButtons = {
       pan: iconButton('hand', 'Move the view (V / H; hold Space)', () => this.setTool('pan'), { testid: 'tool-pan' }),
-      move: iconButton('move', 'Move a layer on the canvas (M; arrows nudge, Shift by 10)', () => this.setTool('move'), { testid: 'tool-move' }),
+      move: iconButton('move', 'Move a layer (M): drag it, its corners scale, its knob turns (Shift snaps); arrows nudge, Shift+H / Shift+V flip', () => this.setTool('move'), { testid: 'tool-move' }),
       frame: this.frames.button,
       brush: iconButton('brush', 'Paint a mask (B)', () => this.setTool('brush'), { testid: 'tool-brush' }),
       eraser: iconButton('eraser', 'Erase from the mask (E)', () => this.setTool('eraser'), { testid: 'tool-eraser' }),

@@ -28,6 +28,8 @@ export function bindShortcuts(editor) {
       editor.actions.redo();
     } else if (mod) {
       /* leave the browser's shortcuts alone */
+    } else if (event.shiftKey && (key === 'v' || key === 'h') && editor.mask.tool === 'move' && editor.selected && !editor.readOnly) {
+      editor.flipLayer(editor.selected, key === 'h' ? 'flip_x' : 'flip_y'); // Shift+H / Shift+V, as in Krita and Figma
     } else if (key === 'v' || key === 'h') editor.mask.setTool('pan');
     else if (key === 'm') editor.mask.setTool('move');
     else if (key === 'f') editor.mask.setTool('frame');

@@ -5,7 +5,8 @@
 
 import { toWorld, zoomAt } from '../view.js';
 import { startStroke, extendStroke } from '../mask.js';
-import { layerAt, movedBy, placementOf, toPicture } from '../placement.js';
+import { layerAt, movedBy, placementOf, scaledTo, toPicture, turnedTo } from '../placement.js';
+import { handlePoints } from './layer-drawing.js';
 import { cropRegion, frameFromDrag, frameHit, frameMovedBy, frameResized, picturePixel } from '../frame.js';
 
 function local(viewport, event) {
@@ -30,7 +31,7 @@ export function bindPointer(viewport) {
       drag = { kind: 'pan', x: p.x, y: p.y };
       viewport.el.classList.add('panning');
     } else if (event.button === 0 && viewport.tool === 'move') {
-      drag = startMove(viewport, toWorld(viewport.view, p.x, p.y));
+      drag = startMove(viewport, toWorld(viewport.view, p.x, p.y), p);
       if (!drag) return;
     } else if (event.button === 0 && (viewport.tool === 'brush' || viewport.tool === 'eraser')) {
       if (!viewport.mask && !viewport.cb.onNeedMaskTarget?.()) return;
@@ -52,7 +53,10 @@ export function bindPointer(viewport) {
       viewport.userViewChanged(); // ends following someone
     } else if (drag?.kind === 'move') {
       const w = toWorld(viewport.view, p.x, p.y);
-      viewport.moving.placement = movedBy(drag.from, w.x - drag.start.x, w.y - drag.start.y);
+      const { width, height } = drag.size;
+      if (drag.handle === 'corner') viewport.moving.placement = scaledTo(drag.from, width, height, drag.start, w);
+      else if (drag.handle === 'knob') viewport.moving.placement = turnedTo(drag.from, width, height, drag.start, w, event.shiftKey ? 15 : 0);
+      else viewport.moving.placement = movedBy(drag.from, w.x - drag.start.x, w.y - drag.start.y);
       viewport.invalidate();
       viewport.cb.onMoveLayer?.(drag.layerId, viewport.moving.placement, false);
     } else if (drag?.kind === 'frame') {
@@ -144,16 +148,25 @@ export function bindDrop(viewport) {
 
 /** The move tool's press: the selected picture if the press is on it, else the topmost one under it (which
  * becomes selected); null when there is none or the canvas cannot be edited. */
-function startMove(viewport, w) {
+function startMove(viewport, w, screen) {
   if (!viewport.cb.canMoveLayers?.()) return null;
   const pictures = viewport.visibleLayers().filter((l) => l.output && !viewport.maskOps.has(l.operation));
   const selected = pictures.find((l) => l.id === viewport.selected);
-  const target = (selected && layerAt([selected], w.x, w.y)) || layerAt(pictures, w.x, w.y);
+  const handle = selected ? handleAt(viewport, selected, screen) : null; // a corner scales, the knob turns
+  const target = handle ? selected : (selected && layerAt([selected], w.x, w.y)) || layerAt(pictures, w.x, w.y);
   if (!target) return null;
   if (target.id !== viewport.selected) viewport.cb.onSelect?.(target.id);
   const from = placementOf(target);
   viewport.moving = { layerId: target.id, placement: from, active: true, since: Date.now() };
-  return { kind: 'move', layerId: target.id, start: w, from };
+  return { kind: 'move', layerId: target.id, start: w, from, handle, size: target.output };
+}
+
+/** Which of the selected picture's handles is under the screen point, if any. */
+function handleAt(viewport, layer, screen) {
+  const near = (p) => Math.hypot(p.x - screen.x, p.y - screen.y) <= 8;
+  const points = handlePoints(viewport, layer);
+  if (near(points.knob)) return 'knob';
+  return points.corners.some(near) ? 'corner' : null;
 }
 
 /** The frame tool's press: a corner handle resizes the frame, inside it moves it, elsewhere draws a new one. */

@@ -6,8 +6,8 @@
 import { h, icon, iconButton, fill } from './dom.js';
 import { zoomAt, toScreen, fit, contentSize, nextZoom, clampScale } from '../view.js';
 import { sharedView, viewShowing, sameView } from './shared-view.js';
-import { corners, placementOf, samePlace } from '../placement.js';
-import { drawLayer, drawMaskOverlay } from './layer-drawing.js';
+import { placementOf, samePlace } from '../placement.js';
+import { drawLayer, drawMaskOverlay, drawSelection } from './layer-drawing.js';
 import { initials } from '../identity.js';
 import { ImageCache } from './image-cache.js';
 import { MaskOverlay } from './mask-overlay.js';
@@ -318,19 +318,7 @@ export class Viewport {
     ctx.globalAlpha = 1;
     if (this.mask) drawMaskOverlay(this, ctx); // over its target, where the target is placed
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const selected = this.selected && this.state.layers[this.selected];
-    if (selected && selected.output && !this.mask) {
-      // the selected picture's outline where it is placed (outside the frame too: that is where it lies)
-      const outline = corners(this.placementOf(selected), selected.output.width, selected.output.height);
-      ctx.strokeStyle = '#8b6cff';
-      ctx.lineWidth = 1.5;
-      ctx.setLineDash([6, 4]);
-      ctx.beginPath();
-      outline.forEach((p, i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, v.x + p.x * v.scale, v.y + p.y * v.scale));
-      ctx.closePath();
-      ctx.stroke();
-      ctx.setLineDash([]);
-    }
+    drawSelection(this, ctx); // its outline where it is placed; with the move tool, its handles
     drawOverlays(this, ctx);
   }
 
