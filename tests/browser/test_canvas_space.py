@@ -172,3 +172,25 @@ def test_scale_by_a_corner_handle_and_turn_by_the_knob_each_one_undo(pages, serv
     page.evaluate("document.activeElement && document.activeElement.blur()")
     page.keyboard.press("Shift+H")
     wait_until(lambda: canvas.layer("sun")["placement"]["flip_x"] is True, message="mirrored by Shift+H")
+
+
+def test_painting_a_mask_on_a_covered_layer_shows_it_on_top_and_the_rest_faintly(pages, server, shoot):
+    canvas = Canvas(server, "Covered")
+    canvas.txt2img("under", "a field", width=128, height=128)
+    canvas.txt2img("cover", "a wall", width=128, height=128)
+    canvas.wait_rendered("under", "cover")
+    under = np.asarray(Image.open(io.BytesIO(
+        server.client().get(f"/api/canvases/{canvas.id}/layers/under/image.png").content)).convert("RGBA"))  # fmt: skip
+    page = open_editor(pages, canvas.path, identity("Ada"))
+    page.evaluate("window.opendream.viewport.setZoom(1)")
+    page.wait_for_timeout(200)
+    before = stage_picture(page, 128, 128).astype(int)
+    row(page, "under").click()
+    page.click("[data-testid=tool-brush]")
+    page.wait_for_timeout(300)
+    during = stage_picture(page, 128, 128).astype(int)
+    shoot(page, "18-mask-on-covered-layer")
+    # the covered picture is what shows while its mask is painted (the cover only faintly, beneath it)
+    assert np.abs(during[8:-8, 8:-8, :3] - under[8:-8, 8:-8, :3].astype(int)).max() <= 3
+    assert np.abs(before[8:-8, 8:-8, :3] - under[8:-8, 8:-8, :3].astype(int)).max() > 3, "the cover hid it before"
+    page.keyboard.press("Escape")

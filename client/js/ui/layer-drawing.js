@@ -84,3 +84,17 @@ export function handlePoints(viewport, layer) {
   const knob = { x: top.x + ((top.x - centre.x) / length) * KNOB_GAP, y: top.y + ((top.y - centre.y) / length) * KNOB_GAP };
   return { corners: screenCorners, top, knob };
 }
+
+export const ONION = 0.3; // how much of the other layers shows while a mask is painted on one
+
+/** The layers to draw, bottom first, with their alpha. While a mask is painted, its target is drawn on top
+ * at its own opacity and the rest faintly (onion skin), so the mask is never painted blind over what covers
+ * it; the mask being edited is left out (drawn as the live overlay). */
+export function stackToDraw(viewport) {
+  const layers = viewport.visibleLayers();
+  const mask = viewport.mask;
+  if (!mask) return layers.map((layer) => ({ layer, alpha: layer.opacity }));
+  const others = layers.filter((l) => l.id !== mask.target?.id && l.id !== mask.editing?.id);
+  const target = layers.find((l) => l.id === mask.target?.id);
+  return [...others.map((layer) => ({ layer, alpha: layer.opacity * ONION })), ...(target ? [{ layer: target, alpha: target.opacity }] : [])];
+}

@@ -7,7 +7,7 @@ import { h, icon, iconButton, fill } from './dom.js';
 import { zoomAt, toScreen, fit, contentSize, nextZoom, clampScale } from '../view.js';
 import { sharedView, viewShowing, sameView } from './shared-view.js';
 import { placementOf, samePlace } from '../placement.js';
-import { drawLayer, drawMaskOverlay, drawSelection } from './layer-drawing.js';
+import { drawLayer, drawMaskOverlay, drawSelection, stackToDraw } from './layer-drawing.js';
 import { initials } from '../identity.js';
 import { ImageCache } from './image-cache.js';
 import { MaskOverlay } from './mask-overlay.js';
@@ -307,10 +307,9 @@ export class Viewport {
         ctx.fillRect(0, 0, width, height);
       }
     }
-    for (const layer of this.visibleLayers()) {
-      if (this.mask?.editing && this.mask.editing.id === layer.id) continue; // drawn as the live preview below
+    for (const { layer, alpha } of stackToDraw(this)) {
       ctx.save();
-      ctx.globalAlpha = layer.opacity;
+      ctx.globalAlpha = alpha;
       drawLayer(this, ctx, layer);
       ctx.restore();
     }
