@@ -77,7 +77,8 @@ def _vae(scaling: float, shift: float) -> Any:
     return vae.eval()
 
 
-def build_sd3() -> Any:
+def build_sd3(sd35: bool = False) -> Any:
+    """SD 3 medium-shaped; `sd35`: SD 3.5 medium's MMDiT-X (RMS q/k norms, a second attention in the first layer)."""
     import diffusers
 
     from engine.models.clip_tokenizer import clip_tokenizer
@@ -90,7 +91,7 @@ def build_sd3() -> Any:
     transformer: Any = diffusers.SD3Transformer2DModel(
         sample_size=128, patch_size=2, in_channels=16, out_channels=16, num_layers=2, attention_head_dim=64,
         num_attention_heads=2, joint_attention_dim=128, caption_projection_dim=128, pooled_projection_dim=32 + 64,
-        pos_embed_max_size=32,
+        pos_embed_max_size=32, qk_norm="rms_norm" if sd35 else None, dual_attention_layers=(0,) if sd35 else (),
     )  # fmt: skip
     return diffusers.StableDiffusion3Pipeline(
         transformer=transformer.eval(),
@@ -321,11 +322,12 @@ def _transformer_layout(pipe: Any, family: str) -> Tensors:
     return original
 
 
-def build_dit_stand_in(root: Path, family: str, guidance: bool = False) -> DiTStandIn:
+def build_dit_stand_in(root: Path, family: str, variant: bool = False) -> DiTStandIn:
+    """`variant`: SD 3.5 medium-shaped for "sd3", FLUX.1 dev-shaped (a guidance embedding) for "flux"."""
     from safetensors.torch import save_file
 
-    name = f"{family}-dev" if guidance else family
-    pipe = build_sd3() if family == "sd3" else build_flux(guidance)
+    name = {"sd3": "sd35", "flux": "flux-dev"}[family] if variant else family
+    pipe = build_sd3(variant) if family == "sd3" else build_flux(variant)
     folder = root / name
     pipe.save_pretrained(str(folder))
     transformer = _transformer_layout(pipe, family)

@@ -34,8 +34,10 @@ from tests.engine.test_engine_single_files import (  # the same checks as the UN
 
 __all__ = ["no_network"]  # autouse: every test here fails on a connection attempt
 
-STAND_INS = {"sd3": ("sd3", False), "flux": ("flux", False), "flux-dev": ("flux", True)}
-LABELS = {"sd3": "`sd3`", "flux": "`flux` (schnell)", "flux-dev": "`flux` (dev: guidance embedding)"}
+# name -> (family, variant: SD 3.5 medium's MMDiT-X, FLUX.1 dev's guidance embedding)
+STAND_INS = {"sd3": ("sd3", False), "sd35": ("sd3", True), "flux": ("flux", False), "flux-dev": ("flux", True)}
+LABELS = {"sd3": "`sd3` (SD 3 medium)", "sd35": "`sd3` (SD 3.5 medium: q/k norms, MMDiT-X)",
+          "flux": "`flux` (schnell)", "flux-dev": "`flux` (dev: guidance embedding)"}  # fmt: skip
 OPERATIONS = ("txt2img", "img2img", "inpaint", "instruct_pix2pix", "controlnet_canny")
 PARAMS = {
     "txt2img": ({"prompt": "a lighthouse", "width": 64, "height": 64, "steps": 2}, {}),
@@ -52,8 +54,8 @@ def dit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @cache
 def _stand_in(root: Path, name: str) -> DiTStandIn:
-    family, guidance = STAND_INS[name]
-    return build_dit_stand_in(root, family, guidance)
+    family, variant = STAND_INS[name]
+    return build_dit_stand_in(root, family, variant)
 
 
 @pytest.fixture(scope="session")
@@ -117,11 +119,11 @@ def test_the_configs_are_read_from_the_tensor_shapes(stand_ins: dict) -> None:
 
 def test_the_family_is_told_at_start_from_the_header_alone(stand_ins: dict) -> None:
     for name, stand_in in stand_ins.items():
-        for path in (stand_in.single_file, stand_in.transformer_only):
-            family, capabilities = model_capabilities(str(path))
-            assert family is FAMILIES[STAND_INS[name][0]], path.name
-            assert capabilities["txt2img"] is None
-            assert capabilities["instruct_pix2pix"] is not None  # not in these families
+        family, capabilities = model_capabilities(str(stand_in.single_file))
+        assert family is FAMILIES[STAND_INS[name][0]]
+        assert capabilities["txt2img"] is None
+        assert capabilities["instruct_pix2pix"] is not None  # not in these families
+        assert model_capabilities(str(stand_in.transformer_only))[0] is family  # BFL's layout: no prefix
 
 
 @pytest.mark.parametrize("name", ["sd3", "flux"])
@@ -146,6 +148,13 @@ def test_the_tokenizers_are_clips_and_t5s_own(renderers: dict) -> None:
     assert pipe.tokenizer(prompt).input_ids == [49406, 320, 8853, 539, 550, 18376, 6765, 320, 4558, 49407]
     assert pipe.tokenizer_3(prompt).input_ids == [3, 9, 6419, 13, 46, 30059, 7494, 3, 9, 4952, 1]
     assert len(pipe.tokenizer_3) == 32100 and pipe.tokenizer_3.model_max_length == 512
+
+
+def test_sd35s_q_k_norms_and_second_attention_are_read(stand_ins: dict) -> None:
+    derived = derive_configs(read_shapes(stand_ins["sd35"].single_file), FAMILIES["sd3"])
+    transformer = derived.components["transformer"]
+    assert transformer["qk_norm"] == "rms_norm" and transformer["dual_attention_layers"] == [0]
+    assert transformer["attention_head_dim"] == 64 and transformer["num_attention_heads"] == 2
 
 
 def test_flux_dev_is_told_from_its_guidance_embedding(stand_ins: dict) -> None:
