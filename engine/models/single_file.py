@@ -27,8 +27,8 @@ import re
 import tempfile
 import textwrap
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass, field, replace
+from functools import cache, partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -158,15 +158,9 @@ def _dit_clip(component: str, name: str, model_class: str, act: str, pad: str, t
                              pad, title)  # fmt: skip
 
 
-_T5XXL = TextEncoderLayout(
-    "",
-    "T5EncoderModel",
-    f"{TEXT_ENCODERS}t5xxl.transformer.",
-    "t5",
-    "gelu_new",
-    "<pad>",
-    "T5-XXL (text_encoders.t5xxl)",
-)
+# T5-XXL as SD 3's and ComfyUI's files hold it (its component name differs: text_encoder_3 in SD 3, _2 in FLUX)
+_T5XXL = TextEncoderLayout("", "T5EncoderModel", f"{TEXT_ENCODERS}t5xxl.transformer.", "t5", "gelu_new", "<pad>",
+                           "T5-XXL (text_encoders.t5xxl)")  # fmt: skip
 # The scheduler_config.json of stabilityai/stable-diffusion-3(.5)-* and of black-forest-labs/FLUX.1-schnell / -dev
 _FLOW = {"num_train_timesteps": 1000, "shift": 3.0}
 _FLUX_SCHNELL = {**_FLOW, "shift": 1.0, "use_dynamic_shifting": False, "base_shift": 0.5, "max_shift": 1.15,
@@ -184,7 +178,7 @@ LAYOUTS["sd3"] = CheckpointLayout(
         _dit_clip(
             "text_encoder_2", "clip_g", "CLIPTextModelWithProjection", "gelu", "!", "CLIP-G (text_encoders.clip_g)"
         ),
-        TextEncoderLayout(**{**_T5XXL.__dict__, "component": "text_encoder_3"}),
+        replace(_T5XXL, component="text_encoder_3"),
     ),
     "FlowMatchEulerDiscreteScheduler",
     MappingProxyType(_FLOW),
@@ -195,7 +189,7 @@ LAYOUTS["flux"] = CheckpointLayout(
         _dit_clip(
             "text_encoder", "clip_l", "CLIPTextModel", "quick_gelu", "<|endoftext|>", "CLIP-L (text_encoders.clip_l)"
         ),
-        TextEncoderLayout(**{**_T5XXL.__dict__, "component": "text_encoder_2"}),
+        replace(_T5XXL, component="text_encoder_2"),
     ),
     "FlowMatchEulerDiscreteScheduler",
     MappingProxyType(_FLUX_SCHNELL),
@@ -475,22 +469,22 @@ class DerivedConfigs:
 
 def _dit_components(shapes: Shapes, family: ModelFamily, layout: CheckpointLayout) -> dict[str, Config]:
     """A transformer family's configs; a file lacking one of its components is refused naming each one missing."""
-    read: dict[str, Callable[[], Config]] = {
-        family.denoiser: lambda: DENOISER_CONFIGS[family.denoiser_class](shapes, family),
-        "vae": lambda: vae_config(shapes, family),
-        **{text.component: (lambda text=text: text_encoder_config(shapes, text)) for text in layout.text_encoders},  # type: ignore[misc]
-    }
-    titles = {family.denoiser: "the transformer", "vae": "the VAE (first_stage_model.)"}
-    titles.update({text.component: text.title for text in layout.text_encoders})
+    readers: list[tuple[str, str, Callable[[], Config]]] = [
+        (family.denoiser, "the transformer", partial(DENOISER_CONFIGS[family.denoiser_class], shapes, family)),
+        ("vae", "the VAE (first_stage_model.)", partial(vae_config, shapes, family)),
+        *((text.component, text.title, partial(text_encoder_config, shapes, text)) for text in layout.text_encoders),
+    ]
     components: dict[str, Config] = {}
+    present: list[str] = []
     missing: list[str] = []
-    for component, config in read.items():
+    for component, title, read in readers:
         try:
-            components[component] = config()
-        except (UnknownArchitecture, KeyError):
-            missing.append(titles[component])
+            components[component] = read()
+            present.append(title)
+        except (UnknownArchitecture, KeyError):  # its tensors are absent (or not all there)
+            missing.append(title)
     if missing:
-        raise MissingComponents([titles[component] for component in components], missing)
+        raise MissingComponents(present, missing)
     return components
 
 

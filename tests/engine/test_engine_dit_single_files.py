@@ -175,6 +175,23 @@ def test_other_flux_shaped_transformers_are_not_taken_for_flux_1() -> None:
     assert chroma.family is None and "not FLUX.1" in chroma.what
 
 
+def test_the_flux_converter_is_diffusers_own_with_the_width_read_from_the_file() -> None:
+    """Only FLUX.1's width, written in diffusers' converter as 3072, is read from the file; the rest is diffusers'
+    own source (so a real 3072-wide FLUX.1 converts exactly as diffusers converts it)."""
+    import inspect
+    import textwrap
+
+    from diffusers.loaders import single_file_utils
+
+    from engine.models import single_file
+
+    original = textwrap.dedent(inspect.getsource(single_file_utils.convert_flux_transformer_checkpoint_to_diffusers))
+    assert original.count(single_file._FLUX_WIDTH_LINE) == 1  # a diffusers that changes this line is noticed
+    converter = single_file.flux_converter()
+    assert converter.__code__.co_filename == single_file_utils.__file__
+    assert converter is not single_file_utils.convert_flux_transformer_checkpoint_to_diffusers
+
+
 def _table(renderers: dict) -> str:
     rows = ["| family | layout | " + " | ".join(OPERATIONS) + " |", "| --- | --- |" + " --- |" * len(OPERATIONS)]
     for name in STAND_INS:
