@@ -27,7 +27,7 @@ def t5_tokenizer() -> Any:
     """A transformers T5TokenizerFast with T5 v1.1's vocabulary and special tokens, as the FLUX.1 and SD 3
     repositories' `tokenizer_2` / `tokenizer_3` folders hold it."""
     from tokenizers import Tokenizer
-    from transformers import T5TokenizerFast
+    from transformers import T5TokenizerFast  # type: ignore[attr-defined]  # transformers 5: a lazy alias of T5Tokenizer
 
     tokenizer = T5TokenizerFast(
         tokenizer_object=Tokenizer.from_str(_tokenizer_json()),
