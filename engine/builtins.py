@@ -9,6 +9,7 @@ from engine.ops.composite import Composite
 from engine.ops.controlnet import ControlNet
 from engine.ops.controlnet_canny import ControlNetCanny
 from engine.ops.crop import Crop
+from engine.ops.flatten import Flatten
 from engine.ops.img2img import Img2Img
 from engine.ops.inpaint import Inpaint
 from engine.ops.instruct_pix2pix import InstructPix2Pix
@@ -32,7 +33,9 @@ def builtin_operations() -> list[type[Operation]]:
         ControlNetCanny,
         ControlNet,
     ]
-    editing: list[type[Operation]] = [Upload, Blank, Crop, Resize, Adjust, Composite, Mask, MagicWand, Segment]
+    editing: list[type[Operation]] = [
+        Upload, Blank, Crop, Resize, Adjust, Composite, Flatten, Mask, MagicWand, Segment
+    ]  # fmt: skip
     return [*generating, *editing, LayerOutput]
 
 

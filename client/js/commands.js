@@ -41,11 +41,11 @@ export class CommandQueue {
   }
 
   /** Queue `command` ({type, ...}); resolves with the ack, rejects with a CommandError. */
-  submit(command, { expectedVersion, commandId } = {}) {
+  submit(command, { expectedVersion, commandId, gesture: given } = {}) {
     const id = commandId || this.makeId();
     const message = { type: 'command', command_id: id, command };
     if (expectedVersion !== undefined && expectedVersion !== null) message.expected_version = expectedVersion;
-    const gesture = command.type === 'undo' || command.type === 'redo' ? null : this.gesture();
+    const gesture = command.type === 'undo' || command.type === 'redo' ? null : given ?? this.gesture();
     if (gesture) message.gesture = gesture; // kept when resent: a retried command stays in its gesture
     let resolve;
     let reject;

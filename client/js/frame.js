@@ -94,13 +94,32 @@ export function uncoveredShare(frame, layers, step = SNAP) {
 /** The outpaint command's params: the frame, every picture layer of `layers` (bottom first, visible, masks
  * left out) where it is placed with its opacity, and the prompt (with any further params the form has). */
 export function outpaintParams(frame, layers, prompt, { maskOps = new Set(), extra = {} } = {}) {
-  const placed = layers
+  return { ...extra, frame: frameParam(frame), layers: placedLayers(layers, maskOps), prompt };
+}
+
+/** The visible pictures (not masks) with the placements they have now, bottom first: what a frame reads. */
+export function placedLayers(layers, maskOps = new Set()) {
+  return layers
     .filter((l) => l.visible !== false && l.output && !maskOps.has(l.operation))
     .map((l) => {
       const p = placementOf(l);
       return { layer: l.id, x: p.x, y: p.y, scale: p.scale, rotation: p.rotation, flip_x: p.flip_x, flip_y: p.flip_y, opacity: l.opacity ?? 1 };
     });
-  return { ...extra, frame: { x: frame.x, y: frame.y, width: frame.width, height: frame.height }, layers: placed, prompt };
+}
+
+function frameParam(frame) {
+  return { x: frame.x, y: frame.y, width: frame.width, height: frame.height };
+}
+
+// Operations that read a picture, and the param that names it: over a frame they read the composite under it.
+export const FRAME_READERS = { img2img: 'source', inpaint: 'source', instruct_pix2pix: 'source', controlnet_canny: 'control', controlnet: 'control' };
+
+/** `command` (an img2img, inpaint…) reading the composite under `frame`: a flatten layer of the frame first,
+ * then the command over it; both lie at the frame (the server places them). */
+export function throughFrame(command, frame, layers, flattenId, maskOps = new Set()) {
+  const key = FRAME_READERS[command.operation];
+  const flatten = { type: 'add_layer', layer_id: flattenId, operation: 'flatten', name: `Frame ${frame.width} × ${frame.height}`, params: { frame: frameParam(frame), layers: placedLayers(layers, maskOps) } };
+  return [flatten, { ...command, params: { ...command.params, [key]: flattenId } }];
 }
 
 /** The txt2img command for the frame: the form's params at the frame's size, placed at its corner. */

@@ -97,3 +97,19 @@ test('the New-layer form for outpaint leaves the frame and the pictures to the s
   const txt2img = { operation: 'txt2img', fields: [{ key: 'prompt' }, { key: 'width' }] };
   assert.equal(newFormModel(txt2img), txt2img);
 });
+
+test('an img2img of the frame: a flatten layer of the pictures under it first, then the img2img over it', async () => {
+  const { throughFrame, FRAME_READERS } = await import('../js/frame.js');
+  const layers = [
+    { id: 'sea', visible: true, opacity: 1, operation: 'txt2img', output: { width: 64, height: 64 } },
+    { id: 'm', visible: true, opacity: 1, operation: 'mask', output: { width: 64, height: 64 } },
+    { id: 'sun', visible: true, opacity: 0.5, operation: 'upload', output: { width: 8, height: 8 }, placement: { x: 40, y: 4 } },
+  ];
+  const command = { type: 'add_layer', layer_id: 'L2', operation: 'img2img', params: { prompt: 'dusk', source: 'sea' } };
+  const [flatten, over] = throughFrame(command, { x: 32, y: 0, width: 64, height: 64 }, layers, 'F1', new Set(['mask']));
+  assert.equal(flatten.operation, 'flatten');
+  assert.deepEqual(flatten.params.frame, { x: 32, y: 0, width: 64, height: 64 });
+  assert.deepEqual(flatten.params.layers.map((l) => [l.layer, l.x, l.opacity]), [['sea', 0, 1], ['sun', 40, 0.5]]);
+  assert.deepEqual(over.params, { prompt: 'dusk', source: 'F1' });
+  assert.equal(FRAME_READERS.controlnet, 'control');
+});

@@ -9,7 +9,7 @@ was there. The result is frame-sized and is placed at the frame (`placed_at`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import numpy as np
 from pydantic import Field
@@ -72,7 +72,14 @@ class OutpaintParams(DiffusionParams):
     feather: int = Field(16, ge=0, le=MAX_FEATHER, description="How far the seam reaches into the pictures, in pixels.")
 
 
-def frame_under(inputs: Mapping[str, Image], params: OutpaintParams, ctx: RunContext) -> np.ndarray:
+class Framed(Protocol):
+    """Params that name a frame and the pictures under it (outpaint's, flatten's)."""
+
+    frame: Frame
+    layers: list[PlacedLayer]
+
+
+def frame_under(inputs: Mapping[str, Image], params: Framed, ctx: RunContext) -> np.ndarray:
     """The document inside the frame as 8-bit RGBA, transparent where no picture lies."""
     placed = []
     for index, item in enumerate(params.layers):

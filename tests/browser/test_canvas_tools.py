@@ -276,3 +276,40 @@ def test_outpaint_a_grown_canvas_into_a_frame_over_the_new_room(pages, server, s
         160,
         0,
     )
+
+
+def test_an_img2img_of_the_frame_reads_the_pictures_under_it_and_lands_there_one_undo(pages, server, shoot):
+    canvas = Canvas(server, "Img2img of a frame")
+    canvas.txt2img("left", "a shore", width=128, height=64)
+    canvas.txt2img("right", "a cliff", width=64, height=64)
+    canvas.wait_rendered("left", "right")
+    canvas.command({"type": "resize_canvas", "width": 192, "height": 64})
+    canvas.command({"type": "transform_layer", "layer_id": "right", "x": 128, "y": 0})
+    page, sent = open_capturing(pages, canvas, zoom=1)
+    page.evaluate("window.opendream.mask.frames.set({x: 96, y: 0, width: 64, height: 64})")  # across the seam
+    pick_operation(page, "img2img")
+    expect(page.locator("[data-testid=frame-text]")).to_contain_text(
+        "Reading the pictures under the frame 64 \u00d7 64 at 96, 0"
+    )
+    page.locator("[data-testid=left-panel] textarea").first.fill("one coast")
+    shoot(page, "18-img2img-of-frame-form")
+    page.click("[data-testid=generate]")
+    wait_until(lambda: any(c.get("operation") == "img2img" for c in sent), message="the img2img sent")
+    flatten, img2img = added(sent, "flatten"), added(sent, "img2img")
+    assert img2img["params"]["source"] == flatten["layer_id"]
+    assert [item["layer"] for item in flatten["params"]["layers"]] == ["left", "right"]
+    canvas.wait_rendered(flatten["layer_id"], img2img["layer_id"], timeout=120)
+    for layer_id in (flatten["layer_id"], img2img["layer_id"]):
+        placement = canvas.layer(layer_id)["placement"]
+        assert (placement["x"], placement["y"]) == (96, 0), "both lie at the frame"
+    gestures = {
+        e.get("gesture")
+        for e in canvas.events()
+        if e["type"] == "layer.added" and e["payload"]["layer_id"] in (flatten["layer_id"], img2img["layer_id"])
+    }
+    assert len(gestures) == 1 and None not in gestures, "one gesture"
+    page.evaluate("window.opendream.select(null)")
+    shoot(page, "18-img2img-of-frame")
+    page.keyboard.press("Control+z")
+    wait_until(lambda: canvas.layer(flatten["layer_id"]) is None and canvas.layer(img2img["layer_id"]) is None,
+               message="one undo takes both")  # fmt: skip

@@ -240,7 +240,7 @@ def test_edit_fingerprint_does_not_depend_on_the_model(renderer: Renderer, tmp_p
     from engine.models.loader import ModelManager, ModelOptions
 
     other = Renderer(ModelManager(str(tmp_path / "other-model"), ModelOptions(device="cpu")))
-    for name in ("upload", "blank", "crop", "resize", "adjust", "composite", "mask", "magic_wand"):
+    for name in ("upload", "blank", "crop", "resize", "adjust", "composite", "flatten", "mask", "magic_wand"):
         assert renderer.fingerprint_for(name) == other.fingerprint_for(name)
 
 
@@ -271,7 +271,7 @@ def test_operations_must_return_images(renderer: Renderer) -> None:
 
 # --- JSON Schema of every built-in ---------------------------------------------------------------------------
 
-EDITING = ["upload", "blank", "crop", "resize", "adjust", "composite", "mask", "magic_wand", "segment"]
+EDITING = ["upload", "blank", "crop", "resize", "adjust", "composite", "flatten", "mask", "magic_wand", "segment"]
 
 
 def test_editing_builtins_are_registered() -> None:

@@ -7,7 +7,7 @@ import { h, icon, toast, fill } from './dom.js';
 import { newId } from '../commands.js';
 import { stack } from '../state.js';
 import { applyPlacement, placementOf } from '../placement.js';
-import { describeFrame, frameCommand, outpaintParams, uncoveredShare } from '../frame.js';
+import { FRAME_READERS, describeFrame, frameCommand, outpaintParams, throughFrame, uncoveredShare } from '../frame.js';
 
 const PICKS = { crop: 'crop', magic_wand: 'wand' };
 const FILLED_FROM_FRAME = new Set(['frame', 'layers']); // the outpaint form's params the frame gives
@@ -129,7 +129,8 @@ export class FormFrame {
     const { panel, editor } = this;
     const frame = this.frame;
     const op = panel.newOp;
-    const shown = panel.tab === 'new' && (op === 'txt2img' || op === 'outpaint') && (frame || op === 'outpaint');
+    const reads = !!frame && op in FRAME_READERS; // an img2img, inpaint… reads the composite under the frame
+    const shown = panel.tab === 'new' && (((op === 'txt2img' || op === 'outpaint') && (frame || op === 'outpaint')) || reads);
     const canOutpaint = !!frame && op === 'txt2img' && editor.opsByName.has('outpaint') && this.hasRoom(frame);
     const key = JSON.stringify([shown, frame, op, canOutpaint, editor.readOnly]);
     if (key === this.key) return;
@@ -147,7 +148,7 @@ export class FormFrame {
       this.note,
       h('div.frame-note-text', null,
         h('span.frame-swatch'),
-        h('span', { dataset: { testid: 'frame-text' } }, `${op === 'outpaint' ? 'Outpainting' : 'Generating into'} the frame ${describeFrame(frame)}`),
+        h('span', { dataset: { testid: 'frame-text' } }, reads ? `Reading the pictures under the frame ${describeFrame(frame)} (its ${FRAME_READERS[op]})` : `${op === 'outpaint' ? 'Outpainting' : 'Generating into'} the frame ${describeFrame(frame)}`),
         ' — ',
         clear,
       ),
@@ -157,8 +158,23 @@ export class FormFrame {
     );
   }
 
-  /** The New-layer form's command as the frame changes it: txt2img at the frame, outpaint of the frame; null
-   * (with a word) when outpaint has no frame. */
+  /** The New-layer form's commands as the frame changes them: txt2img at the frame, outpaint of the frame, an
+   * img2img (inpaint, ControlNet, instruct-pix2pix) of the composite under it (a flatten layer, then it: one
+   * gesture, one undo); null (with a word) when outpaint has no frame. */
+  commands(command) {
+    const frame = this.frame;
+    if (frame && command.operation in FRAME_READERS) {
+      return throughFrame(command, frame, this.pictures(), newId('L').slice(0, 17), this.editor.maskOps);
+    }
+    const adjusted = this.adjust(command);
+    return adjusted ? [adjusted] : null;
+  }
+
+  /** Whether a problem of the form is one the frame answers (the picture an operation reads). */
+  answers(problem) {
+    return !!this.frame && FRAME_READERS[this.panel.newOp] === problem.path;
+  }
+
   adjust(command) {
     const frame = this.frame;
     if (command.operation === 'txt2img' && frame) return frameCommand(command, frame);

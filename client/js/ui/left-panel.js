@@ -224,7 +224,7 @@ export class LeftPanel {
   async addLayer() {
     const editor = this.editor;
     if (editor.readOnly || !this.form) return;
-    const problems = this.form.problems();
+    const problems = this.form.problems().filter((problem) => !this.frameUi.answers(problem));
     if (!this.form.showErrors(problems)) {
       toast(`Check the settings: ${problems[0].path.replace(/\./g, ' › ')} — ${problems[0].message}`, { kind: 'error' });
       return;
@@ -232,10 +232,12 @@ export class LeftPanel {
     const layerId = newId('L').slice(0, 17);
     let command = { type: 'add_layer', layer_id: layerId, operation: this.newOp, params: this.form.params() };
     if (this.form.model.usesSeed && this.form.seed !== null && Number.isFinite(this.form.seed)) command.seed = this.form.seed;
-    command = this.frameUi.adjust(command); // into the generation frame (txt2img, outpaint)
-    if (!command) return;
+    const commands = this.frameUi.commands(command); // into, or out of, the generation frame
+    if (!commands) return;
     this.generateBtn.disabled = true;
-    const ack = await this.commandWithFieldErrors(command);
+    const gesture = commands.length > 1 ? newId('g-') : undefined; // a flatten and its reader: one undo
+    const sent = commands.map((step) => this.commandWithFieldErrors(step, { gesture }));
+    const ack = (await Promise.all(sent)).every(Boolean);
     this.generateBtn.disabled = editor.readOnly;
     if (ack) {
       editor.selected = layerId;
@@ -244,10 +246,10 @@ export class LeftPanel {
   }
 
   /** Send `command`; a refusal that names a field shows on that field of the form. */
-  async commandWithFieldErrors(command) {
+  async commandWithFieldErrors(command, { gesture } = {}) {
     if (!this.editor.canEdit) return null;
     try {
-      return await this.editor.queue.submit(command).promise;
+      return await this.editor.queue.submit(command, { gesture }).promise;
     } catch (error) {
       if (error.field && this.form) this.form.showErrors([{ path: error.field, message: error.message }]);
       toast(REJECT_TEXT[error.code] || error.message, { kind: 'error' });
