@@ -193,6 +193,7 @@ class ValidatedParams:
     params: dict[str, Any]
     inputs: dict[str, str]  # parameter path ("source", "layers.0.layer") -> layer id
     blobs: dict[str, str] = field(default_factory=dict)  # parameter path -> sha256
+    model: Params | None = None  # the validated model itself, so that nothing validates the params twice
 
 
 class InvalidParams(ValueError):
@@ -209,6 +210,7 @@ def validate_params(operation: type[Operation], params: Mapping[str, Any]) -> Va
         params=model.model_dump(mode="json"),
         inputs=dict(_references(model, INPUT_KEY, "")),
         blobs=dict(_references(model, BLOB_KEY, "")),
+        model=model,
     )
 
 

@@ -256,7 +256,8 @@ class Decider:
         for path, parent_id in validated.inputs.items():
             output = state.layers[parent_id].output
             sizes[path] = (output.width, output.height) if output is not None else None
-        estimate = operation.estimate(operation.Params.model_validate(validated.params), sizes, self.limits)
+        model = validated.model if validated.model is not None else operation.Params.model_validate(validated.params)
+        estimate = operation.estimate(model, sizes, self.limits)
         problem = None if estimate is None else self.limits.check(operation.name, estimate)
         if problem is not None:
             raise CommandRejected("over_limit", problem, "params")
