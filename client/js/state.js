@@ -227,7 +227,7 @@ function trackHistory(draft, event) {
 
 /** As the server's history: the same command's next event, or a later event of the same gesture. */
 function continues(top, event) {
-  if (top.gesture != null && top.gesture === event.gesture) return event.seq - top.first < GESTURE_SPAN;
+  if (top.gesture != null && top.gesture === event.gesture && event.seq - top.first < GESTURE_SPAN) return true;
   return top.commandId != null && top.commandId === event.command_id && top.last === event.seq - 1;
 }
 

@@ -483,7 +483,12 @@ def _track_history(draft: _Draft, event: Event) -> None:
         return
     undo, redo = draft.stacks(user)
     top = undo[-1] if undo else None
-    if top is not None and _continues(top, event):
+    # the next event of the same command, or a later event of the same gesture (other people's events may lie
+    # between: they are not part of it); inline, not a call: this runs for every event of every fold
+    if top is not None and (
+        (top.gesture is not None and top.gesture == event.gesture and event.seq - top.first_seq < GESTURE_SPAN)
+        or (top.command_id is not None and top.command_id == event.command_id and top.last_seq == event.seq - 1)
+    ):
         undo[-1] = HistoryEntry(top.command_id, top.first_seq, event.seq, top.gesture)
     else:
         _push(undo, HistoryEntry(event.command_id, event.seq, event.seq, event.gesture))
@@ -491,14 +496,6 @@ def _track_history(draft: _Draft, event: Event) -> None:
 
 
 GESTURE_SPAN = 2000  # seqs one gesture's entry may span: an undo reads that much of the log, not more
-
-
-def _continues(top: HistoryEntry, event: Event) -> bool:
-    """Whether `event` belongs to the user's top entry: the next event of the same command, or a later event
-    of the same gesture (other people's events may lie between: they are not part of it)."""
-    if top.gesture is not None and top.gesture == event.gesture:
-        return event.seq - top.first_seq < GESTURE_SPAN
-    return top.command_id is not None and top.command_id == event.command_id and top.last_seq == event.seq - 1
 
 
 def apply(state: CanvasState, event: Event) -> CanvasState:

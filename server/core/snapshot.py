@@ -83,8 +83,10 @@ def decode_state(raw: bytes) -> CanvasState:
     layers: dict[str, Layer] = {}
     order: list[str] = []
     for row in data["layers"]:
+        # identity is left out of the row: most layers never move, and snapshots are read on every past version
+        placement = IDENTITY if len(row) == 14 else Placement(*row.pop())
         (layer_id, name, operation, params, seed, parents, visible, opacity, revision, status, output, error,
-         created_seq, updated_seq) = row[:14]  # fmt: skip
+         created_seq, updated_seq) = row  # fmt: skip
         layers[layer_id] = Layer(
             id=layer_id,
             name=name,
@@ -100,7 +102,7 @@ def decode_state(raw: bytes) -> CanvasState:
             error=error,
             created_seq=created_seq,
             updated_seq=updated_seq,
-            placement=Placement(*row[14]) if len(row) > 14 else IDENTITY,  # identity is left out of the row
+            placement=placement,
         )
         order.append(layer_id)
     return CanvasState(
