@@ -13,7 +13,7 @@ brought up to date on read by upcasters, so the fold only ever sees current shap
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import orjson
@@ -299,7 +299,7 @@ class Event:
             "event_id": self.event_id,
             "type": self.data.type,
             "schema_version": self.schema_version,
-            "payload": asdict(self.data),
+            "payload": payload_json(self.data),
             "actor": self.actor,
             "command_id": self.command_id,
             "timestamp": self.timestamp,
@@ -307,6 +307,18 @@ class Event:
         if self.gesture is not None:  # only then: events outside gestures read as they always did
             raw["gesture"] = self.gesture
         return raw
+
+
+_PAYLOAD_FIELDS: dict[type, tuple[str, ...]] = {}  # payload class -> its field names
+
+
+def payload_json(data: EventData) -> dict[str, Any]:
+    """The payload's fields as a dict, shallow: `dataclasses.asdict` deep-copies every params dict, 14 us for a
+    layer.added against 0.4 us, paid for every event of a catch-up. Payloads are never changed in place."""
+    names = _PAYLOAD_FIELDS.get(type(data))
+    if names is None:
+        names = _PAYLOAD_FIELDS[type(data)] = tuple(item.name for item in fields(data))
+    return {name: getattr(data, name) for name in names}
 
 
 class UnknownEventType(ValueError):
