@@ -313,3 +313,18 @@ def test_an_img2img_of_the_frame_reads_the_pictures_under_it_and_lands_there_one
     page.keyboard.press("Control+z")
     wait_until(lambda: canvas.layer(flatten["layer_id"]) is None and canvas.layer(img2img["layer_id"]) is None,
                message="one undo takes both")  # fmt: skip
+
+
+def test_the_generation_frame_survives_a_reload_of_the_page(pages, server):
+    canvas = Canvas(server, "Frame kept")
+    canvas.txt2img("ground", "a field", width=128, height=64)
+    canvas.wait_rendered("ground")
+    page, _ = open_capturing(pages, canvas, zoom=1)
+    page.evaluate("window.opendream.mask.frames.set({x: 64, y: 0, width: 64, height: 64})")
+    page.reload()
+    expect(page.locator("[data-testid=connection]")).to_have_attribute("data-status", "live")
+    assert page.evaluate("window.opendream.mask.frames.frame") == {"x": 64, "y": 0, "width": 64, "height": 64}
+    page.evaluate("window.opendream.mask.frames.clear()")
+    page.reload()
+    expect(page.locator("[data-testid=connection]")).to_have_attribute("data-status", "live")
+    assert page.evaluate("window.opendream.mask.frames.frame") is None

@@ -1,6 +1,6 @@
 // The generation frame tool (F): a rectangle of the document drawn, moved and resized on the stage
-// (viewport-input.js, drawn by frame-overlay.js), kept in this browser only until a txt2img or an outpaint uses
-// it (the New-layer form says so: form-frame.js). One frame per canvas page; Escape with the tool clears it.
+// (viewport-input.js, drawn by frame-overlay.js), kept in this browser (it survives a reload, per canvas) until a
+// txt2img or an outpaint uses it (the New-layer form says so: form-frame.js). Escape with the tool clears it.
 
 import { iconButton } from './dom.js';
 
@@ -9,7 +9,7 @@ const FRAME_ICON = '<svg width="16" height="16" viewBox="0 0 24 24" fill="none" 
 export class FrameTool {
   constructor(editor) {
     this.editor = editor;
-    this.frame = null; // {x, y, width, height} in document pixels
+    this.frame = restore(editor); // {x, y, width, height} in document pixels
     this.button = iconButton('fit', 'Generation frame (F): drag a rectangle where the next picture goes; drag inside to move it, a corner to resize', null, { testid: 'tool-frame' });
     this.button.querySelector('.icon').innerHTML = FRAME_ICON;
     this.attached = null;
@@ -25,6 +25,7 @@ export class FrameTool {
 
   set(frame, { fromStage = false } = {}) {
     this.frame = frame ? { x: frame.x, y: frame.y, width: frame.width, height: frame.height } : null;
+    keep(this.editor, this.frame);
     const viewport = this.editor.viewport;
     if (viewport && !fromStage) {
       viewport.generationFrame = this.frame;
@@ -35,5 +36,27 @@ export class FrameTool {
 
   clear() {
     this.set(null);
+  }
+}
+
+const KEY = (canvasId) => `opendream.frame.${canvasId}`;
+
+/** This canvas's frame as this browser last left it (a reload keeps it), or null. */
+function restore(editor) {
+  try {
+    const saved = JSON.parse(editor.storage?.getItem(KEY(editor.canvasId)) || 'null');
+    const sides = saved && ['x', 'y', 'width', 'height'].every((key) => Number.isFinite(saved[key]));
+    return sides && saved.width >= 64 && saved.height >= 64 ? saved : null;
+  } catch {
+    return null; // storage off or a damaged entry: no frame
+  }
+}
+
+function keep(editor, frame) {
+  try {
+    if (frame) editor.storage?.setItem(KEY(editor.canvasId), JSON.stringify(frame));
+    else editor.storage?.removeItem(KEY(editor.canvasId));
+  } catch {
+    /* storage full or off: the frame lives until the page closes */
   }
 }
