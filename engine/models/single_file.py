@@ -462,9 +462,11 @@ class DerivedConfigs:
     components: dict[str, Config]  # component -> config.json
     digest: str  # sha256 of the configs, for the fingerprint
     scheduler: Config = field(default_factory=dict)  # scheduler_config.json
+    companions: dict[str, str] = field(default_factory=dict)  # part -> the separate file it was taken from
 
     def describe(self) -> dict[str, Any]:
-        return {"configs_sha256": self.digest, "derived_from": "tensor shapes", "family": self.family.name}
+        described = {"configs_sha256": self.digest, "derived_from": "tensor shapes", "family": self.family.name}
+        return {**described, "companions": self.companions} if self.companions else described
 
 
 def _dit_components(shapes: Shapes, family: ModelFamily, layout: CheckpointLayout) -> dict[str, Config]:
@@ -503,6 +505,166 @@ def derive_configs(shapes: Shapes, family: ModelFamily) -> DerivedConfigs:
     scheduler = {"_class_name": layout.scheduler_class, **schedule}
     digest = hashlib.sha256(json.dumps([components, scheduler], sort_keys=True).encode()).hexdigest()
     return DerivedConfigs(family, components, digest, scheduler)
+
+
+# --- companions: the parts a transformer-only file lacks, from the models directory -------------------------
+
+# Where ComfyUI keeps them, under the models directory (the folder above the file's own: models/unet,
+# models/diffusion_models or the library's checkpoints/): VAEs in vae/, text encoders in text_encoders/ or clip/
+COMPANION_FOLDERS = ("vae", "text_encoders", "clip")
+# A separate file's kind, from the one tensor that tells it: kind -> (that tensor, its dimension giving the width:
+# a VAE's latent channels, an encoder's text width). Files hold them unprefixed (ComfyUI's, BFL's ae.safetensors)
+# or with the all-in-one prefix of a VAE.
+COMPANION_KINDS: dict[str, tuple[str, int]] = {
+    "vae": ("decoder.conv_in.weight", 1),
+    "clip": ("text_model.embeddings.token_embedding.weight", 1),
+    "t5": ("encoder.block.0.layer.0.SelfAttention.q.weight", 1),
+}
+_OWN_PREFIXES = ("", *VAE_PREFIXES)
+# A part of the model (a role) -> the kind of file that serves it and the prefix its tensors have in an all-in-one
+# file (so that the configs are derived, and diffusers converts them, exactly as for a whole checkpoint)
+COMPANION_ROLES: dict[str, tuple[str, str]] = {
+    "vae": ("vae", VAE_PREFIXES[0]),
+    "clip_l": ("clip", f"{TEXT_ENCODERS}clip_l.transformer."),
+    "clip_g": ("clip", f"{TEXT_ENCODERS}clip_g.transformer."),
+    "t5xxl": ("t5", f"{TEXT_ENCODERS}t5xxl.transformer."),
+}
+
+
+@dataclass(frozen=True)
+class CompanionFile:
+    path: Path
+    kind: str  # a key of COMPANION_KINDS
+    width: int
+    prefix: str  # its tensors' own prefix in the file
+
+
+class AmbiguousCompanions(ValueError):
+    """Several files fit one part and none is named for it."""
+
+
+def companion_file(path: Path) -> CompanionFile | None:
+    """What a separate VAE / CLIP / T5 file is, from its header alone; None for anything else."""
+    try:
+        shapes = read_shapes(path)
+    except (NotACheckpoint, OSError):
+        return None
+    for kind, (key, dimension) in COMPANION_KINDS.items():
+        for prefix in _OWN_PREFIXES:
+            shape = shapes.get(prefix + key)
+            if shape is not None and len(shape) > dimension:
+                return CompanionFile(path, kind, shape[dimension], prefix)
+    return None
+
+
+def scan_companions(models_dir: Path) -> list[CompanionFile]:
+    files = (p for folder in COMPANION_FOLDERS for p in sorted((models_dir / folder).glob("*.safetensors")))
+    return [found for path in files if (found := companion_file(path)) is not None]
+
+
+def _roles(layout: CheckpointLayout) -> list[str]:
+    """The parts of a transformer family other than the transformer: the VAE and each text encoder's role."""
+    return ["vae", *(text.prefix.split(".")[1] for text in layout.text_encoders)]
+
+
+def _has(shapes: Shapes, role: str) -> bool:
+    if role == "vae":
+        return any(f"{prefix}encoder.conv_in.weight" in shapes for prefix in VAE_PREFIXES)
+    return any(name.startswith(COMPANION_ROLES[role][1]) for name in shapes)
+
+
+def _fits(role: str, file: CompanionFile, others: list[CompanionFile], needs: Config) -> bool:
+    """Whether `file` can serve `role` for a transformer needing `needs` (its config): the widths it reads. FLUX's
+    pooled input is CLIP-L's width; SD 3's is CLIP-L's and CLIP-G's together, CLIP-L the narrower of the two."""
+    if COMPANION_ROLES[role][0] != file.kind:
+        return False
+    pooled, text = needs.get("pooled_projection_dim", 0), needs.get("joint_attention_dim", 0)
+    clips = {other.width for other in others if other.kind == "clip"}
+    rules: dict[str, Callable[[], bool]] = {
+        "vae": lambda: file.width == 16,  # SD 3's and FLUX's 16 latent channels
+        "t5xxl": lambda: file.width == text,
+        "clip_l": lambda: file.width == pooled or (pooled - file.width in clips and file.width < pooled / 2),
+        "clip_g": lambda: pooled - file.width in clips and file.width > pooled / 2,
+    }
+    return rules[role]()
+
+
+def choose_companions(
+    shapes: Shapes, family: ModelFamily, found: list[CompanionFile], named: Mapping[str, Path] | None = None
+) -> dict[str, CompanionFile]:
+    """The files serving the parts the checkpoint lacks: the one named for a part, else the only one that fits it.
+    Several fitting and none named is refused, naming them (a user keeps fp16 and fp8 T5s side by side)."""
+    layout = LAYOUTS[family.name]
+    needs = DENOISER_CONFIGS[family.denoiser_class](shapes, family)
+    chosen: dict[str, CompanionFile] = {}
+    for role in (role for role in _roles(layout) if not _has(shapes, role)):
+        if named and role in named:
+            file = companion_file(named[role])
+            if file is None or not _fits(role, file, [*found, file], needs):
+                raise UnknownArchitecture(f"{named[role].name}, named for {role}, is not a {role} of this model")
+            chosen[role] = file
+            continue
+        fitting = [file for file in found if _fits(role, file, found, needs)]
+        if len(fitting) > 1:
+            names = ", ".join(file.path.name for file in fitting)
+            raise AmbiguousCompanions(f"several files fit its {role} ({names}): name one as {role} in models.toml")
+        chosen.update({role: fitting[0]} if fitting else {})
+    return chosen
+
+
+def with_companions(shapes: Shapes, chosen: Mapping[str, CompanionFile]) -> dict[str, tuple[int, ...]]:
+    """The checkpoint's shapes with each companion's under its all-in-one prefix: a whole checkpoint's header."""
+    merged = dict(shapes)
+    for role, file in chosen.items():
+        prefix = COMPANION_ROLES[role][1]
+        merged.update({prefix + k[len(file.prefix) :]: s for k, s in read_shapes(file.path).items()
+                       if k.startswith(file.prefix)})  # fmt: skip
+    return merged
+
+
+def _companion_tensors(role: str, file: CompanionFile) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    prefix = COMPANION_ROLES[role][1]
+    return {
+        prefix + k[len(file.prefix) :]: t for k, t in load_file(str(file.path)).items() if k.startswith(file.prefix)
+    }
+
+
+def _load_companion(role: str, file: CompanionFile, component: str, folder: Path, kwargs: dict[str, Any]) -> Any:
+    """One part from its own file, by diffusers' single-file loaders over its tensors under the all-in-one
+    prefix: the VAE by AutoencoderKL.from_single_file, the encoders by the functions a whole file's go through."""
+    import transformers
+    from diffusers import AutoencoderKL
+    from diffusers.loaders import single_file_utils as sfu
+
+    dtype = kwargs.get("torch_dtype")
+    tensors = _companion_tensors(role, file)
+    if role == "vae":
+        extra = {"torch_dtype": dtype} if dtype is not None else {}
+        return AutoencoderKL.from_single_file(tensors, config=str(folder), subfolder=component,
+                                              local_files_only=True, **extra)  # fmt: skip
+    config = json.loads((folder / component / "config.json").read_text())
+    cls = getattr(transformers, config["architectures"][0])
+    create = (
+        sfu.create_diffusers_t5_model_from_checkpoint if role == "t5xxl" else sfu.create_diffusers_clip_model_from_ldm
+    )
+    return create(cls, tensors, subfolder=component, config=str(folder), torch_dtype=dtype, local_files_only=True)
+
+
+def _component_of(role: str, layout: CheckpointLayout) -> str:
+    if role == "vae":
+        return "vae"
+    return next(text.component for text in layout.text_encoders if text.prefix.split(".")[1] == role)
+
+
+def companion_models(chosen: Mapping[str, CompanionFile], family: ModelFamily, folder: Path,
+                     kwargs: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    layout = LAYOUTS[family.name]
+    return {
+        (component := _component_of(role, layout)): _load_companion(role, file, component, folder, kwargs)
+        for role, file in chosen.items()
+    }
 
 
 # --- the config folder ---------------------------------------------------------------------------------------
@@ -605,12 +767,43 @@ def _finish_t5(pipe: Any, family: ModelFamily) -> None:
             encoder.eval()
 
 
-def _missing(path: Path, family: ModelFamily, exc: MissingComponents) -> ModelUnavailable:
+def _missing(
+    path: Path, family: ModelFamily, exc: MissingComponents, chosen: Mapping[str, CompanionFile]
+) -> ModelUnavailable:
     layout = LAYOUTS[family.name]
-    return ModelUnavailable(
-        f"{path.name} is not a whole {family.title} checkpoint: {exc}. Use a checkpoint that includes them (as "
-        f"ComfyUI's and Stability's all-in-one files do) or {layout.reference}"
+    taken = (
+        f" (with {', '.join(file.path.name for file in chosen.values())} from the models directory)" if chosen else ""
     )
+    return ModelUnavailable(
+        f"{path.name} is not a whole {family.title} checkpoint: {exc}{taken}. Put them in the models directory "
+        f"above its folder ({path.parent.parent}: the VAE in vae/, the text encoders in text_encoders/ or clip/), "
+        f"or use a checkpoint that includes them (as ComfyUI's and Stability's all-in-one files do) or "
+        f"{layout.reference}"
+    )
+
+
+def find_companions(
+    path: Path, shapes: Shapes, family: ModelFamily, named: Mapping[str, Path] | None = None
+) -> dict[str, CompanionFile]:
+    """The separate files serving what a transformer family's checkpoint lacks (none for the UNet families, whose
+    single files are whole), looked for in the models directory above the file's folder."""
+    if family.denoiser_class not in DENOISER_CONFIGS:
+        return {}
+    try:
+        return choose_companions(shapes, family, scan_companions(path.parent.parent), named)
+    except (UnknownArchitecture, KeyError) as exc:
+        if named:
+            raise UnknownArchitecture(str(exc)) from None
+        return {}  # the transformer itself is not there: refused below, naming it
+
+
+def _derive(path: Path, family: ModelFamily, chosen: dict[str, CompanionFile],
+            named: Mapping[str, Path] | None) -> DerivedConfigs:  # fmt: skip
+    """The configs of the file with the companions it needs (put in `chosen`, for a refusal to name them)."""
+    shapes = read_shapes(path)
+    chosen.update(find_companions(path, shapes, family, named))
+    derived = derive_configs(with_companions(shapes, chosen), family)
+    return replace(derived, companions={role: str(file.path) for role, file in chosen.items()})
 
 
 def load_single_file(
@@ -619,15 +812,20 @@ def load_single_file(
     family: ModelFamily,
     kwargs: dict[str, Any],
     on_derived: Callable[[DerivedConfigs], None] | None = None,
+    named: Mapping[str, Path] | None = None,
 ) -> Any:
-    """The pipeline `cls` over the checkpoint at `path`, offline: configs from its shapes and the family."""
+    """The pipeline `cls` over the checkpoint at `path`, offline: configs from its shapes and the family; the
+    parts a transformer-only file lacks from the separate files of the models directory (`named`: part -> file)."""
     kwargs = {key: value for key, value in kwargs.items() if key != "low_cpu_mem_usage"}
+    chosen: dict[str, CompanionFile] = {}
     try:
-        derived = derive_configs(read_shapes(path), family)
+        derived = _derive(path, family, chosen, named)
     except NotACheckpoint as exc:
         raise ModelUnavailable(str(exc)) from None
+    except AmbiguousCompanions as exc:
+        raise ModelUnavailable(f"{path.name} lacks parts of a {family.title} checkpoint and {exc}") from None
     except MissingComponents as exc:
-        raise _missing(path, family, exc) from None
+        raise _missing(path, family, exc, chosen) from None
     except UnknownArchitecture as exc:
         raise ModelUnavailable(
             f"{path.name} does not have the architecture of a {family.title} checkpoint ({exc}); if it is of another "
@@ -640,6 +838,7 @@ def load_single_file(
         try:
             loader = DENOISER_LOADERS.get(family.denoiser_class)
             passed = {family.denoiser: loader(path, folder, kwargs)} if loader else {}
+            passed.update(companion_models(chosen, family, folder, kwargs))
             pipe = cls.from_single_file(str(path), config=str(folder), local_files_only=True, **passed, **kwargs)
             _finish_t5(pipe, family)
             return pipe

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import runpy
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -341,3 +342,33 @@ def build_dit_stand_in(root: Path, family: str, variant: bool = False) -> DiTSta
     save_file({key: tensor.contiguous() for key, tensor in whole.items()}, str(single))
     save_file({key: tensor.contiguous() for key, tensor in transformer.items()}, str(alone))
     return DiTStandIn(family, folder, single, alone)
+
+
+# --- the same model as ComfyUI users keep it: a transformer and its parts in separate files ----------------------
+
+# The file a part goes to (ComfyUI's folders and BFL's / comfyanonymous' file names) -> the prefix its tensors have
+# in the whole file; each is written with that prefix taken off (BFL's ae.safetensors: LDM VAE keys unprefixed;
+# ComfyUI's clip_l / clip_g / t5xxl files: transformers' keys, T5's shared embedding once)
+COMPANION_FILES = {
+    "vae/ae.safetensors": "first_stage_model.",
+    "text_encoders/clip_l.safetensors": f"{TEXT}clip_l.transformer.",
+    "text_encoders/clip_g.safetensors": f"{TEXT}clip_g.transformer.",
+    "text_encoders/t5xxl_fp16.safetensors": f"{TEXT}t5xxl.transformer.",
+}
+
+
+def split_into_companions(stand_in: DiTStandIn, models: Path, skip: tuple[str, ...] = ()) -> Path:
+    """A models directory as a ComfyUI user has it: the transformer alone (BFL's layout) in diffusion_models/,
+    its VAE and text encoders in vae/ and text_encoders/ (those in `skip` left out); the transformer's path."""
+    from safetensors.torch import load_file, save_file
+
+    whole = load_file(str(stand_in.single_file))
+    for name, prefix in COMPANION_FILES.items():
+        part = {key[len(prefix) :]: tensor for key, tensor in whole.items() if key.startswith(prefix)}
+        if part and name not in skip:
+            (models / name).parent.mkdir(parents=True, exist_ok=True)
+            save_file(part, str(models / name))
+    transformer = models / "diffusion_models" / stand_in.transformer_only.name
+    transformer.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(stand_in.transformer_only, transformer)
+    return transformer

@@ -1,0 +1,105 @@
+"""A transformer-only SD 3 / FLUX file (BFL's flux1-dev.safetensors) loads with its VAE and text encoders taken
+from their own files, as ComfyUI users keep them (models/diffusion_models, models/vae, models/text_encoders).
+
+The tiny stand-ins' whole single files are split into those separate files, in their real layouts; the
+transformer alone must load the whole file's weights bit for bit and paint what it paints, offline.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import ModelUnavailable
+from engine.models.checkpoint import read_shapes
+from engine.models.families import FAMILIES
+from engine.models.loader import ModelManager, ModelOptions
+from engine.models.single_file import AmbiguousCompanions, choose_companions, companion_file, scan_companions
+from engine.render import Renderer
+from tests.engine.standins_dit import DiTStandIn, split_into_companions
+from tests.engine.test_engine_dit_single_files import PARAMS, _stand_in
+from tests.engine.test_engine_single_files import assert_same_picture, assert_same_weights, no_network
+
+__all__ = ["no_network"]  # autouse: every test here fails on a connection attempt
+
+NAMES = ["sd3", "flux"]
+T5 = "text_encoders/t5xxl_fp16.safetensors"
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DiTStandIn]:
+    root = tmp_path_factory.mktemp("dit-companions")
+    return {name: _stand_in(root, name) for name in NAMES}
+
+
+def _models(tmp_path: Path, stand_in: DiTStandIn, skip: tuple[str, ...] = ()) -> Path:
+    return split_into_companions(stand_in, tmp_path / "models", skip)
+
+
+def _txt2img(renderer: Renderer) -> np.ndarray:
+    return np.asarray(renderer.render("txt2img", PARAMS["txt2img"][0], 7, {}).images[0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_transformer_with_its_parts_beside_it_paints_what_the_whole_file_paints(
+    name: str, tmp_path: Path, model_options: ModelOptions, stand_ins: dict
+) -> None:
+    transformer = _models(tmp_path, stand_ins[name])
+    whole = Renderer(ModelManager(f"file:{stand_ins[name].single_file}", model_options))
+    parts = Renderer(ModelManager(f"file:{transformer}", model_options))
+    assert_same_weights(whole, parts, f"{name} from separate files")
+    assert_same_picture(_txt2img(whole), _txt2img(parts), f"{name} txt2img from separate files")
+    used = parts.fingerprint()["single_file"]["companions"]
+    expected = {"vae", "clip_l", "t5xxl"} | ({"clip_g"} if name == "sd3" else set())
+    assert set(used) == expected, used
+    assert used["vae"].endswith("vae/ae.safetensors")
+
+
+@pytest.mark.parametrize(("name", "skip", "named"), [("flux", T5, "T5-XXL"), ("sd3", "vae/ae.safetensors", "VAE")])
+def test_a_missing_part_is_refused_naming_it(
+    name: str, skip: str, named: str, tmp_path: Path, model_options: ModelOptions, stand_ins: dict
+) -> None:
+    transformer = _models(tmp_path, stand_ins[name], skip=(skip,))
+    renderer = Renderer(ModelManager(f"file:{transformer}", model_options))
+    with pytest.raises(ModelUnavailable) as refused:
+        renderer.render("txt2img", PARAMS["txt2img"][0], 1, {})
+    message = str(refused.value)
+    lacking = message.split(", not ", 1)[1].split(". ", 1)[0]  # "it holds …, not <what it lacks> (with …)"
+    assert named in lacking and "CLIP-L" not in lacking.split(" (with ")[0], message
+    assert "clip_l.safetensors" in lacking and skip.split("/")[1] not in lacking  # what it did find
+    assert "text_encoders/" in message and "vae/" in message  # where to put it
+
+
+def test_several_fitting_files_and_none_named_are_refused_saying_which_to_name(tmp_path: Path, stand_ins: dict) -> None:
+    transformer = _models(tmp_path, stand_ins["flux"])
+    models = transformer.parent.parent
+    (models / "clip").mkdir()  # ComfyUI's older folder for text encoders
+    shutil.copyfile(models / T5, models / "clip" / "t5xxl_fp8_e4m3fn.safetensors")
+    shapes, flux = read_shapes(transformer), FAMILIES["flux"]
+    with pytest.raises(AmbiguousCompanions) as refused:
+        choose_companions(shapes, flux, scan_companions(models))
+    assert "t5xxl_fp16.safetensors, t5xxl_fp8_e4m3fn.safetensors" in str(refused.value)
+    assert "name one as t5xxl in models.toml" in str(refused.value)
+    chosen = choose_companions(shapes, flux, scan_companions(models), {"t5xxl": models / T5})
+    assert chosen["t5xxl"].path == models / T5
+
+
+def test_each_files_kind_is_told_from_its_header(tmp_path: Path, stand_ins: dict) -> None:
+    models = _models(tmp_path, stand_ins["sd3"]).parent.parent
+    kinds = {path: companion_file(models / path) for path in ("vae/ae.safetensors", "text_encoders/clip_l.safetensors",
+                                                              "text_encoders/clip_g.safetensors", T5)}  # fmt: skip
+    assert {path: (found.kind, found.width) for path, found in kinds.items() if found} == {
+        "vae/ae.safetensors": ("vae", 16),
+        "text_encoders/clip_l.safetensors": ("clip", 32),
+        "text_encoders/clip_g.safetensors": ("clip", 64),
+        T5: ("t5", 128),
+    }
+    assert companion_file(stand_ins["sd3"].transformer_only) is None  # a transformer is no companion
+    chosen = choose_companions(read_shapes(stand_ins["sd3"].transformer_only), FAMILIES["sd3"], scan_companions(models))
+    assert {role: file.path.name for role, file in chosen.items()} == {
+        "vae": "ae.safetensors", "clip_l": "clip_l.safetensors", "clip_g": "clip_g.safetensors",
+        "t5xxl": "t5xxl_fp16.safetensors",
+    }  # fmt: skip
