@@ -43,9 +43,11 @@ from engine.models.checkpoint import NotACheckpoint, classify, inspect_checkpoin
 from engine.models.families import FAMILIES, ModelFamily, UnknownFamily, model_capabilities
 from engine.models.fingerprint import HashCache, hash_model_path
 
-EntryKind = Literal["checkpoint", "lora", "controlnet", "vae", "embedding"]
+EntryKind = Literal["checkpoint", "lora", "controlnet", "vae", "embedding", "text_encoder"]
 FOLDERS: dict[str, EntryKind] = {
     "checkpoints": "checkpoint",
+    "diffusion_models": "checkpoint",  # ComfyUI's folders for a transformer alone (BFL's flux1-dev.safetensors)
+    "unet": "checkpoint",
     "loras": "lora",
     "controlnet": "controlnet",
     "vae": "vae",
@@ -60,7 +62,11 @@ COMPANION_ROLES: dict[str, tuple[str, EntryKind]] = {
     "inpaint": ("unet_inpaint", "checkpoint"),  # an inpainting checkpoint: its 9-channel UNet
     "pix2pix": ("unet_pix2pix", "checkpoint"),  # an instruct-pix2pix model: its 8-channel UNet
     "controlnet_canny": ("controlnet_canny", "controlnet"),  # the ControlNet the controlnet_canny operation uses
-    "vae": ("vae", "vae"),  # a VAE replacing the model's own
+    "vae": ("vae", "vae"),  # a VAE replacing the model's own (for a transformer-only file: its VAE part)
+    # a transformer-only SD 3 / FLUX file's text encoders, when several files in text_encoders/ would fit
+    "clip_l": ("clip_l", "text_encoder"),
+    "clip_g": ("clip_g", "text_encoder"),
+    "t5xxl": ("t5xxl", "text_encoder"),
 }
 # What the role's UNet takes in: latents (4) + mask (1) + masked image (4); latents + source image latents.
 ROLE_CHANNELS = {"inpaint": 9, "pix2pix": 8}
@@ -86,6 +92,8 @@ class LibraryEntry:
     companions: Mapping[str, str] = field(default_factory=dict)
     companion_specs: Mapping[str, str] = field(default_factory=dict)
     companion_problems: Mapping[str, str] = field(default_factory=dict)
+    # A transformer-only file's parts taken from separate files (engine.models.single_file): part -> path
+    parts: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -117,6 +125,7 @@ class LibraryEntry:
                 }
                 for role, name in self.companions.items()
             },
+            "parts": dict(self.parts),
         }
 
 
@@ -269,6 +278,10 @@ def companion_problem(role: str, spec: str, base: LibraryEntry) -> str | None:
     """Why companion `spec` cannot serve `base` in `role` (COMPANION_ROLES), or None when it fits (or cannot be
     told before loading: a hub id)."""
     kind = COMPANION_ROLES[role][1]
+    if kind == "text_encoder" or (kind == "vae" and Path(spec).is_file()):  # a transformer-only file's part
+        from engine.models.single_file import part_problem
+
+        return part_problem(role, Path(spec)) if Path(spec).is_file() else f"{role} part {spec}: not a file"
     if kind == "vae":
         facts = model_facts(spec, "vae")
         family = FAMILIES.get(base.family or "")
@@ -339,6 +352,7 @@ class ModelLibrary:
             for name, entry in found.items():
                 if entry.companions:
                     found[name] = self._with_companions(entry, found)
+        found = {name: self._with_parts(entry) for name, entry in found.items()}
         with self._lock:
             self._entries = found
         return list(found.values())
@@ -418,6 +432,27 @@ class ModelLibrary:
             ):
                 capabilities[kind] = None  # the family runs it; the missing component is now configured
         return replace(base, companion_specs=specs, companion_problems=problems, capabilities=capabilities)
+
+    def _with_parts(self, entry: LibraryEntry) -> LibraryEntry:
+        """A transformer-only SD 3 / FLUX file: usable when the models directory (or models.toml) has the parts it
+        lacks, listing them; otherwise unusable, naming each part missing. Told from headers alone."""
+        from engine.models.single_file import DENOISER_CONFIGS, parts_plan
+
+        family = FAMILIES.get(entry.family or "")
+        path = entry.path
+        if entry.problem or family is None or family.denoiser_class not in DENOISER_CONFIGS or path is None:
+            return entry
+        if not path.is_file() or path.suffix.lower() != ".safetensors":
+            return entry
+        named = {role: Path(spec) for role, spec in entry.companion_specs.items() if Path(spec).is_file()}
+        parts, problem = parts_plan(path, family, named)
+        return replace(entry, parts={part: self._shown(Path(file)) for part, file in parts.items()}, problem=problem)
+
+    def _shown(self, path: Path) -> str:
+        """A file as clients see it: its path in the models directory, else its name (no server paths)."""
+        root = self.root.resolve() if self.root is not None else None
+        resolved = path.resolve()
+        return resolved.relative_to(root).as_posix() if root and resolved.is_relative_to(root) else path.name
 
     def _companion_spec(
         self, role: str, named: str, found: Mapping[str, LibraryEntry]

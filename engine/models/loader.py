@@ -54,6 +54,9 @@ PipelineKind = Literal["txt2img", "img2img", "inpaint", "instruct_pix2pix", "con
 CPU_ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 EXTRA_COMPONENTS = (tiny.INPAINT_UNET, tiny.PIX2PIX_UNET, tiny.CONTROLNET_CANNY)
 CONTROLNET_CACHE = 2  # ControlNets kept loaded per model for the generic `controlnet` operation
+# The parts of an SD 3 / FLUX model that a transformer-only file lacks and models.toml may name (a VAE file there
+# is the model's VAE part, not a replacement of its own)
+TRANSFORMER_PARTS = ("vae", "clip_l", "clip_g", "t5xxl")
 
 
 def default_models_dir() -> Path:
@@ -439,10 +442,11 @@ class ModelHandle:
                 self.progress.note(f"converting {path.name} (configs read from its tensor shapes)")
 
             self.progress.note(f"reading {path.name}")
-            pipe = load_single_file(cls, path, self.family, self._from_pretrained_kwargs(), derived)
+            parts = self._named_parts()
+            pipe = load_single_file(cls, path, self.family, self._from_pretrained_kwargs(), derived, parts)
         else:
-            pipe = self._load_folder(cls, path)
-        vae = self._companion_vae()
+            pipe, parts = self._load_folder(cls, path), {}
+        vae = None if "vae" in parts else self._companion_vae()  # a transformer-only file's VAE is a part of it
         if vae is not None:
             pipe.register_modules(vae=vae)
         pipe.to(self.device)
@@ -502,6 +506,14 @@ class ModelHandle:
     def companions(self) -> dict[str, str]:
         """The companions the library configures for this model: component name -> spec."""
         return self.library.companions_for(str(self.spec)) if self.library is not None else {}
+
+    def _named_parts(self) -> dict[str, Path]:
+        """The files models.toml names for a transformer-only SD 3 / FLUX file's parts (engine.models.single_file
+        takes the others from the models directory): part -> file."""
+        if self.family.denoiser == "unet":
+            return {}
+        named = {part: Path(spec) for part, spec in self.companions().items() if part in TRANSFORMER_PARTS}
+        return {part: path for part, path in named.items() if path.is_file()}
 
     def _companion_vae(self) -> Any | None:
         """The VAE the library configures in place of the model's own (a diffusers folder), or None."""

@@ -531,6 +531,10 @@ COMPANION_ROLES: dict[str, tuple[str, str]] = {
 }
 
 
+# OpenAI's CLIP ViT-L/14 and OpenCLIP ViT-bigG/14 text towers: width -> the other one's (SD 3 pools both)
+RELEASED_CLIPS = {768: 1280, 1280: 768}
+
+
 @dataclass(frozen=True)
 class CompanionFile:
     path: Path
@@ -579,7 +583,8 @@ def _fits(role: str, file: CompanionFile, others: list[CompanionFile], needs: Co
     if COMPANION_ROLES[role][0] != file.kind:
         return False
     pooled, text = needs.get("pooled_projection_dim", 0), needs.get("joint_attention_dim", 0)
-    clips = {other.width for other in others if other.kind == "clip"}
+    # the released encoders' widths also tell SD 3's CLIP-L (768) and CLIP-G (1280) apart when one is alone
+    clips = {other.width for other in others if other.kind == "clip"} | {RELEASED_CLIPS.get(file.width, 0)}
     rules: dict[str, Callable[[], bool]] = {
         "vae": lambda: file.width == 16,  # SD 3's and FLUX's 16 latent channels
         "t5xxl": lambda: file.width == text,
@@ -771,12 +776,13 @@ def _missing(
     path: Path, family: ModelFamily, exc: MissingComponents, chosen: Mapping[str, CompanionFile]
 ) -> ModelUnavailable:
     layout = LAYOUTS[family.name]
+    above = path.parent.parent.name or "models"  # its name only: the library lists this to every client
     taken = (
         f" (with {', '.join(file.path.name for file in chosen.values())} from the models directory)" if chosen else ""
     )
     return ModelUnavailable(
         f"{path.name} is not a whole {family.title} checkpoint: {exc}{taken}. Put them in the models directory "
-        f"above its folder ({path.parent.parent}: the VAE in vae/, the text encoders in text_encoders/ or clip/), "
+        f"above its folder (the VAE in {above}/vae/, the text encoders in {above}/text_encoders/ or {above}/clip/), "
         f"or use a checkpoint that includes them (as ComfyUI's and Stability's all-in-one files do) or "
         f"{layout.reference}"
     )
@@ -847,3 +853,28 @@ def load_single_file(
                 f"{path.name} could not be loaded as a {family.title} checkpoint ({type(exc).__name__}: "
                 f"{str(exc)[:300]}): is it complete, and of that family (--model-family overrides)?"
             ) from None
+
+
+def parts_plan(
+    path: Path, family: ModelFamily, named: Mapping[str, Path] | None = None
+) -> tuple[dict[str, str], str | None]:
+    """From the headers alone (the library's scan): the parts the file will take from separate files (part ->
+    path), or why it cannot be loaded (a part missing, several fitting ones and none named)."""
+    chosen: dict[str, CompanionFile] = {}
+    try:
+        derived = _derive(path, family, chosen, named)
+    except MissingComponents as exc:
+        return {}, str(_missing(path, family, exc, chosen))
+    except (AmbiguousCompanions, UnknownArchitecture, NotACheckpoint) as exc:
+        return {}, f"{path.name}: {exc}"
+    return derived.companions, None
+
+
+def part_problem(role: str, path: Path) -> str | None:
+    """Why the file named in models.toml for part `role` (clip_l, clip_g, t5xxl, vae) is not one, or None."""
+    found = companion_file(path)
+    wanted = COMPANION_ROLES[role][0]
+    if found is None or found.kind != wanted:
+        what = f"a {found.kind} file" if found else "no VAE or text encoder"
+        return f"{role} part {path.name} is {what}, not a {wanted}"
+    return None

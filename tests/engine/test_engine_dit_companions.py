@@ -16,8 +16,15 @@ import pytest
 from engine.errors import ModelUnavailable
 from engine.models.checkpoint import read_shapes
 from engine.models.families import FAMILIES
+from engine.models.library import ModelLibrary
 from engine.models.loader import ModelManager, ModelOptions
-from engine.models.single_file import AmbiguousCompanions, choose_companions, companion_file, scan_companions
+from engine.models.single_file import (
+    AmbiguousCompanions,
+    CompanionFile,
+    choose_companions,
+    companion_file,
+    scan_companions,
+)
 from engine.render import Renderer
 from tests.engine.standins_dit import DiTStandIn, split_into_companions
 from tests.engine.test_engine_dit_single_files import PARAMS, _stand_in
@@ -103,3 +110,53 @@ def test_each_files_kind_is_told_from_its_header(tmp_path: Path, stand_ins: dict
         "vae": "ae.safetensors", "clip_l": "clip_l.safetensors", "clip_g": "clip_g.safetensors",
         "t5xxl": "t5xxl_fp16.safetensors",
     }  # fmt: skip
+
+
+# --- the library lists a transformer-only file as it will load ---------------------------------------------------
+
+TRANSFORMER = "diffusion_models/flux-transformer.safetensors"
+
+
+def test_the_library_lists_a_transformer_with_its_parts_as_usable(tmp_path: Path, stand_ins: dict) -> None:
+    models = _models(tmp_path, stand_ins["flux"]).parent.parent
+    entry = ModelLibrary("builtin:tiny", models).get(TRANSFORMER).describe()
+    assert entry["usable"] and entry["family"] == "flux", entry["problem"]
+    assert entry["parts"] == {"vae": "vae/ae.safetensors", "clip_l": "text_encoders/clip_l.safetensors",
+                              "t5xxl": "text_encoders/t5xxl_fp16.safetensors"}  # fmt: skip
+
+
+def test_the_library_lists_a_transformer_lacking_a_part_as_unusable_naming_it(tmp_path: Path, stand_ins: dict) -> None:
+    models = _models(tmp_path, stand_ins["sd3"], skip=(T5,)).parent.parent
+    entry = ModelLibrary("builtin:tiny", models).get("diffusion_models/sd3-transformer.safetensors").describe()
+    assert not entry["usable"] and entry["parts"] == {}
+    assert "not T5-XXL (text_encoders.t5xxl) (with ae.safetensors, clip_l" in entry["problem"], entry["problem"]
+    assert str(models) not in entry["problem"]  # the listing is open to every client: no server paths
+
+
+def test_sd3s_clip_l_is_the_narrower_and_a_released_one_is_told_alone(stand_ins: dict) -> None:
+    """The tiny CLIPs (32 and 64 wide) are told apart as a pair (their widths sum to the pooled width); a released
+    CLIP-L (768) is told alone, so a missing CLIP-G is the only part named."""
+    shapes = dict(read_shapes(stand_ins["sd3"].transformer_only))
+    shapes["y_embedder.mlp.0.weight"] = (shapes["y_embedder.mlp.0.weight"][0], 768 + 1280)
+    clip_l = CompanionFile(Path("clip_l.safetensors"), "clip", 768, "")
+    chosen = choose_companions(shapes, FAMILIES["sd3"], [clip_l])
+    assert chosen == {"clip_l": clip_l}
+    clip_g = CompanionFile(Path("clip_g.safetensors"), "clip", 1280, "")
+    assert choose_companions(shapes, FAMILIES["sd3"], [clip_g, clip_l]) == {"clip_l": clip_l, "clip_g": clip_g}
+
+
+def test_models_toml_names_the_part_when_several_fit(
+    tmp_path: Path, model_options: ModelOptions, stand_ins: dict
+) -> None:
+    models = _models(tmp_path, stand_ins["flux"]).parent.parent
+    shutil.copyfile(models / T5, models / "text_encoders" / "t5xxl_fp8_e4m3fn.safetensors")
+    (models / "models.toml").write_text(f'[[model]]\nname = "flux-dev"\nspec = "{TRANSFORMER}"\nt5xxl = "{T5}"\n')
+    library = ModelLibrary("builtin:tiny", models)
+    unnamed = library.get(TRANSFORMER).describe()
+    assert not unnamed["usable"] and "name one as t5xxl in models.toml" in unnamed["problem"]
+    named = library.get("flux-dev").describe()
+    assert named["usable"] and named["parts"]["t5xxl"] == T5, named["problem"]
+    renderer = Renderer(ModelManager("builtin:tiny", model_options), library=library)
+    painted = np.asarray(renderer.render("txt2img", {**PARAMS["txt2img"][0], "model": "flux-dev"}, 7, {}).images[0])
+    whole = Renderer(ModelManager(f"file:{stand_ins['flux'].single_file}", model_options))
+    assert_same_picture(_txt2img(whole), painted, "flux with its T5 named in models.toml")
