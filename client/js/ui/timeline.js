@@ -108,6 +108,7 @@ export class TimelineBar {
       const step = stepAt(events, event.seq); // a drag's last tick reads as the drag, an undo as the undo
       const what = (step ? describeStep(step, { layerName, operationTitle }) : describeEvent(event, { layerName, operationTitle })).text;
       fill(this.label, h('span.dot', { style: { background: colourFor(event.actor, people) } }), h('strong', null, who), ` ${what}`, h('span.muted', null, ` · ${relativeTime(event.timestamp)}`));
+      this.label.title = `${who} ${what}`; // the whole sentence where the bar is too narrow for it
     } else fill(this.label, h('span.muted', null, this.scrubbing ? 'Loading…' : 'Live'));
     this.scrubActions.hidden = !this.scrubbing;
     this.nameBtn.hidden = !canRestore;
