@@ -352,7 +352,10 @@ class ModelLibrary:
             for name, entry in found.items():
                 if entry.companions:
                     found[name] = self._with_companions(entry, found)
-        found = {name: self._with_parts(entry) for name, entry in found.items()}
+        named: dict[str, dict[str, str]] = {}  # companions belong to the files: every entry of a spec uses them
+        for entry in found.values():
+            named.setdefault(entry.spec, {}).update(entry.companion_specs)
+        found = {name: self._with_parts(entry, named.get(entry.spec, {})) for name, entry in found.items()}
         with self._lock:
             self._entries = found
         return list(found.values())
@@ -433,7 +436,7 @@ class ModelLibrary:
                 capabilities[kind] = None  # the family runs it; the missing component is now configured
         return replace(base, companion_specs=specs, companion_problems=problems, capabilities=capabilities)
 
-    def _with_parts(self, entry: LibraryEntry) -> LibraryEntry:
+    def _with_parts(self, entry: LibraryEntry, companions: Mapping[str, str]) -> LibraryEntry:
         """A transformer-only SD 3 / FLUX file: usable when the models directory (or models.toml) has the parts it
         lacks, listing them; otherwise unusable, naming each part missing. Told from headers alone."""
         from engine.models.single_file import DENOISER_CONFIGS, parts_plan
@@ -444,7 +447,7 @@ class ModelLibrary:
             return entry
         if not path.is_file() or path.suffix.lower() != ".safetensors":
             return entry
-        named = {role: Path(spec) for role, spec in entry.companion_specs.items() if Path(spec).is_file()}
+        named = {role: Path(spec) for role, spec in companions.items() if Path(spec).is_file()}
         parts, problem = parts_plan(path, family, named)
         return replace(entry, parts={part: self._shown(Path(file)) for part, file in parts.items()}, problem=problem)
 

@@ -445,8 +445,9 @@ class ModelHandle:
             parts = self._named_parts()
             pipe = load_single_file(cls, path, self.family, self._from_pretrained_kwargs(), derived, parts)
         else:
-            pipe, parts = self._load_folder(cls, path), {}
-        vae = None if "vae" in parts else self._companion_vae()  # a transformer-only file's VAE is a part of it
+            pipe = self._load_folder(cls, path)
+        used = self._derived.companions if self._derived is not None else {}
+        vae = None if "vae" in used else self._companion_vae()  # a transformer-only file's VAE is a part of it
         if vae is not None:
             pipe.register_modules(vae=vae)
         pipe.to(self.device)
@@ -767,10 +768,9 @@ class ModelHandle:
         if self.spec.kind != "single_file":
             return {}
         if self._derived is None:
-            from engine.models.checkpoint import read_shapes
-            from engine.models.single_file import derive_configs
+            from engine.models.single_file import file_configs
 
-            self._derived = derive_configs(read_shapes(self._resolve_path()), self.family)
+            self._derived = file_configs(self._resolve_path(), self.family, self._named_parts())
         return {"single_file": self._derived.describe()}
 
     def fingerprint(self) -> dict[str, Any]:

@@ -466,7 +466,9 @@ class DerivedConfigs:
 
     def describe(self) -> dict[str, Any]:
         described = {"configs_sha256": self.digest, "derived_from": "tensor shapes", "family": self.family.name}
-        return {**described, "companions": self.companions} if self.companions else described
+        # the files' names, not their paths: a fingerprint travels with the document
+        names = {part: Path(file).name for part, file in self.companions.items()}
+        return {**described, "companions": names} if names else described
 
 
 def _dit_components(shapes: Shapes, family: ModelFamily, layout: CheckpointLayout) -> dict[str, Config]:
@@ -770,6 +772,11 @@ def _finish_t5(pipe: Any, family: ModelFamily) -> None:
         if text.naming == "t5" and encoder is not None:
             encoder.set_input_embeddings(encoder.get_input_embeddings())
             encoder.eval()
+
+
+def file_configs(path: Path, family: ModelFamily, named: Mapping[str, Path] | None = None) -> DerivedConfigs:
+    """A file's configs with the parts it takes from separate files (what the fingerprint records before it loads)."""
+    return _derive(path, family, {}, named)
 
 
 def _missing(

@@ -33,13 +33,14 @@ from tests.engine.test_engine_single_files import assert_same_picture, assert_sa
 __all__ = ["no_network"]  # autouse: every test here fails on a connection attempt
 
 NAMES = ["sd3", "flux"]
+ALL = [*NAMES, "sd35", "flux-dev"]  # and SD 3.5's MMDiT-X, FLUX.1 dev's guidance embedding
 T5 = "text_encoders/t5xxl_fp16.safetensors"
 
 
 @pytest.fixture(scope="module")
 def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DiTStandIn]:
     root = tmp_path_factory.mktemp("dit-companions")
-    return {name: _stand_in(root, name) for name in NAMES}
+    return {name: _stand_in(root, name) for name in ALL}
 
 
 def _models(tmp_path: Path, stand_in: DiTStandIn, skip: tuple[str, ...] = ()) -> Path:
@@ -50,7 +51,7 @@ def _txt2img(renderer: Renderer) -> np.ndarray:
     return np.asarray(renderer.render("txt2img", PARAMS["txt2img"][0], 7, {}).images[0])
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_a_transformer_with_its_parts_beside_it_paints_what_the_whole_file_paints(
     name: str, tmp_path: Path, model_options: ModelOptions, stand_ins: dict
 ) -> None:
@@ -60,9 +61,11 @@ def test_a_transformer_with_its_parts_beside_it_paints_what_the_whole_file_paint
     assert_same_weights(whole, parts, f"{name} from separate files")
     assert_same_picture(_txt2img(whole), _txt2img(parts), f"{name} txt2img from separate files")
     used = parts.fingerprint()["single_file"]["companions"]
-    expected = {"vae", "clip_l", "t5xxl"} | ({"clip_g"} if name == "sd3" else set())
+    expected = {"vae", "clip_l", "t5xxl"} | ({"clip_g"} if name.startswith("sd") else set())
     assert set(used) == expected, used
-    assert used["vae"].endswith("vae/ae.safetensors")
+    assert used["vae"] == "ae.safetensors"
+    unloaded = Renderer(ModelManager(f"file:{transformer}", model_options))  # its fingerprint, read from headers
+    assert unloaded.fingerprint()["single_file"] == parts.fingerprint()["single_file"]
 
 
 @pytest.mark.parametrize(("name", "skip", "named"), [("flux", T5, "T5-XXL"), ("sd3", "vae/ae.safetensors", "VAE")])
@@ -150,12 +153,13 @@ def test_models_toml_names_the_part_when_several_fit(
 ) -> None:
     models = _models(tmp_path, stand_ins["flux"]).parent.parent
     shutil.copyfile(models / T5, models / "text_encoders" / "t5xxl_fp8_e4m3fn.safetensors")
+    unnamed = ModelLibrary("builtin:tiny", models).get(TRANSFORMER).describe()
+    assert not unnamed["usable"] and "name one as t5xxl in models.toml" in unnamed["problem"]
     (models / "models.toml").write_text(f'[[model]]\nname = "flux-dev"\nspec = "{TRANSFORMER}"\nt5xxl = "{T5}"\n')
     library = ModelLibrary("builtin:tiny", models)
-    unnamed = library.get(TRANSFORMER).describe()
-    assert not unnamed["usable"] and "name one as t5xxl in models.toml" in unnamed["problem"]
-    named = library.get("flux-dev").describe()
-    assert named["usable"] and named["parts"]["t5xxl"] == T5, named["problem"]
+    for name in ("flux-dev", TRANSFORMER):  # the parts belong to the file: its directory entry uses them too
+        named = library.get(name).describe()
+        assert named["usable"] and named["parts"]["t5xxl"] == T5, named["problem"]
     renderer = Renderer(ModelManager("builtin:tiny", model_options), library=library)
     painted = np.asarray(renderer.render("txt2img", {**PARAMS["txt2img"][0], "model": "flux-dev"}, 7, {}).images[0])
     whole = Renderer(ModelManager(f"file:{stand_ins['flux'].single_file}", model_options))
