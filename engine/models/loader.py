@@ -771,7 +771,11 @@ class ModelHandle:
             from engine.models.single_file import file_configs
 
             self._derived = file_configs(self._resolve_path(), self.family, self._named_parts())
-        return {"single_file": self._derived.describe()}
+        facts = self._derived.describe()
+        if self._derived.companions:  # a transformer-only file's parts: their content enters the cache key too
+            parts = self._derived.companions.items()
+            facts["companions_sha256"] = {part: self._location_hash(file) for part, file in sorted(parts)}
+        return {"single_file": facts}
 
     def fingerprint(self) -> dict[str, Any]:
         """What determines the pixels besides the operation, its params, inputs and seed.

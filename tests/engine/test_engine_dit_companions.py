@@ -66,6 +66,8 @@ def test_a_transformer_with_its_parts_beside_it_paints_what_the_whole_file_paint
     assert used["vae"] == "ae.safetensors"
     unloaded = Renderer(ModelManager(f"file:{transformer}", model_options))  # its fingerprint, read from headers
     assert unloaded.fingerprint()["single_file"] == parts.fingerprint()["single_file"]
+    hashes = parts.fingerprint()["single_file"]["companions_sha256"]
+    assert set(hashes) == expected and all(digest.startswith("sha256:") for digest in hashes.values()), hashes
 
 
 @pytest.mark.parametrize(("name", "skip", "named"), [("flux", T5, "T5-XXL"), ("sd3", "vae/ae.safetensors", "VAE")])
