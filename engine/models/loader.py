@@ -254,6 +254,7 @@ class ModelHandle:
         except ModelUnavailable:
             return 0
         files = [path] if path.is_file() else [f for f in path.rglob("*") if f.suffix in (".safetensors", ".bin")]
+        files += self._part_files(path)
         size = sum(f.stat().st_size for f in files)
         return size * 2 if self.dtype == torch.float32 and "fp16" in path.name else size
 
@@ -507,6 +508,19 @@ class ModelHandle:
     def companions(self) -> dict[str, str]:
         """The companions the library configures for this model: component name -> spec."""
         return self.library.companions_for(str(self.spec)) if self.library is not None else {}
+
+    def _part_files(self, path: Path) -> list[Path]:
+        """The separate files a transformer-only SD 3 / FLUX file will load with (read from headers alone), so
+        that the memory budget counts them too; none for whole files and folders."""
+        if not path.is_file() or self.family.denoiser == "unet":
+            return []
+        from engine.models.single_file import parts_plan
+
+        try:
+            parts, _ = parts_plan(path, self.family, self._named_parts())
+        except Exception:  # an unreadable header: the file's own size is the estimate, the load says why
+            return []
+        return [Path(part) for part in parts.values()]
 
     def _named_parts(self) -> dict[str, Path]:
         """The files models.toml names for a transformer-only SD 3 / FLUX file's parts (engine.models.single_file

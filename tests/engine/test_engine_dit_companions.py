@@ -166,3 +166,14 @@ def test_models_toml_names_the_part_when_several_fit(
     painted = np.asarray(renderer.render("txt2img", {**PARAMS["txt2img"][0], "model": "flux-dev"}, 7, {}).images[0])
     whole = Renderer(ModelManager(f"file:{stand_ins['flux'].single_file}", model_options))
     assert_same_picture(_txt2img(whole), painted, "flux with its T5 named in models.toml")
+
+
+def test_the_memory_budget_counts_the_part_files_too(
+    tmp_path: Path, model_options: ModelOptions, stand_ins: dict
+) -> None:
+    """The LRU evicts by what a model will hold: a transformer-only file brings its VAE and encoders with it."""
+    transformer = _models(tmp_path, stand_ins["flux"])
+    handle = ModelManager(f"file:{transformer}", model_options).get()
+    parts = [path for path in transformer.parent.parent.rglob("*.safetensors") if path != transformer]
+    assert parts, "the split wrote the part files"
+    assert handle.estimated_bytes() == transformer.stat().st_size + sum(path.stat().st_size for path in parts)
