@@ -120,6 +120,8 @@ async def test_a_restore_brings_back_places_and_the_frame(service):
     [
         ({"type": "resize_canvas", "width": 4, "height": 64}, "command.resize_canvas.width"),
         ({"type": "resize_canvas", "width": 64, "height": 100_000}, "command.resize_canvas.height"),
+        # each side allowed, together more than an uploaded picture may hold (the composite flattens it whole)
+        ({"type": "resize_canvas", "width": 8192, "height": 8192}, "command.resize_canvas"),
         ({"type": "resize_canvas", "width": 64, "height": 64, "background": "red"}, "command.resize_canvas.background"),
         ({"type": "transform_layer", "layer_id": "a", "x": float("nan"), "y": 0}, "command.transform_layer.x"),
         ({"type": "transform_layer", "layer_id": "a", "x": 0, "y": 1e9}, "command.transform_layer.y"),
@@ -166,12 +168,10 @@ async def crop_and_img2img(service: CanvasService) -> None:
 
 async def test_a_crop_of_a_turned_picture_keeps_its_pixels_where_they_were():
     """Flattened, the crop of a quarter-turned picture covers exactly the pixels it was cut from."""
-    from server.core.decide import _to_document
-
     photo = Image.fromarray(np.arange(8 * 6 * 4, dtype=np.uint8).reshape(6, 8, 4) | 0x80)
     where = Placement(5, 3, 1, 90)
     region = (2, 1, 4, 3)  # x, y, width, height inside the photo
-    centre = _to_document(where, 8, 6, region[0] + region[2] / 2, region[1] + region[3] / 2)
+    centre = where.to_document(8, 6, region[0] + region[2] / 2, region[1] + region[3] / 2)
     cut = photo.crop((region[0], region[1], region[0] + region[2], region[1] + region[3]))
     placed = Placed(cut, x=centre[0] - region[2] / 2, y=centre[1] - region[3] / 2, rotation=90)
     whole = pixels((20, 20), Placed(photo, x=5, y=3, rotation=90))

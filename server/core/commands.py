@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from engine.image_limits import UPLOAD_LIMITS
+from server.core.state import Placement
 
 MAX_PARAMS_DEPTH = 32  # far deeper than any operation's params; much deeper ones could not even be serialised
 
@@ -45,8 +48,8 @@ class RenameCanvas(_Command):
     name: LayerName
 
 
-class LayerPlacement(BaseModel):
-    """Where a new layer goes on the document (a txt2img in its generation frame), as TransformLayer places."""
+class _Placing(BaseModel):
+    """Where a layer's image sits on the document (server/core/state.py Placement), as a client says it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,6 +59,14 @@ class LayerPlacement(BaseModel):
     rotation: Rotation = 0.0
     flip_x: bool = False
     flip_y: bool = False
+
+    def as_placement(self) -> Placement:
+        """The placement, its angle kept in 0..360 as the fold keeps it."""
+        return Placement(self.x, self.y, self.scale, self.rotation % 360, self.flip_x, self.flip_y)
+
+
+class LayerPlacement(_Placing):
+    """Where a new layer goes on the document (a txt2img in its generation frame), as TransformLayer places."""
 
 
 class AddLayer(_Command):
@@ -137,18 +148,20 @@ class ResizeCanvas(_Command):
     height: DocumentSide
     background: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] | None = None
 
+    @model_validator(mode="after")
+    def _within_the_pixel_limit(self) -> ResizeCanvas:
+        # the composite PNG flattens the whole document in memory: bounded as an uploaded picture is
+        limit = UPLOAD_LIMITS.max_pixels
+        if self.width * self.height > limit:
+            raise ValueError(f"{self.width} x {self.height} is {self.width * self.height:,} pixels; at most {limit:,}")
+        return self
 
-class TransformLayer(_Command):
+
+class TransformLayer(_Command, _Placing):
     """Place a layer's image on the document: move, scale, rotate, flip (undoable)."""
 
     type: Literal["transform_layer"] = "transform_layer"
     layer_id: LayerId
-    x: Coordinate
-    y: Coordinate
-    scale: Scale = 1.0
-    rotation: Rotation = 0.0
-    flip_x: bool = False
-    flip_y: bool = False
 
 
 class NameVersion(_Command):

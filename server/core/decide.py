@@ -9,7 +9,6 @@ to run again after a concurrency conflict. A refused command raises `CommandReje
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -110,12 +109,8 @@ class Decider:
                 return [CanvasResized(width, height, background)]
             case TransformLayer(layer_id=layer_id):
                 layer = _existing(state, layer_id)
-                placed = Placement(command.x, command.y, command.scale, command.rotation % 360, command.flip_x,
-                                   command.flip_y)  # fmt: skip
-                if placed == layer.placement:
-                    return []
-                return [LayerTransformed(layer_id, placed.x, placed.y, placed.scale, placed.rotation, placed.flip_x,
-                                         placed.flip_y)]  # fmt: skip
+                placed = command.as_placement()
+                return [] if placed == layer.placement else [LayerTransformed.of(layer_id, placed)]
             case RenameCanvas(name=name):
                 return [] if name == state.name else [CanvasRenamed(name=name)]
             case AddLayer():
@@ -312,19 +307,14 @@ def _placed(state: CanvasState, operations: OperationRegistry, added: LayerAdded
     generation frame), else like the input it is made from, else where its params say (an outpaint's frame)."""
     operation = operations.get(added.operation)
     if command.placement is not None:
-        asked = command.placement
-        placed = Placement(asked.x, asked.y, asked.scale, asked.rotation % 360, asked.flip_x, asked.flip_y)
+        placed = command.placement.as_placement()
     elif operation is not None and operation.placed_on is not None:
         return _placed_like_its_input(state, operation, added)
     elif operation is not None and (at := operation.placed_at(added.params)) is not None:
         placed = Placement(float(at[0]), float(at[1]))
     else:
         return []
-    return [] if placed.is_identity else [_transformed(added.layer_id, placed)]
-
-
-def _transformed(layer_id: str, placed: Placement) -> LayerTransformed:
-    return LayerTransformed(layer_id, placed.x, placed.y, placed.scale, placed.rotation, placed.flip_x, placed.flip_y)
+    return [] if placed.is_identity else [LayerTransformed.of(added.layer_id, placed)]
 
 
 def _placed_like_its_input(state: CanvasState, operation: type[Operation], added: LayerAdded) -> list[EventData]:
@@ -343,20 +333,11 @@ def _placed_like_its_input(state: CanvasState, operation: type[Operation], added
         placed = replace(where, x=where.x + where.scale * dx, y=where.y + where.scale * dy)
     elif size is not None and source.output is not None:
         # turned or flipped about its centre: the region's centre goes where it lies in the source
-        centre = _to_document(where, source.output.width, source.output.height, dx + size[0] / 2, dy + size[1] / 2)
+        centre = where.to_document(source.output.width, source.output.height, dx + size[0] / 2, dy + size[1] / 2)
         placed = replace(where, x=centre[0] - where.scale * size[0] / 2, y=centre[1] - where.scale * size[1] / 2)
     else:
         placed = where
-    return [] if placed.is_identity else [_transformed(added.layer_id, placed)]
-
-
-def _to_document(where: Placement, width: int, height: int, u: float, v: float) -> tuple[float, float]:
-    """The document point of a placed picture's point (u, v): engine/document.py's placement, forward."""
-    qx = where.scale * (-1 if where.flip_x else 1) * (u - width / 2)
-    qy = where.scale * (-1 if where.flip_y else 1) * (v - height / 2)
-    angle = math.radians(where.rotation)
-    cx, cy = where.x + where.scale * width / 2, where.y + where.scale * height / 2
-    return cx + math.cos(angle) * qx - math.sin(angle) * qy, cy + math.sin(angle) * qx + math.cos(angle) * qy
+    return [] if placed.is_identity else [LayerTransformed.of(added.layer_id, placed)]
 
 
 def _parents(state: CanvasState, validated: ValidatedParams, layer_id: str) -> tuple[str, ...]:

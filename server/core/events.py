@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from server.core.state import Placement
 
 import orjson
 
@@ -212,6 +215,11 @@ class LayerTransformed(EventData):
     rotation: float = 0.0
     flip_x: bool = False
     flip_y: bool = False
+
+    @classmethod
+    def of(cls, layer_id: str, where: Placement) -> LayerTransformed:
+        """The event that puts `layer_id` at `where`."""
+        return cls(layer_id, where.x, where.y, where.scale, where.rotation, where.flip_x, where.flip_y)
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,8 +215,7 @@ def _invert_transformed(
     if not _on_both(data.layer_id, prior, current):
         return []
     before = prior.layers[data.layer_id].placement
-    return [LayerTransformed(data.layer_id, before.x, before.y, before.scale, before.rotation, before.flip_x,
-                             before.flip_y)]  # fmt: skip
+    return [LayerTransformed.of(data.layer_id, before)]
 
 
 def _invert_version_named(

@@ -79,9 +79,7 @@ def events_to_reach(current: CanvasState, target: CanvasState) -> list[EventData
         if now.name != layer.name:
             events.append(LayerRenamed(layer.id, layer.name))
         if now.placement != layer.placement:
-            placed = layer.placement
-            events.append(LayerTransformed(layer.id, placed.x, placed.y, placed.scale, placed.rotation, placed.flip_x,
-                                           placed.flip_y))  # fmt: skip
+            events.append(LayerTransformed.of(layer.id, layer.placement))
     # The stack as the fold will leave it after the restore and the deletes, then moved into the target's order.
     order = list(current.order)
     for layer in missing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -48,6 +49,14 @@ class Placement:
     @property
     def is_identity(self) -> bool:
         return self == IDENTITY
+
+    def to_document(self, width: int, height: int, u: float, v: float) -> tuple[float, float]:
+        """The document point of the placed width x height picture's point (u, v) (engine/document.py's inverse)."""
+        qx = self.scale * (-1 if self.flip_x else 1) * (u - width / 2)
+        qy = self.scale * (-1 if self.flip_y else 1) * (v - height / 2)
+        angle = math.radians(self.rotation)
+        cx, cy = self.x + self.scale * width / 2, self.y + self.scale * height / 2
+        return cx + math.cos(angle) * qx - math.sin(angle) * qy, cy + math.sin(angle) * qx + math.cos(angle) * qy
 
 
 IDENTITY = Placement()

@@ -4,6 +4,7 @@
 import { h, modal } from './dom.js';
 
 const SIDE = { min: 8, max: 8192 };
+const MAX_PIXELS = 4096 * 4096; // as an uploaded picture (server/core/commands.py ResizeCanvas)
 
 /** Open the dialog for the editor's canvas; on save, sends `resize_canvas`. */
 export function openDocumentDialog(editor) {
@@ -29,6 +30,11 @@ export function openDocumentDialog(editor) {
             const size = [Number(w.value), Number(hgt.value)];
             if (!size.every((side) => Number.isInteger(side) && side >= SIDE.min && side <= SIDE.max)) {
               error.textContent = `Width and height are whole numbers from ${SIDE.min} to ${SIDE.max} pixels.`;
+              error.hidden = false;
+              return;
+            }
+            if (size[0] * size[1] > MAX_PIXELS) {
+              error.textContent = `${size[0]} × ${size[1]} is ${(size[0] * size[1]).toLocaleString('en')} pixels; at most ${MAX_PIXELS.toLocaleString('en')}.`;
               error.hidden = false;
               return;
             }
