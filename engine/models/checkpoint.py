@@ -8,6 +8,7 @@ those of the original (CompVis / Stability / A1111 / ComfyUI) checkpoints.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -76,6 +77,38 @@ def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return {name: tuple(getattr(value, "shape", ())) for name, value in state.items()}
 
 
+# safetensors' dtype names -> (bytes per element, whether it is a float weight). Float weights load in the render
+# dtype whatever they are stored in: an fp8 file (float8_e4m3fn / e5m2, as ComfyUI's and Kijai's fp8 files are)
+# takes 2x its size in fp16/bf16 and 4x in fp32 once loaded.
+SAFETENSORS_DTYPES: dict[str, tuple[int, bool]] = {
+    "F64": (8, True), "F32": (4, True), "F16": (2, True), "BF16": (2, True), "F8_E4M3": (1, True),
+    "F8_E5M2": (1, True), "I64": (8, False), "I32": (4, False), "I16": (2, False), "I8": (1, False),
+    "U8": (1, False), "BOOL": (1, False),
+}  # fmt: skip
+
+
+def read_dtypes(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Tensor name -> (safetensors dtype name, shape) of a .safetensors file, from its header alone."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            slices = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118
+            return {name: (part.get_dtype(), tuple(part.get_shape())) for name, part in slices.items()}
+    except Exception as exc:
+        raise NotACheckpoint(f"{path.name} is not a readable .safetensors file ({exc})") from None
+
+
+def loaded_bytes(path: Path, float_bytes: int) -> int:
+    """What a .safetensors file's tensors hold once loaded with float weights of `float_bytes` bytes (fp32: 4,
+    fp16 / bf16: 2), from its header: the file's own size misjudges an fp8 or fp16 file loaded in another dtype."""
+    total = 0
+    for dtype, shape in read_dtypes(path).values():
+        size, is_float = SAFETENSORS_DTYPES.get(dtype, (1, False))
+        total += math.prod(shape) * (float_bytes if is_float else size)
+    return total
+
+
 def read_tensor_std(path: Path, name: str) -> float | None:
     """The standard deviation of one tensor of the file (None if it has none by that name). safetensors reads
     just that tensor, with numpy: no torch at server start."""
@@ -85,7 +118,7 @@ def read_tensor_std(path: Path, name: str) -> float | None:
         try:
             with safe_open(str(path), framework="numpy") as handle:
                 return float(handle.get_tensor(name).astype("float64").std()) if name in handle.keys() else None  # noqa: SIM118
-        except (TypeError, ValueError):  # bfloat16 has no numpy type: read it with torch
+        except (TypeError, ValueError, AttributeError):  # bfloat16 and fp8 have no numpy type: torch reads them
             pass
     import torch
 

@@ -94,6 +94,7 @@ class LibraryEntry:
     companion_problems: Mapping[str, str] = field(default_factory=dict)
     # A transformer-only file's parts taken from separate files (engine.models.single_file): part -> path
     parts: Mapping[str, str] = field(default_factory=dict)
+    note: str | None = None  # what a usable entry lacks and what that costs (SD 3 without T5)
 
     @property
     def usable(self) -> bool:
@@ -126,6 +127,7 @@ class LibraryEntry:
                 for role, name in self.companions.items()
             },
             "parts": dict(self.parts),
+            "note": self.note,
         }
 
 
@@ -448,8 +450,9 @@ class ModelLibrary:
         if not path.is_file() or path.suffix.lower() != ".safetensors":
             return entry
         named = {role: Path(spec) for role, spec in companions.items() if Path(spec).is_file()}
-        parts, problem = parts_plan(path, family, named)
-        return replace(entry, parts={part: self._shown(Path(file)) for part, file in parts.items()}, problem=problem)
+        plan = parts_plan(path, family, named)
+        parts = {part: self._shown(Path(file)) for part, file in plan.parts.items()}
+        return replace(entry, parts=parts, problem=plan.problem, note=plan.note)
 
     def _shown(self, path: Path) -> str:
         """A file as clients see it: its path in the models directory, else its name (no server paths)."""

@@ -57,6 +57,7 @@ CONTROLNET_CACHE = 2  # ControlNets kept loaded per model for the generic `contr
 # The parts of an SD 3 / FLUX model that a transformer-only file lacks and models.toml may name (a VAE file there
 # is the model's VAE part, not a replacement of its own)
 TRANSFORMER_PARTS = ("vae", "clip_l", "clip_g", "t5xxl")
+SAFETENSORS_SUFFIXES = (".safetensors", ".sft")  # .sft: early FLUX files (BFL's first ae.sft, flux1-dev.sft)
 
 
 def default_models_dir() -> Path:
@@ -248,15 +249,26 @@ class ModelHandle:
         return total
 
     def estimated_bytes(self) -> int:
-        """The weight files' size, scaled to the dtype it loads in (fp16 files load as fp32 on a CPU)."""
+        """What the weight files will hold once loaded in the render dtype (the model's files and a
+        transformer-only file's parts)."""
         try:
             path = self._resolve_path()
         except ModelUnavailable:
             return 0
         files = [path] if path.is_file() else [f for f in path.rglob("*") if f.suffix in (".safetensors", ".bin")]
         files += self._part_files(path)
-        size = sum(f.stat().st_size for f in files)
-        return size * 2 if self.dtype == torch.float32 and "fp16" in path.name else size
+        return sum(self._loaded_bytes(file) for file in files)
+
+    def _loaded_bytes(self, file: Path) -> int:
+        """A .safetensors file's tensors at the render dtype, from its header (an fp8 file takes 2x its size in
+        fp16 / bf16, 4x in fp32); another file by its size (an fp16 one loads as fp32 on a CPU)."""
+        from engine.models.checkpoint import NotACheckpoint, loaded_bytes
+
+        if file.suffix.lower() in SAFETENSORS_SUFFIXES:
+            with contextlib.suppress(NotACheckpoint):
+                return loaded_bytes(file, self.dtype.itemsize)
+        size = file.stat().st_size
+        return size * 2 if self.dtype == torch.float32 and "fp16" in file.name else size
 
     @contextlib.contextmanager
     def adapters(self, loras: list[LoraUse]) -> Iterator[None]:
@@ -369,7 +381,10 @@ class ModelHandle:
             and name not in kwargs  # safety_checker=None: not loaded at all
         ]  # fmt: skip
         self.progress.start(len(names))
-        parts: dict[str, Any] = {}
+        # A component saved as null (SD 3 saved without T5: text_encoder_3=None) is passed as None, as diffusers
+        # wants it said; otherwise from_pretrained refuses the folder for lacking it
+        parts: dict[str, Any] = {name: None for name, entry in index.items()
+                                 if entry == [None, None] and name not in kwargs}  # fmt: skip
         for name in names:
             library, class_name = index[name]
             part = self._load_component(path, name, str(library), str(class_name))
@@ -454,7 +469,8 @@ class ModelHandle:
         pipe.to(self.device)
         self._configure(getattr(pipe, self.family.denoiser), "denoise")  # a UNet or a transformer
         for name in self.family.text_encoders:
-            self._watch_module(getattr(pipe, name), "prepare")
+            if getattr(pipe, name, None) is not None:  # SD 3 runs without T5 (text_encoder_3=None)
+                self._watch_module(getattr(pipe, name), "prepare")
         self._watch_module(pipe.vae.encoder, "encode")
         self._watch_module(pipe.vae.decoder, "decode")
         if self.options.vae_tiling:
@@ -517,10 +533,10 @@ class ModelHandle:
         from engine.models.single_file import parts_plan
 
         try:
-            parts, _ = parts_plan(path, self.family, self._named_parts())
+            plan = parts_plan(path, self.family, self._named_parts())
         except Exception:  # an unreadable header: the file's own size is the estimate, the load says why
             return []
-        return [Path(part) for part in parts.values()]
+        return [Path(part) for part in plan.parts.values()]
 
     def _named_parts(self) -> dict[str, Path]:
         """The files models.toml names for a transformer-only SD 3 / FLUX file's parts (engine.models.single_file

@@ -62,6 +62,14 @@ class TextEncoderLayout:
     # are of even depth, so an odd count means the unused layer was already dropped (a file converted from a
     # diffusers folder).
     skip_last_layer: bool = False
+    # An encoder the pipeline runs without (SD 3's T5: diffusers passes zeros in its place): a file lacking it
+    # loads, and the library says this about it
+    optional_note: str = ""
+
+    @property
+    def role(self) -> str:
+        """Its part's name in ComfyUI's layout and in models.toml (clip_l, clip_g, t5xxl)."""
+        return self.prefix.split(".")[1]
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,11 @@ _T5XXL = TextEncoderLayout("", "T5EncoderModel", f"{TEXT_ENCODERS}t5xxl.transfor
 _FLOW = {"num_train_timesteps": 1000, "shift": 3.0}
 _FLUX_SCHNELL = {**_FLOW, "shift": 1.0, "use_dynamic_shifting": False, "base_shift": 0.5, "max_shift": 1.15,
                  "base_image_seq_len": 256, "max_image_seq_len": 4096}  # fmt: skip
+# SD 3 runs without T5 (Stability's sd3_medium_incl_clips.safetensors; users drop it to save memory), FLUX cannot
+_WITHOUT_T5 = (
+    "runs without T5-XXL (none in the file or the models directory): prompts are followed less closely, long ones "
+    "especially; a T5-XXL put in text_encoders/ is used from the model's next load (a restart)"
+)
 LAYOUTS["sd3"] = CheckpointLayout(
     (
         _dit_clip(
@@ -178,7 +191,7 @@ LAYOUTS["sd3"] = CheckpointLayout(
         _dit_clip(
             "text_encoder_2", "clip_g", "CLIPTextModelWithProjection", "gelu", "!", "CLIP-G (text_encoders.clip_g)"
         ),
-        replace(_T5XXL, component="text_encoder_3"),
+        replace(_T5XXL, component="text_encoder_3", optional_note=_WITHOUT_T5),
     ),
     "FlowMatchEulerDiscreteScheduler",
     MappingProxyType(_FLOW),
@@ -220,8 +233,9 @@ class UnknownArchitecture(ValueError):
 class MissingComponents(ValueError):
     """The file holds some of the model's components, not all (a FLUX transformer without VAE or text encoders)."""
 
-    def __init__(self, present: list[str], missing: list[str]) -> None:
-        super().__init__(f"it holds {', '.join(present) or 'none of them'}, not {', '.join(missing)}")
+    def __init__(self, present: list[str], missing: list[str], optional: list[str] | None = None) -> None:
+        also = f" (nor {', '.join(optional)}, which it can run without)" if optional else ""
+        super().__init__(f"it holds {', '.join(present) or 'none of them'}, not {', '.join(missing)}{also}")
         self.present, self.missing = present, missing
 
 
@@ -463,16 +477,38 @@ class DerivedConfigs:
     digest: str  # sha256 of the configs, for the fingerprint
     scheduler: Config = field(default_factory=dict)  # scheduler_config.json
     companions: dict[str, str] = field(default_factory=dict)  # part -> the separate file it was taken from
+    without: tuple[str, ...] = ()  # the optional parts it runs without (SD 3: t5xxl)
 
     def describe(self) -> dict[str, Any]:
-        described = {"configs_sha256": self.digest, "derived_from": "tensor shapes", "family": self.family.name}
+        described: dict[str, Any] = {"configs_sha256": self.digest, "derived_from": "tensor shapes",
+                                     "family": self.family.name}  # fmt: skip
         # the files' names, not their paths: a fingerprint travels with the document
         names = {part: Path(file).name for part, file in self.companions.items()}
-        return {**described, "companions": names} if names else described
+        if names:
+            described["companions"] = names
+        if self.without:  # said outright (not only by the configs' digest): a T5 added later re-renders
+            described["without"] = list(self.without)
+        return described
+
+    @property
+    def note(self) -> str | None:
+        """What running without its optional parts costs (the library lists it), or None."""
+        texts = [text for text in LAYOUTS[self.family.name].text_encoders if text.role in self.without]
+        return "; ".join(text.optional_note for text in texts) or None
+
+    def absent_components(self) -> dict[str, None]:
+        """The pipeline components it runs without (an encoder and its tokenizer), to pass as None."""
+        components = [text.component for text in LAYOUTS[self.family.name].text_encoders if text.role in self.without]
+        return {name: None for component in components
+                for name in (component, component.replace("text_encoder", "tokenizer"))}  # fmt: skip
 
 
-def _dit_components(shapes: Shapes, family: ModelFamily, layout: CheckpointLayout) -> dict[str, Config]:
-    """A transformer family's configs; a file lacking one of its components is refused naming each one missing."""
+def _dit_components(
+    shapes: Shapes, family: ModelFamily, layout: CheckpointLayout
+) -> tuple[dict[str, Config], tuple[str, ...]]:
+    """A transformer family's configs and the optional parts it lacks (SD 3's T5); a file lacking a component it
+    cannot run without is refused naming each one missing."""
+    optional = {text.component: text.role for text in layout.text_encoders if text.optional_note}
     readers: list[tuple[str, str, Callable[[], Config]]] = [
         (family.denoiser, "the transformer", partial(DENOISER_CONFIGS[family.denoiser_class], shapes, family)),
         ("vae", "the VAE (first_stage_model.)", partial(vae_config, shapes, family)),
@@ -481,23 +517,28 @@ def _dit_components(shapes: Shapes, family: ModelFamily, layout: CheckpointLayou
     components: dict[str, Config] = {}
     present: list[str] = []
     missing: list[str] = []
+    absent: dict[str, str] = {}  # role -> title of the optional parts lacking
     for component, title, read in readers:
         try:
             components[component] = read()
             present.append(title)
         except (UnknownArchitecture, KeyError):  # its tensors are absent (or not all there)
-            missing.append(title)
+            if component in optional:
+                absent[optional[component]] = title
+            else:
+                missing.append(title)
     if missing:
-        raise MissingComponents(present, missing)
-    return components
+        raise MissingComponents(present, missing, list(absent.values()))
+    return components, tuple(absent)
 
 
 def derive_configs(shapes: Shapes, family: ModelFamily) -> DerivedConfigs:
     layout = LAYOUTS.get(family.name)
     if layout is None:
         raise UnknownArchitecture(f"single files of {family.title} cannot be loaded yet: use a diffusers folder")
+    without: tuple[str, ...] = ()
     if family.denoiser_class in DENOISER_CONFIGS:
-        components = _dit_components(shapes, family, layout)
+        components, without = _dit_components(shapes, family, layout)
     else:
         components = {"unet": unet_config(shapes, family, layout), "vae": vae_config(shapes, family)}
         for text in layout.text_encoders:
@@ -506,7 +547,7 @@ def derive_configs(shapes: Shapes, family: ModelFamily) -> DerivedConfigs:
     schedule = layout.guidance_scheduler if guided and layout.guidance_scheduler else layout.scheduler
     scheduler = {"_class_name": layout.scheduler_class, **schedule}
     digest = hashlib.sha256(json.dumps([components, scheduler], sort_keys=True).encode()).hexdigest()
-    return DerivedConfigs(family, components, digest, scheduler)
+    return DerivedConfigs(family, components, digest, scheduler, without=without)
 
 
 # --- companions: the parts a transformer-only file lacks, from the models directory -------------------------
@@ -570,7 +611,7 @@ def scan_companions(models_dir: Path) -> list[CompanionFile]:
 
 def _roles(layout: CheckpointLayout) -> list[str]:
     """The parts of a transformer family other than the transformer: the VAE and each text encoder's role."""
-    return ["vae", *(text.prefix.split(".")[1] for text in layout.text_encoders)]
+    return ["vae", *(text.role for text in layout.text_encoders)]
 
 
 def _has(shapes: Shapes, role: str) -> bool:
@@ -662,7 +703,7 @@ def _load_companion(role: str, file: CompanionFile, component: str, folder: Path
 def _component_of(role: str, layout: CheckpointLayout) -> str:
     if role == "vae":
         return "vae"
-    return next(text.component for text in layout.text_encoders if text.prefix.split(".")[1] == role)
+    return next(text.component for text in layout.text_encoders if text.role == role)
 
 
 def companion_models(chosen: Mapping[str, CompanionFile], family: ModelFamily, folder: Path,
@@ -693,7 +734,9 @@ def write_config_folder(directory: Path, derived: DerivedConfigs, pipeline_class
         index[name] = [library, config["architectures"][0] if library == "transformers" else config["_class_name"]]
     for text in layout.text_encoders:
         tokenizer = text.component.replace("text_encoder", "tokenizer")
-        if text.naming == "t5":
+        if text.component not in derived.components:  # an optional encoder the file lacks: none, and no tokenizer
+            index.update({text.component: [None, None], tokenizer: [None, None]})
+        elif text.naming == "t5":
             t5_tokenizer().save_pretrained(str(directory / tokenizer))
             index[tokenizer] = ["transformers", "T5TokenizerFast"]
         else:
@@ -852,6 +895,7 @@ def load_single_file(
             loader = DENOISER_LOADERS.get(family.denoiser_class)
             passed = {family.denoiser: loader(path, folder, kwargs)} if loader else {}
             passed.update(companion_models(chosen, family, folder, kwargs))
+            passed.update(derived.absent_components())
             pipe = cls.from_single_file(str(path), config=str(folder), local_files_only=True, **passed, **kwargs)
             _finish_t5(pipe, family)
             return pipe
@@ -862,19 +906,25 @@ def load_single_file(
             ) from None
 
 
-def parts_plan(
-    path: Path, family: ModelFamily, named: Mapping[str, Path] | None = None
-) -> tuple[dict[str, str], str | None]:
-    """From the headers alone (the library's scan): the parts the file will take from separate files (part ->
-    path), or why it cannot be loaded (a part missing, several fitting ones and none named)."""
+@dataclass(frozen=True)
+class PartsPlan:
+    """How a transformer family's file will load, told from headers alone (the library's scan)."""
+
+    parts: dict[str, str] = field(default_factory=dict)  # part -> the separate file it takes it from
+    problem: str | None = None  # why it cannot be loaded (a part missing, several fitting ones and none named)
+    note: str | None = None  # what running without an optional part costs (SD 3 without T5)
+
+
+def parts_plan(path: Path, family: ModelFamily, named: Mapping[str, Path] | None = None) -> PartsPlan:
+    """The parts the file will take from separate files, or why it cannot be loaded, from the headers alone."""
     chosen: dict[str, CompanionFile] = {}
     try:
         derived = _derive(path, family, chosen, named)
     except MissingComponents as exc:
-        return {}, str(_missing(path, family, exc, chosen))
+        return PartsPlan(problem=str(_missing(path, family, exc, chosen)))
     except (AmbiguousCompanions, UnknownArchitecture, NotACheckpoint) as exc:
-        return {}, f"{path.name}: {exc}"
-    return derived.companions, None
+        return PartsPlan(problem=f"{path.name}: {exc}")
+    return PartsPlan(derived.companions, note=derived.note)
 
 
 def part_problem(role: str, path: Path) -> str | None:

@@ -372,3 +372,55 @@ def split_into_companions(stand_in: DiTStandIn, models: Path, skip: tuple[str, .
     transformer.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(stand_in.transformer_only, transformer)
     return transformer
+
+
+# --- the same files as users also have them: fp8 weights, SD 3 without T5 ----------------------------------------
+
+# A whole file's parts by key prefix (the transformer: every other key, prefixed or not)
+PART_PREFIXES = {"vae": "first_stage_model.", "clip_l": f"{TEXT}clip_l.", "clip_g": f"{TEXT}clip_g.",
+                 "t5xxl": f"{TEXT}t5xxl."}  # fmt: skip
+
+
+def _part_of(key: str) -> str:
+    return next((part for part, prefix in PART_PREFIXES.items() if key.startswith(prefix)), "transformer")
+
+
+def stored_in(stand_in: DiTStandIn, root: Path, name: str, dtypes: dict[str, torch.dtype],
+              upcast: bool = False) -> DiTStandIn:  # fmt: skip
+    """The stand-in's single files with each part's float tensors stored in `dtypes[part]` (part: transformer,
+    vae, clip_l, clip_g, t5xxl), as fp8 releases are (flux1-dev-fp8: the transformer in float8_e4m3fn);
+    `upcast`: rounded through those dtypes and stored back in float32, the weights such a file loads as on a CPU.
+    The folder stays the stand-in's (full precision)."""
+    from safetensors.torch import load_file, save_file
+
+    def cast(tensor: torch.Tensor, key: str) -> torch.Tensor:
+        dtype = dtypes.get(_part_of(key))
+        if dtype is None or not tensor.is_floating_point():
+            return tensor
+        return tensor.to(dtype).to(torch.float32) if upcast else tensor.to(dtype)
+
+    single, alone = root / f"{name}.safetensors", root / f"{name}-transformer.safetensors"
+    for source, target in ((stand_in.single_file, single), (stand_in.transformer_only, alone)):
+        save_file({key: cast(tensor, key).contiguous() for key, tensor in load_file(str(source)).items()}, str(target))
+    return DiTStandIn(stand_in.family, stand_in.folder, single, alone)
+
+
+def without_t5(stand_in: DiTStandIn, root: Path) -> DiTStandIn:
+    """An SD 3 stand-in as Stability's sd3_medium_incl_clips.safetensors is (CLIP-L and CLIP-G, no T5), and its
+    diffusers folder without text_encoder_3 / tokenizer_3 (null in model_index.json, as diffusers saves a
+    pipeline built with text_encoder_3=None)."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    folder = root / f"{stand_in.folder.name}-without-t5"
+    shutil.copytree(stand_in.folder, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    for component in ("text_encoder_3", "tokenizer_3"):
+        index[component] = [None, None]
+        shutil.rmtree(folder / component)
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    single = root / f"{stand_in.single_file.stem}_incl_clips.safetensors"
+    whole = load_file(str(stand_in.single_file))
+    save_file({key: tensor for key, tensor in whole.items() if _part_of(key) != "t5xxl"}, str(single))
+    return DiTStandIn(stand_in.family, folder, single, stand_in.transformer_only)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.torch import load_file
 
 from engine.errors import ModelUnavailable
 from engine.models.checkpoint import read_shapes
@@ -27,39 +28,35 @@ from engine.models.single_file import (
 )
 from engine.render import Renderer
 from tests.engine.standins_dit import DiTStandIn, split_into_companions
-from tests.engine.test_engine_dit_single_files import PARAMS, _stand_in
+from tests.engine.test_engine_dit_single_files import PARAMS, _outcome, dit_root, renderers, stand_ins
 from tests.engine.test_engine_single_files import assert_same_picture, assert_same_weights, no_network
 
-__all__ = ["no_network"]  # autouse: every test here fails on a connection attempt
+# no_network: autouse, every test here fails on a connection attempt; the stand-ins and their whole files'
+# renderers are the session's (tests/engine/test_engine_dit_single_files.py renders them too)
+__all__ = ["dit_root", "no_network", "renderers", "stand_ins"]
 
 NAMES = ["sd3", "flux"]
 ALL = [*NAMES, "sd35", "flux-dev"]  # and SD 3.5's MMDiT-X, FLUX.1 dev's guidance embedding
 T5 = "text_encoders/t5xxl_fp16.safetensors"
 
 
-@pytest.fixture(scope="module")
-def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DiTStandIn]:
-    root = tmp_path_factory.mktemp("dit-companions")
-    return {name: _stand_in(root, name) for name in ALL}
-
-
 def _models(tmp_path: Path, stand_in: DiTStandIn, skip: tuple[str, ...] = ()) -> Path:
     return split_into_companions(stand_in, tmp_path / "models", skip)
 
 
-def _txt2img(renderer: Renderer) -> np.ndarray:
-    return np.asarray(renderer.render("txt2img", PARAMS["txt2img"][0], 7, {}).images[0])
-
-
 @pytest.mark.parametrize("name", ALL)
 def test_a_transformer_with_its_parts_beside_it_paints_what_the_whole_file_paints(
-    name: str, tmp_path: Path, model_options: ModelOptions, stand_ins: dict
+    name: str, tmp_path: Path, model_options: ModelOptions, stand_ins: dict, renderers: dict
 ) -> None:
     transformer = _models(tmp_path, stand_ins[name])
-    whole = Renderer(ModelManager(f"file:{stand_ins[name].single_file}", model_options))
+    whole = renderers[(name, "single file")]
     parts = Renderer(ModelManager(f"file:{transformer}", model_options))
     assert_same_weights(whole, parts, f"{name} from separate files")
-    assert_same_picture(_txt2img(whole), _txt2img(parts), f"{name} txt2img from separate files")
+    for operation in ("txt2img", "img2img", "inpaint"):  # every operation the families have
+        from_whole, from_parts = _outcome(whole, operation), _outcome(parts, operation)
+        assert isinstance(from_whole, np.ndarray) and isinstance(from_parts, np.ndarray), from_parts
+        assert_same_picture(from_whole, from_parts, f"{name} {operation} from separate files")
+        assert from_parts.std() > 1.0
     used = parts.fingerprint()["single_file"]["companions"]
     expected = {"vae", "clip_l", "t5xxl"} | ({"clip_g"} if name.startswith("sd") else set())
     assert set(used) == expected, used
@@ -131,8 +128,9 @@ def test_the_library_lists_a_transformer_with_its_parts_as_usable(tmp_path: Path
 
 
 def test_the_library_lists_a_transformer_lacking_a_part_as_unusable_naming_it(tmp_path: Path, stand_ins: dict) -> None:
-    models = _models(tmp_path, stand_ins["sd3"], skip=(T5,)).parent.parent
-    entry = ModelLibrary("builtin:tiny", models).get("diffusion_models/sd3-transformer.safetensors").describe()
+    """FLUX cannot run without T5 (SD 3 can: tests/engine/test_engine_dit_without_t5.py)."""
+    models = _models(tmp_path, stand_ins["flux"], skip=(T5,)).parent.parent
+    entry = ModelLibrary("builtin:tiny", models).get(TRANSFORMER).describe()
     assert not entry["usable"] and entry["parts"] == {}
     assert "not T5-XXL (text_encoders.t5xxl) (with ae.safetensors, clip_l" in entry["problem"], entry["problem"]
     assert str(models) not in entry["problem"]  # the listing is open to every client: no server paths
@@ -151,7 +149,7 @@ def test_sd3s_clip_l_is_the_narrower_and_a_released_one_is_told_alone(stand_ins:
 
 
 def test_models_toml_names_the_part_when_several_fit(
-    tmp_path: Path, model_options: ModelOptions, stand_ins: dict
+    tmp_path: Path, model_options: ModelOptions, stand_ins: dict, renderers: dict
 ) -> None:
     models = _models(tmp_path, stand_ins["flux"]).parent.parent
     shutil.copyfile(models / T5, models / "text_encoders" / "t5xxl_fp8_e4m3fn.safetensors")
@@ -164,8 +162,9 @@ def test_models_toml_names_the_part_when_several_fit(
         assert named["usable"] and named["parts"]["t5xxl"] == T5, named["problem"]
     renderer = Renderer(ModelManager("builtin:tiny", model_options), library=library)
     painted = np.asarray(renderer.render("txt2img", {**PARAMS["txt2img"][0], "model": "flux-dev"}, 7, {}).images[0])
-    whole = Renderer(ModelManager(f"file:{stand_ins['flux'].single_file}", model_options))
-    assert_same_picture(_txt2img(whole), painted, "flux with its T5 named in models.toml")
+    whole = _outcome(renderers[("flux", "single file")], "txt2img")
+    assert isinstance(whole, np.ndarray)
+    assert_same_picture(whole, painted, "flux with its T5 named in models.toml")
 
 
 def test_the_memory_budget_counts_the_part_files_too(
@@ -175,5 +174,6 @@ def test_the_memory_budget_counts_the_part_files_too(
     transformer = _models(tmp_path, stand_ins["flux"])
     handle = ModelManager(f"file:{transformer}", model_options).get()
     parts = [path for path in transformer.parent.parent.rglob("*.safetensors") if path != transformer]
-    assert parts, "the split wrote the part files"
-    assert handle.estimated_bytes() == transformer.stat().st_size + sum(path.stat().st_size for path in parts)
+    assert len(parts) == 3, "the split wrote the part files"
+    files = [load_file(str(path)) for path in (transformer, *parts)]  # fp32 stand-ins, loaded in fp32
+    assert handle.estimated_bytes() == sum(t.numel() * t.element_size() for tensors in files for t in tensors.values())

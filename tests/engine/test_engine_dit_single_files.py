@@ -136,9 +136,13 @@ def test_a_transformer_alone_is_refused_naming_what_it_lacks(
     with pytest.raises(ModelUnavailable) as refused:
         renderer.render("txt2img", PARAMS["txt2img"][0], 1, {})
     message = str(refused.value)
+    lacking = message.split(", not ", 1)[1]
     for missing in ("the VAE", "CLIP-L (text_encoders.clip_l)", "T5-XXL (text_encoders.t5xxl)"):
-        assert missing in message, message
+        assert missing in lacking, message
     assert "CLIP-G" in message if name == "sd3" else "CLIP-G" not in message
+    # SD 3 runs without T5 (it is named as optional), FLUX cannot
+    optional = "(nor T5-XXL (text_encoders.t5xxl), which it can run without)"
+    assert optional in message if name == "sd3" else "run without" not in message
     assert "it holds the transformer" in message and "diffusers folder" in message
 
 
