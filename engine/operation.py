@@ -12,6 +12,7 @@ This module must stay cheap to import: no torch, no diffusers (the server valida
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -247,13 +248,27 @@ def _marker(info: Any, key: str) -> Any:
 
 def _references(model: BaseModel, key: str, prefix: str) -> Iterator[tuple[str, str]]:
     """(path, value) for every field marked with `key`, walking sub-models, lists and tuples."""
-    for name, info in type(model).model_fields.items():
+    for name, marked in _reference_plan(type(model), key):
         value = getattr(model, name)
-        if _marker(info, key) is not None:
+        if marked:
             if value is not None:
                 yield f"{prefix}{name}", value
         else:
             yield from _nested_references(value, key, f"{prefix}{name}")
+
+
+@functools.cache
+def _reference_plan(model: type[BaseModel], key: str) -> tuple[tuple[str, bool], ...]:
+    """(field, marked) for the fields of `model` that are marked with `key` or can hold a sub-model that has
+    such fields. Worked out once per class: every command validates params, and walking every field of every
+    set of params (prompts, sizes, strengths) was most of the cost of validating them."""
+    plan: list[tuple[str, bool]] = []
+    for name, info in model.model_fields.items():
+        if _marker(info, key) is not None:
+            plan.append((name, True))
+        elif any(_declared(nested, key, "", {model}) for _, nested in _nested_models(info.annotation)):
+            plan.append((name, False))
+    return tuple(plan)
 
 
 def _nested_references(value: Any, key: str, path: str) -> Iterator[tuple[str, str]]:

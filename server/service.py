@@ -30,8 +30,9 @@ from server.core.commands import Command
 from server.core.decide import CommandRejected, Decider, decide_fork
 from server.core.event_registry import WAKING_EVENTS
 from server.core.events import CanvasCreated, Event, EventData
+from server.core.ids import new_event_id
 from server.core.projection import empty_state, project
-from server.core.snapshot import SNAPSHOT_SCHEMA_VERSION, decode_state, encode_state
+from server.core.snapshot import SNAPSHOT_SCHEMA_VERSION, LayerRows, decode_state, encode_state
 from server.core.state import CanvasState
 from server.store.base import AppendRequest, CommandRecord, ConcurrencyError, EventStore, Snapshot, WriteTransaction
 
@@ -161,6 +162,7 @@ class CanvasService:
         self._listeners: list[EventListener] = []
         self._published: dict[str, int] = {}  # canvas -> last seq delivered to the listeners
         self._filling: dict[str, list[tuple[int, list[Event]]]] = {}  # canvas -> deliveries waiting for a read
+        self._layer_rows = LayerRows()  # the writer thread's alone, like the snapshots it writes
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -227,7 +229,7 @@ class CanvasService:
         """Number and fold the log (from `base`, a state part-way through it, when given), keeping a snapshot
         at every boundary as if the events had been appended one by one."""
         new_events = tuple(
-            Event(canvas_id, seq, str(uuid.uuid4()), item.data, item.actor, item.command_id, item.timestamp,
+            Event(canvas_id, seq, new_event_id(), item.data, item.actor, item.command_id, item.timestamp,
                   item.data.schema_version, item.gesture)
             for seq, item in enumerate(recorded, start=1)
         )  # fmt: skip
@@ -443,7 +445,8 @@ class CanvasService:
             and not stage.preloaded
             and not any(snapshot.version == state.version for snapshot in snapshots)
         ):
-            snapshots.append(Snapshot(state.canvas_id, state.version, SNAPSHOT_SCHEMA_VERSION, encode_state(state)))
+            encoded = encode_state(state, self._layer_rows)
+            snapshots.append(Snapshot(state.canvas_id, state.version, SNAPSHOT_SCHEMA_VERSION, encoded))
         return AppendRequest(
             canvas_id=state.canvas_id,
             expected_version=stage.base_version,
@@ -512,7 +515,7 @@ class CanvasService:
             Event(
                 canvas_id=canvas_id,
                 seq=state.version + offset,
-                event_id=str(uuid.uuid4()),
+                event_id=new_event_id(),
                 data=data,
                 actor=submission.actor,
                 command_id=events_command_id,

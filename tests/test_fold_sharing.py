@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -29,7 +30,7 @@ from server.core.events import (
 )
 from server.core.pmap import PMap, PMapBuilder
 from server.core.projection import apply, empty_state, project
-from server.core.snapshot import decode_state, encode_state
+from server.core.snapshot import LayerRows, decode_state, encode_state
 from server.core.state import CanvasState
 from server.store.base import AppendRequest
 from server.store.sql import SQLEventStore, sqlite_url
@@ -137,6 +138,27 @@ def test_project_equals_applying_one_at_a_time_on_a_random_log():
     assert encode_state(project(state, events)) == encoded[-1]
     # Every intermediate version is still exactly what it was when it was made.
     assert [encode_state(version) for version in one_by_one] == encoded
+
+
+def test_snapshots_reusing_the_rows_of_unchanged_layers_are_the_same_bytes():
+    """The writer keeps each layer's encoded row from one snapshot to the next (LayerRows): every version of a
+    canvas, and other canvases' states between them, encode byte for byte as from scratch."""
+    rows = LayerRows(canvases=2)
+    state = canvas(40)
+    other = project(empty_state("c2"), [Event("c2", 1, "x1", CanvasCreated("other"), "bob", "k1", 1.0)])
+    assert encode_state(state, rows) == encode_state(state)
+    kept = dict(rows._rows["c1"])
+    seq = state.version
+    for data in every_event(state):
+        seq += 1
+        state = apply(state, stamped(seq, data))
+        assert encode_state(state, rows) == encode_state(state), data.type
+        assert encode_state(other, rows) == encode_state(other)
+    reused = [layer_id for layer_id, row in rows._rows["c1"].items() if kept.get(layer_id) is row]
+    assert len(reused) > 20 and "l10" not in reused  # untouched layers' rows are the same objects; l10 changed
+    third = replace(state, canvas_id="c3")  # a third canvas pushes the oldest out: bounded, still the same bytes
+    assert encode_state(third, rows) == encode_state(third) and encode_state(state, rows) == encode_state(state)
+    assert len(rows._rows) == 2
 
 
 def test_a_state_built_by_hand_with_a_plain_mapping_still_folds():

@@ -1,7 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Backoff, isFatalClose } from '../js/backoff.js';
-import { CommandQueue, CommandError } from '../js/commands.js';
+import { CommandQueue, CommandError, newCommandId } from '../js/commands.js';
 import { LiveConnection, socketUrl } from '../js/live.js';
 import { throttle, debounce } from '../js/throttle.js';
 
@@ -15,6 +15,15 @@ test('backoff doubles up to the cap, with bounded jitter, and resets', () => {
   assert.equal(low.next(), 750);
   assert.equal(high.next(), 1250);
   assert.ok(isFatalClose(4401) && isFatalClose(4404) && !isFatalClose(1006) && !isFatalClose(4008));
+});
+
+test('command ids sort by the time they were made and stay unique within a millisecond', () => {
+  const ids = [1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_999, 1_800_000_000_000].map((t) => newCommandId('cmd-', t));
+  assert.deepEqual([...ids].sort(), ids);
+  assert.ok(ids.every((id) => /^cmd-[0-9a-f]{24}$/.test(id)));
+  const same = new Set(Array.from({ length: 1000 }, () => newCommandId('cmd-', 1_700_000_000_000)));
+  assert.equal(same.size, 1000);
+  assert.equal(new CommandQueue({}).makeId().length, 'cmd-'.length + 24);
 });
 
 test('commands wait for a socket, are resent with the same id, and settle once', async () => {
