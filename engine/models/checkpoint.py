@@ -16,6 +16,7 @@ from pathlib import Path
 from engine.models.families import FLUX, INPAINTING, SD1, SD2, SD2_V, SD3, SDXL, ModelFamily
 
 UNET = "model.diffusion_model."
+SAFETENSORS_SUFFIXES = (".safetensors", ".sft")  # .sft: early FLUX files (BFL's first ae.sft, flux1-dev.sft)
 # The transformer (DiT) families by a key of their first block, in the original layouts: Stability's and ComfyUI's
 # (under model.diffusion_model.) and BFL's (the transformer alone, no prefix); diffusers' CHECKPOINT_KEY_NAMES.
 DIT_MARKERS: dict[str, ModelFamily] = {
@@ -54,7 +55,7 @@ class NotACheckpoint(ValueError):
 
 def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape of a .safetensors or .ckpt/.pt/.bin file, without loading the tensors."""
-    if path.suffix.lower() == ".safetensors":
+    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
         from safetensors import safe_open
 
         try:
@@ -112,7 +113,7 @@ def loaded_bytes(path: Path, float_bytes: int) -> int:
 def read_tensor_std(path: Path, name: str) -> float | None:
     """The standard deviation of one tensor of the file (None if it has none by that name). safetensors reads
     just that tensor, with numpy: no torch at server start."""
-    if path.suffix.lower() == ".safetensors":
+    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
         from safetensors import safe_open
 
         try:
@@ -122,7 +123,7 @@ def read_tensor_std(path: Path, name: str) -> float | None:
             pass
     import torch
 
-    if path.suffix.lower() == ".safetensors":
+    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as handle:

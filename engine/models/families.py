@@ -254,7 +254,8 @@ def model_capabilities(spec_text: str, family_override: str | None = None) -> tu
                 found[kind] = f"builtin:{spec.location} has no {component} component"
         return family, found
     folder: Path | None = None
-    if spec.kind == "single_file" and spec.location.lower().endswith(".safetensors") and not family_override:
+    headed = spec.location.lower().endswith((".safetensors", ".sft"))  # a header to read (.sft: early FLUX files)
+    if spec.kind == "single_file" and headed and not family_override:
         from engine.models.checkpoint import NotACheckpoint, inspect_checkpoint
 
         try:  # only the header is read; a .ckpt would need torch, so it is told when it loads

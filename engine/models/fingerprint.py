@@ -10,7 +10,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth", ".gguf")
+WEIGHT_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".bin", ".pt", ".pth", ".gguf")
 _CHUNK = 1 << 20
 _lock = threading.Lock()
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.models.checkpoint import NotACheckpoint, classify, inspect_checkpoint, read_shapes
+from engine.models.checkpoint import SAFETENSORS_SUFFIXES, NotACheckpoint, classify, inspect_checkpoint, read_shapes
 from engine.models.families import FAMILIES, ModelFamily, UnknownFamily, model_capabilities
 from engine.models.fingerprint import HashCache, hash_model_path
 
@@ -53,7 +53,7 @@ FOLDERS: dict[str, EntryKind] = {
     "vae": "vae",
     "embeddings": "embedding",
 }
-FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".pth")
+FILE_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".bin", ".pth")
 CONFIG_NAME = "models.toml"
 # The cross-attention width of a family's UNet: what a LoRA's or a ControlNet's attention layers must fit.
 CROSS_ATTENTION: dict[int, str] = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
@@ -447,7 +447,7 @@ class ModelLibrary:
         path = entry.path
         if entry.problem or family is None or family.denoiser_class not in DENOISER_CONFIGS or path is None:
             return entry
-        if not path.is_file() or path.suffix.lower() != ".safetensors":
+        if not path.is_file() or path.suffix.lower() not in SAFETENSORS_SUFFIXES:
             return entry
         named = {role: Path(spec) for role, spec in companions.items() if Path(spec).is_file()}
         plan = parts_plan(path, family, named)
@@ -522,7 +522,7 @@ class ModelLibrary:
             if problem and "first render downloads" in problem:
                 problem = None  # a hub id that may still be fetched: usable, said in the log
             if path.is_file() and path.exists():
-                info = inspect_checkpoint(path) if path.suffix.lower() == ".safetensors" else None
+                info = inspect_checkpoint(path) if path.suffix.lower() in SAFETENSORS_SUFFIXES else None
                 if info is not None and info.kind != "checkpoint":
                     folder = {"lora": "loras/", "controlnet": "controlnet/", "vae": "vae/"}.get(info.kind)
                     hint = f": put it in {folder}" if folder else ""

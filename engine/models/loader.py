@@ -57,7 +57,6 @@ CONTROLNET_CACHE = 2  # ControlNets kept loaded per model for the generic `contr
 # The parts of an SD 3 / FLUX model that a transformer-only file lacks and models.toml may name (a VAE file there
 # is the model's VAE part, not a replacement of its own)
 TRANSFORMER_PARTS = ("vae", "clip_l", "clip_g", "t5xxl")
-SAFETENSORS_SUFFIXES = (".safetensors", ".sft")  # .sft: early FLUX files (BFL's first ae.sft, flux1-dev.sft)
 
 
 def default_models_dir() -> Path:
@@ -262,7 +261,7 @@ class ModelHandle:
     def _loaded_bytes(self, file: Path) -> int:
         """A .safetensors file's tensors at the render dtype, from its header (an fp8 file takes 2x its size in
         fp16 / bf16, 4x in fp32); another file by its size (an fp16 one loads as fp32 on a CPU)."""
-        from engine.models.checkpoint import NotACheckpoint, loaded_bytes
+        from engine.models.checkpoint import SAFETENSORS_SUFFIXES, NotACheckpoint, loaded_bytes
 
         if file.suffix.lower() in SAFETENSORS_SUFFIXES:
             with contextlib.suppress(NotACheckpoint):

@@ -34,7 +34,7 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.errors import ModelUnavailable
-from engine.models.checkpoint import NotACheckpoint, read_shapes
+from engine.models.checkpoint import SAFETENSORS_SUFFIXES, NotACheckpoint, read_shapes
 from engine.models.families import ModelFamily
 
 UNET = "model.diffusion_model."
@@ -605,7 +605,8 @@ def companion_file(path: Path) -> CompanionFile | None:
 
 
 def scan_companions(models_dir: Path) -> list[CompanionFile]:
-    files = (p for folder in COMPANION_FOLDERS for p in sorted((models_dir / folder).glob("*.safetensors")))
+    files = (p for folder in COMPANION_FOLDERS for suffix in SAFETENSORS_SUFFIXES
+             for p in sorted((models_dir / folder).glob(f"*{suffix}")))  # fmt: skip
     return [found for path in files if (found := companion_file(path)) is not None]
 
 
@@ -670,13 +671,60 @@ def with_companions(shapes: Shapes, chosen: Mapping[str, CompanionFile]) -> dict
     return merged
 
 
-def _companion_tensors(role: str, file: CompanionFile) -> dict[str, Any]:
-    from safetensors.torch import load_file
+# --- reading tensors: ComfyUI's scaled fp8 -------------------------------------------------------------------
 
+# ComfyUI's scaled fp8 files (t5xxl_fp8_e4m3fn_scaled.safetensors, sd3.5_large_fp8_scaled.safetensors, …) keep each
+# Linear's weight divided by a scale stored beside it: `scale_weight` (the older layout, marked by a `scaled_fp8`
+# tensor) or `weight_scale` (the newer, with a `comfy_quant` description). Read here, the weight is multiplied
+# back (in fp32, then cast to the render dtype), as ComfyUI does when it does not compute in fp8; what only fp8
+# matrix products read (the input scales) is dropped. Plain fp8 tensors need nothing: they are upcast on loading.
+WEIGHT_SCALES = ("scale_weight", "weight_scale")
+FP8_ONLY = ("scaled_fp8", "scale_input", "input_scale", "comfy_quant")
+# NVIDIA's 4-bit format (a second, per-block scale): not dequantised here
+UNSUPPORTED_SCALES = {"weight_scale_2": "nvfp4"}
+
+
+def is_scaled(shapes: Shapes) -> bool:
+    """Whether a file holds ComfyUI's scaled fp8 weights (told from its tensor names)."""
+    return any(name.rpartition(".")[2] in (*WEIGHT_SCALES, *FP8_ONLY) for name in shapes)
+
+
+def dequantized(tensors: dict[str, Any]) -> dict[str, Any]:
+    """The tensors as the weights they stand for: a scaled fp8 weight times its scale; the scales dropped."""
+    import torch
+
+    leaves = {name: name.rpartition(".") for name in tensors}
+    unsupported = {UNSUPPORTED_SCALES[leaf] for _, _, leaf in leaves.values() if leaf in UNSUPPORTED_SCALES}
+    if unsupported:
+        raise UnknownArchitecture(f"{', '.join(sorted(unsupported))} quantised weights cannot be loaded yet")
+    scales = {base: tensors[name] for name, (base, _, leaf) in leaves.items() if leaf in WEIGHT_SCALES}
+    out = {}
+    for name, (base, _, leaf) in leaves.items():
+        if leaf in WEIGHT_SCALES or leaf in FP8_ONLY:
+            continue
+        scale = scales.get(base) if leaf == "weight" else None
+        tensor = tensors[name]
+        out[name] = tensor if scale is None else tensor.to(torch.float32) * scale.to(torch.float32)
+    return out
+
+
+def read_tensors(path: Path, keep: Callable[[str], bool]) -> dict[str, Any]:
+    """The file's tensors whose names `keep` takes (a .safetensors file reads those alone), dequantised."""
+    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            return dequantized({name: handle.get_tensor(name) for name in handle.keys() if keep(name)})  # noqa: SIM118
+    from diffusers.loaders.single_file_utils import load_single_file_checkpoint
+
+    checkpoint = load_single_file_checkpoint(str(path), local_files_only=True)
+    return dequantized({name: tensor for name, tensor in checkpoint.items() if keep(name)})
+
+
+def _companion_tensors(role: str, file: CompanionFile) -> dict[str, Any]:
     prefix = COMPANION_ROLES[role][1]
-    return {
-        prefix + k[len(file.prefix) :]: t for k, t in load_file(str(file.path)).items() if k.startswith(file.prefix)
-    }
+    tensors = read_tensors(file.path, lambda name: name.startswith(file.prefix))
+    return {prefix + name[len(file.prefix) :]: tensor for name, tensor in tensors.items()}
 
 
 def _load_companion(role: str, file: CompanionFile, component: str, folder: Path, kwargs: dict[str, Any]) -> Any:
@@ -783,11 +831,8 @@ def _flux_transformer(path: Path, folder: Path, kwargs: dict[str, Any]) -> Any:
     """The FLUX transformer of the file, converted by diffusers' converter at the file's width, then loaded by
     diffusers' from_single_file (its keys already diffusers', so nothing is converted again)."""
     from diffusers import FluxTransformer2DModel
-    from diffusers.loaders.single_file_utils import load_single_file_checkpoint
 
-    checkpoint = load_single_file_checkpoint(str(path), local_files_only=True)
-    tensors = {name: tensor for name, tensor in checkpoint.items() if not name.startswith(NOT_DENOISER)}
-    del checkpoint
+    tensors = read_tensors(path, lambda name: not name.startswith(NOT_DENOISER))
     converted = flux_converter()(checkpoint=tensors)
     if tensors:  # the converter pops what it converts: anything left is not FLUX.1's
         raise UnknownArchitecture(
@@ -799,10 +844,32 @@ def _flux_transformer(path: Path, folder: Path, kwargs: dict[str, Any]) -> Any:
     )
 
 
+def _sd3_transformer(path: Path, folder: Path, kwargs: dict[str, Any]) -> Any:
+    """The MMDiT of a scaled fp8 file, its weights dequantised, converted by diffusers' from_single_file."""
+    from diffusers import SD3Transformer2DModel
+
+    tensors = read_tensors(path, lambda name: not name.startswith(NOT_DENOISER))
+    dtype = {key: value for key, value in kwargs.items() if key in ("torch_dtype", "dtype")}
+    return SD3Transformer2DModel.from_single_file(
+        tensors, config=str(folder), subfolder="transformer", local_files_only=True, **dtype
+    )
+
+
 # Denoisers that are converted here rather than by the pipeline's from_single_file, by class
 DENOISER_LOADERS: dict[str, Callable[[Path, Path, dict[str, Any]], Any]] = {
     "FluxTransformer2DModel": _flux_transformer,
 }
+# A scaled fp8 file's: every component is read here (diffusers would load its weights without their scales)
+SCALED_DENOISER_LOADERS = {**DENOISER_LOADERS, "SD3Transformer2DModel": _sd3_transformer}
+
+
+def _own_parts(path: Path, shapes: Shapes, family: ModelFamily, derived: DerivedConfigs,
+               chosen: Mapping[str, CompanionFile]) -> dict[str, CompanionFile]:  # fmt: skip
+    """The VAE and text encoders a scaled fp8 file holds itself, read as parts of it (dequantised)."""
+    present = [role for role in _roles(LAYOUTS[family.name]) if role not in chosen and role not in derived.without]
+    vae = next((prefix for prefix in VAE_PREFIXES if f"{prefix}encoder.conv_in.weight" in shapes), VAE_PREFIXES[0])
+    return {role: CompanionFile(path, COMPANION_ROLES[role][0], 0, vae if role == "vae" else COMPANION_ROLES[role][1])
+            for role in present}  # fmt: skip
 
 
 def _finish_t5(pipe: Any, family: ModelFamily) -> None:
@@ -862,6 +929,17 @@ def _derive(path: Path, family: ModelFamily, chosen: dict[str, CompanionFile],
     return replace(derived, companions={role: str(file.path) for role, file in chosen.items()})
 
 
+def _as_safetensors(path: Path, scratch: Path) -> Path:
+    """The file as diffusers can read it: diffusers tells a safetensors file by its suffix, so a .sft file (early
+    FLUX files) is shown to it under a link named .safetensors."""
+    if path.suffix.lower() not in SAFETENSORS_SUFFIXES or path.suffix.lower() == ".safetensors":
+        return path
+    (scratch / "weights").mkdir()
+    link = scratch / "weights" / f"{path.stem}.safetensors"
+    link.symlink_to(path.resolve())
+    return link
+
+
 def load_single_file(
     cls: Any,
     path: Path,
@@ -889,14 +967,24 @@ def load_single_file(
         ) from None
     if on_derived is not None:
         on_derived(derived)
+    scaled = is_scaled(read_shapes(path))
+    if scaled and family.denoiser_class not in SCALED_DENOISER_LOADERS:
+        raise ModelUnavailable(
+            f"{path.name} holds scaled fp8 weights (ComfyUI's …fp8_scaled… layout), which are loaded for SD 3 and "
+            f"FLUX files only: use a {family.title} checkpoint in fp16, bf16 or plain fp8"
+        )
+    if scaled:
+        chosen = {**_own_parts(path, read_shapes(path), family, derived, chosen), **chosen}
+    loaders = SCALED_DENOISER_LOADERS if scaled else DENOISER_LOADERS
     with tempfile.TemporaryDirectory(prefix="opendream-single-file-") as scratch:
         folder = write_config_folder(Path(scratch), derived, cls.__name__)
         try:
-            loader = DENOISER_LOADERS.get(family.denoiser_class)
+            loader = loaders.get(family.denoiser_class)
             passed = {family.denoiser: loader(path, folder, kwargs)} if loader else {}
             passed.update(companion_models(chosen, family, folder, kwargs))
             passed.update(derived.absent_components())
-            pipe = cls.from_single_file(str(path), config=str(folder), local_files_only=True, **passed, **kwargs)
+            readable = str(_as_safetensors(path, Path(scratch)))
+            pipe = cls.from_single_file(readable, config=str(folder), local_files_only=True, **passed, **kwargs)
             _finish_t5(pipe, family)
             return pipe
         except Exception as exc:

@@ -21,7 +21,7 @@ from typing import Literal
 SpecKind = Literal["builtin", "hub", "folder", "single_file"]
 
 BUILTIN_MODELS = frozenset({"tiny", "tiny-sdxl", "tiny-sd3", "tiny-flux"})
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
+SINGLE_FILE_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".bin")  # .sft: early FLUX files
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _PREFIXES: dict[str, SpecKind] = {"hub": "hub", "folder": "folder", "file": "single_file"}
 

@@ -424,3 +424,57 @@ def without_t5(stand_in: DiTStandIn, root: Path) -> DiTStandIn:
     whole = load_file(str(stand_in.single_file))
     save_file({key: tensor for key, tensor in whole.items() if _part_of(key) != "t5xxl"}, str(single))
     return DiTStandIn(stand_in.family, folder, single, stand_in.transformer_only)
+
+
+# ComfyUI's scaled fp8 layouts: the older (a `scaled_fp8` marker, `.scale_weight`) and the newer (`.weight_scale`,
+# `.input_scale`, a `.comfy_quant` description)
+FP8_MAX = 448.0  # float8_e4m3fn's largest value
+
+
+def _scaled(tensors: Tensors, layout: str, marker: str) -> tuple[Tensors, Tensors]:
+    """`tensors` with each Linear weight (2-D, not an embedding) divided by a per-tensor scale (its absolute maximum
+    over fp8's) and stored in float8_e4m3fn, the scale beside it; and the weights that stands for (fp8 x scale)."""
+    import json
+
+    scaled: Tensors = {}
+    meant: Tensors = {}
+    for key, tensor in tensors.items():
+        base, _, leaf = key.rpartition(".")
+        if leaf != "weight" or tensor.dim() != 2 or "embed" in key or "shared" in key:
+            scaled[key] = meant[key] = tensor
+            continue
+        scale = (tensor.abs().max().float() / FP8_MAX).reshape(())
+        stored = (tensor.float() / scale).to(torch.float8_e4m3fn)
+        scaled[key], meant[key] = stored, stored.float() * scale
+        if layout == "legacy":
+            scaled[f"{base}.scale_weight"] = scale
+        else:
+            scaled[f"{base}.weight_scale"], scaled[f"{base}.input_scale"] = scale, torch.ones(())
+            description = json.dumps({"format": "float8_e4m3fn"}).encode()
+            scaled[f"{base}.comfy_quant"] = torch.tensor(list(description), dtype=torch.uint8)
+    if layout == "legacy":
+        scaled[f"{marker}scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
+    return scaled, meant
+
+
+def scaled_fp8(stand_in: DiTStandIn, root: Path, name: str, layout: str) -> tuple[DiTStandIn, DiTStandIn]:
+    """The stand-in's files in ComfyUI's scaled fp8 layout (the transformer's and T5's Linears, as
+    sd3.5_large_fp8_scaled.safetensors and t5xxl_fp8_e4m3fn_scaled.safetensors have them; the VAE and CLIPs as they
+    are), and the same weights dequantised, stored in fp32: (scaled, dequantised)."""
+    from safetensors.torch import load_file, save_file
+
+    made = []
+    for suffix, which in (("", 0), ("-dequantised", 1)):
+        single, alone = root / f"{name}{suffix}.safetensors", root / f"{name}{suffix}-transformer.safetensors"
+        whole = load_file(str(stand_in.single_file))
+        out: Tensors = {}
+        for part in ("transformer", "t5xxl"):  # each with its own marker, so that a split keeps one per file
+            picked = {key: t for key, t in whole.items() if _part_of(key) == part}
+            marker = UNET if part == "transformer" else PART_PREFIXES["t5xxl"] + "transformer."
+            out.update(_scaled(picked, layout, marker)[which])
+        out.update({key: t for key, t in whole.items() if _part_of(key) not in ("transformer", "t5xxl")})
+        save_file({key: tensor.contiguous() for key, tensor in out.items()}, str(single))
+        transformer = _scaled(load_file(str(stand_in.transformer_only)), layout, "")[which]
+        save_file({key: tensor.contiguous() for key, tensor in transformer.items()}, str(alone))
+        made.append(DiTStandIn(stand_in.family, stand_in.folder, single, alone))
+    return made[0], made[1]

@@ -177,3 +177,18 @@ def test_the_memory_budget_counts_the_part_files_too(
     assert len(parts) == 3, "the split wrote the part files"
     files = [load_file(str(path)) for path in (transformer, *parts)]  # fp32 stand-ins, loaded in fp32
     assert handle.estimated_bytes() == sum(t.numel() * t.element_size() for tensors in files for t in tensors.values())
+
+
+def test_sft_files_are_read_as_safetensors(
+    tmp_path: Path, model_options: ModelOptions, stand_ins: dict, renderers: dict
+) -> None:
+    """Early FLUX files are safetensors named .sft (BFL's first flux1-dev.sft and ae.sft)."""
+    transformer = _models(tmp_path, stand_ins["flux"])
+    sft = transformer.rename(transformer.with_suffix(".sft"))
+    models = sft.parent.parent
+    (models / "vae/ae.safetensors").rename(models / "vae/ae.sft")
+    entry = ModelLibrary("builtin:tiny", models).get(f"diffusion_models/{sft.name}").describe()
+    assert entry["usable"] and entry["family"] == "flux" and entry["parts"]["vae"] == "vae/ae.sft", entry
+    parts = Renderer(ModelManager(f"file:{sft}", model_options))
+    assert_same_weights(renderers[("flux", "single file")], parts, "flux from .sft files")
+    assert parts.fingerprint()["single_file"]["companions"]["vae"] == "ae.sft"

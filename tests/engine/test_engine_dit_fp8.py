@@ -21,13 +21,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.models.checkpoint import inspect_checkpoint, read_dtypes, read_tensor_std
+from engine.models.checkpoint import inspect_checkpoint, read_dtypes, read_shapes, read_tensor_std
 from engine.models.library import ModelLibrary
 from engine.models.loader import ModelManager, ModelOptions
+from engine.models.single_file import is_scaled
 from engine.render import Renderer
-from tests.engine.standins_dit import DiTStandIn, split_into_companions, stored_in
+from tests.engine.standins_dit import DiTStandIn, scaled_fp8, split_into_companions, stored_in
 from tests.engine.test_engine_dit_single_files import PARAMS, dit_root, stand_ins
-from tests.engine.test_engine_single_files import assert_same_picture, no_network
+from tests.engine.test_engine_single_files import assert_same_picture, assert_same_weights, no_network
 
 __all__ = ["dit_root", "no_network", "stand_ins"]  # no_network: autouse, every test here fails on a connection
 
@@ -142,3 +143,41 @@ def test_an_fp8_files_header_and_library_entry(files: dict[str, DiTStandIn], tmp
     entry = ModelLibrary("builtin:tiny", tmp_path).get("checkpoints/flux1-dev-fp8.safetensors").describe()
     assert entry["usable"] and entry["family"] == "flux" and entry["capabilities"]["txt2img"] is None, entry
     assert entry["size_bytes"] == files["flux-dev"].single_file.stat().st_size
+
+
+# --- ComfyUI's scaled fp8: each Linear's fp8 weight beside its scale ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory: pytest.TempPathFactory, stand_ins: dict[str, DiTStandIn]) -> dict[str, tuple]:
+    """name -> (the scaled fp8 files, the weights they stand for in fp32): SD 3.5 in the older layout (scaled_fp8,
+    .scale_weight), FLUX in the newer (.weight_scale, .input_scale, .comfy_quant)."""
+    root = tmp_path_factory.mktemp("dit-fp8-scaled")
+    return {"sd35": scaled_fp8(stand_ins["sd35"], root, "sd35-fp8-scaled", "legacy"),
+            "flux": scaled_fp8(stand_ins["flux"], root, "flux-fp8-scaled", "comfy_quant")}  # fmt: skip
+
+
+def test_a_scaled_fp8_file_loads_each_weight_times_its_scale(model_options: ModelOptions, scaled: dict) -> None:
+    """sd3.5_large_fp8_scaled.safetensors' layout, every component in one file: loaded with its scales applied
+    (diffusers alone would load the fp8 values unscaled, thousands of times too large), painting what they paint."""
+    stored, meant = scaled["sd35"]
+    shapes = read_shapes(stored.single_file)
+    assert is_scaled(shapes) and "model.diffusion_model.scaled_fp8" in shapes
+    got, expected = (Renderer(ModelManager(f"file:{made.single_file}", model_options)) for made in (stored, meant))
+    assert_same_weights(expected, got, "sd35 from scaled fp8")
+    assert_same_picture(_txt2img(expected), _txt2img(got), "sd35 from scaled fp8")
+
+
+def test_a_scaled_fp8_t5_and_transformer_from_split_files(
+    tmp_path: Path, model_options: ModelOptions, scaled: dict
+) -> None:
+    """ComfyUI's t5xxl_fp8_e4m3fn_scaled.safetensors (the older layout) beside a FLUX transformer in the newer one:
+    dequantised as read, before the FLUX converter splits the fused projections."""
+    stored, meant = scaled["flux"]
+    models = tmp_path / "models"
+    transformer = split_into_companions(stored, models)
+    t5 = models / "text_encoders/t5xxl_fp8_e4m3fn_scaled.safetensors"
+    shutil.move(models / "text_encoders/t5xxl_fp16.safetensors", t5)
+    assert is_scaled(read_shapes(t5)) and is_scaled(read_shapes(transformer))
+    parts = Renderer(ModelManager(f"file:{transformer}", model_options))
+    assert_same_weights(Renderer(ModelManager(f"file:{meant.single_file}", model_options)), parts, "flux scaled fp8")
