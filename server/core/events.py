@@ -277,6 +277,12 @@ EVENT_TYPES: dict[str, type[EventData]] = {
     )
 }
 
+# The fields stored as JSON arrays that the events hold as tuples, by event class.
+_TUPLE_FIELDS: dict[type[EventData], tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls) if f.name in ("parents", "layers", "positions", "extra_outputs"))
+    for cls in EVENT_TYPES.values()
+}
+
 # (event type, stored schema version) -> function lifting that payload one version up.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
@@ -349,7 +355,7 @@ def decode_payload(event_type: str, schema_version: int, raw: bytes | str | dict
             raise UnknownEventType(f"no upcaster for {event_type!r} from schema version {version}")
         payload = upcast(payload)
         version += 1
-    for name in ("parents", "layers", "positions", "extra_outputs"):
-        if name in payload and isinstance(payload[name], list):
+    for name in _TUPLE_FIELDS[cls]:
+        if isinstance(payload.get(name), list):
             payload[name] = tuple(payload[name])
     return cls(**payload)
