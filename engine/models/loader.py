@@ -796,7 +796,7 @@ class ModelHandle:
         """A single file's derived configs (the same before and after it loads: they are read from its header)."""
         if self.spec.kind != "single_file":
             return {}
-        if self._derived is None:
+        if self._derived is None or self._base is None:  # not loaded: the parts it would load now (a T5 added)
             from engine.models.single_file import file_configs
 
             self._derived = file_configs(self._resolve_path(), self.family, self._named_parts())
