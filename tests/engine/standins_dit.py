@@ -431,7 +431,7 @@ def without_t5(stand_in: DiTStandIn, root: Path) -> DiTStandIn:
 FP8_MAX = 448.0  # float8_e4m3fn's largest value
 
 
-def _scaled(tensors: Tensors, layout: str, marker: str) -> tuple[Tensors, Tensors]:
+def scaled_tensors(tensors: Tensors, layout: str, marker: str) -> tuple[Tensors, Tensors]:
     """`tensors` with each Linear weight (2-D, not an embedding) divided by a per-tensor scale (its absolute maximum
     over fp8's) and stored in float8_e4m3fn, the scale beside it; and the weights that stands for (fp8 x scale)."""
     import json
@@ -471,10 +471,10 @@ def scaled_fp8(stand_in: DiTStandIn, root: Path, name: str, layout: str) -> tupl
         for part in ("transformer", "t5xxl"):  # each with its own marker, so that a split keeps one per file
             picked = {key: t for key, t in whole.items() if _part_of(key) == part}
             marker = UNET if part == "transformer" else PART_PREFIXES["t5xxl"] + "transformer."
-            out.update(_scaled(picked, layout, marker)[which])
+            out.update(scaled_tensors(picked, layout, marker)[which])
         out.update({key: t for key, t in whole.items() if _part_of(key) not in ("transformer", "t5xxl")})
         save_file({key: tensor.contiguous() for key, tensor in out.items()}, str(single))
-        transformer = _scaled(load_file(str(stand_in.transformer_only)), layout, "")[which]
+        transformer = scaled_tensors(load_file(str(stand_in.transformer_only)), layout, "")[which]
         save_file({key: tensor.contiguous() for key, tensor in transformer.items()}, str(alone))
         made.append(DiTStandIn(stand_in.family, stand_in.folder, single, alone))
     return made[0], made[1]

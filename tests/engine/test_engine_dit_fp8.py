@@ -28,9 +28,10 @@ from engine.models.single_file import is_scaled
 from engine.render import Renderer
 from tests.engine.standins_dit import DiTStandIn, scaled_fp8, split_into_companions, stored_in
 from tests.engine.test_engine_dit_single_files import PARAMS, dit_root, stand_ins
-from tests.engine.test_engine_single_files import assert_same_picture, assert_same_weights, no_network
+from tests.engine.test_engine_single_files import assert_same_picture, assert_same_weights, no_network, stand_in_root
 
-__all__ = ["dit_root", "no_network", "stand_ins"]  # no_network: autouse, every test here fails on a connection
+# no_network: autouse, every test here fails on a connection; the stand-ins are the session's
+__all__ = ["dit_root", "no_network", "stand_in_root", "stand_ins"]
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
 # name -> (stand-in, each part's stored dtype)
@@ -181,3 +182,21 @@ def test_a_scaled_fp8_t5_and_transformer_from_split_files(
     assert is_scaled(read_shapes(t5)) and is_scaled(read_shapes(transformer))
     parts = Renderer(ModelManager(f"file:{transformer}", model_options))
     assert_same_weights(Renderer(ModelManager(f"file:{meant.single_file}", model_options)), parts, "flux scaled fp8")
+
+
+def test_a_scaled_fp8_file_of_a_unet_family_is_refused_saying_so(
+    tmp_path: Path, model_options: ModelOptions, stand_in_root: Path
+) -> None:
+    """SD 1.x / SDXL files load through diffusers' own reading, which would drop the scales: refused, not noise."""
+    from safetensors.torch import save_file
+
+    from engine.errors import ModelUnavailable
+    from tests.engine.standins_dit import scaled_tensors
+    from tests.engine.test_engine_single_files import _stand_in as unet_stand_in
+
+    single = unet_stand_in(stand_in_root, "sd1").single_file  # the session's SD 1.x stand-in
+    scaled_file = tmp_path / "sd15_fp8_scaled.safetensors"
+    tensors = scaled_tensors(load_file(str(single)), "legacy", "model.diffusion_model.")[0]
+    save_file({key: tensor.contiguous() for key, tensor in tensors.items()}, str(scaled_file))
+    with pytest.raises(ModelUnavailable, match="scaled fp8 weights"):
+        Renderer(ModelManager(f"file:{scaled_file}", model_options)).render("txt2img", PARAMS["txt2img"][0], 1, {})
