@@ -49,7 +49,11 @@ DOCS = Path(__file__).parents[2] / "docs" / "models.md"
 
 @pytest.fixture(scope="session")
 def dit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("dit-stand-ins")
+    # The other DiT modules import these fixtures, and pytest makes an imported fixture once per module: one folder
+    # for the session (and the caches below) keep the stand-ins and their renderers built once
+    root = tmp_path_factory.getbasetemp() / "dit-stand-ins"
+    root.mkdir(exist_ok=True)
+    return root
 
 
 @cache
@@ -63,12 +67,20 @@ def stand_ins(dit_root: Path) -> Iterator[dict[str, DiTStandIn]]:
     yield {name: _stand_in(dit_root, name) for name in STAND_INS}
 
 
+_RENDERERS: dict[tuple[Path, str], Renderer] = {}  # (folder or file, layout) -> its renderer, for the session
+
+
+def _renderer(location: Path, layout: str, options: ModelOptions) -> Renderer:
+    spec = f"{'folder' if layout == 'folder' else 'file'}:{location}"
+    return _RENDERERS.setdefault((location, layout), Renderer(ModelManager(spec, options)))
+
+
 @pytest.fixture(scope="session")
 def renderers(model_options: ModelOptions, stand_ins: dict[str, DiTStandIn]) -> dict[tuple[str, str], Renderer]:
     made = {}
     for name, stand_in in stand_ins.items():
-        made[(name, "folder")] = Renderer(ModelManager(f"folder:{stand_in.folder}", model_options))
-        made[(name, "single file")] = Renderer(ModelManager(f"file:{stand_in.single_file}", model_options))
+        made[(name, "folder")] = _renderer(stand_in.folder, "folder", model_options)
+        made[(name, "single file")] = _renderer(stand_in.single_file, "single file", model_options)
     return made
 
 
