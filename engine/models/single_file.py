@@ -11,7 +11,9 @@ the tokenizers and scheduler) from the hub. Here they come from the file and fro
 
 SD 3 / 3.5 and FLUX.1 files (Stability's, BFL's and ComfyUI's layouts) are read the same way: the transformer's
 depth, width, heads and embeddings from its shapes, the CLIP and T5 encoders from theirs. A file without its
-text encoders or VAE (BFL's FLUX files hold the transformer alone) is refused naming what it lacks.
+text encoders or VAE (BFL's FLUX files hold the transformer alone) takes them from separate files, or is refused
+naming what it lacks; SD 3 runs without T5. fp8 tensors are upcast to the render dtype as they load, and ComfyUI's
+scaled fp8 weights are multiplied back by their scales as they are read.
 
 They are written as an ordinary diffusers config folder, which `from_single_file(config=folder,
 local_files_only=True)` reads: nothing is downloaded for a single file.
