@@ -5,7 +5,7 @@
 // JSON leaves out (deleted ids, undo/redo stacks as runs of seqs). When an event does not fit (an unknown
 // type, a gap in the seqs) `applyEvent` says so and the caller fetches the state again: correctness first.
 
-import { descendants } from './dag.js';
+import { childrenMap } from './dag.js';
 import FACTS from './events.js'; // generated from the server's event registry (server/core/event_registry.py)
 
 export const HISTORY_DEPTH = FACTS.history_depth;
@@ -68,9 +68,37 @@ function invalidate(layer, seq) {
   };
 }
 
+// draft -> its children index (parent id -> ids reading it), as the server's draft keeps one: built once per
+// fold on first use and kept up to date by adds, so that a run of params changes or deletes on a canvas of
+// thousands of layers is not a walk over every layer per event. Dropped by anything else that changes the DAG.
+const CHILDREN = new WeakMap();
+
+function childrenOf(draft) {
+  let children = CHILDREN.get(draft);
+  if (!children) {
+    children = childrenMap(draft.layers);
+    CHILDREN.set(draft, children);
+  }
+  return children;
+}
+
+/** Every live layer derived, directly or not, from `root` (a set: the fold needs no order). */
+function derivedFrom(draft, root) {
+  const children = childrenOf(draft);
+  const found = new Set();
+  const frontier = [...(children.get(root) || [])];
+  while (frontier.length) {
+    const current = frontier.pop();
+    if (found.has(current)) continue;
+    found.add(current);
+    frontier.push(...(children.get(current) || []));
+  }
+  return found;
+}
+
 function invalidateWithDescendants(draft, layer, seq) {
   draft.layers[layer.id] = invalidate(layer, seq);
-  for (const childId of descendants(draft.layers, draft.order, layer.id)) {
+  for (const childId of derivedFrom(draft, layer.id)) {
     draft.layers[childId] = invalidate(draft.layers[childId], seq);
   }
 }
@@ -108,11 +136,18 @@ const HANDLERS = {
       placement: { ...IDENTITY },
     };
     draft.order.push(p.layer_id);
+    const children = CHILDREN.get(draft);
+    for (const parent of children ? p.parents || [] : []) {
+      if (!children.has(parent)) children.set(parent, []);
+      children.get(parent).push(p.layer_id);
+    }
   },
   'layer.params_changed'(draft, p, seq) {
     const layer = draft.layers[p.layer_id];
     if (!layer) return;
-    invalidateWithDescendants(draft, { ...layer, params: p.params, seed: p.seed ?? null, parents: [...p.parents] }, seq);
+    const parents = [...p.parents];
+    if (parents.length !== layer.parents.length || parents.some((id, i) => id !== layer.parents[i])) CHILDREN.delete(draft);
+    invalidateWithDescendants(draft, { ...layer, params: p.params, seed: p.seed ?? null, parents }, seq);
   },
   'layer.render_requested'(draft, p, seq) {
     const layer = draft.layers[p.layer_id];
@@ -120,8 +155,16 @@ const HANDLERS = {
   },
   'layer.deleted'(draft, p) {
     if (!draft.layers[p.layer_id]) return;
-    const doomed = new Set([p.layer_id, ...descendants(draft.layers, draft.order, p.layer_id)]);
-    for (const id of doomed) delete draft.layers[id];
+    const doomed = new Set([p.layer_id, ...derivedFrom(draft, p.layer_id)]);
+    const children = CHILDREN.get(draft); // kept: the doomed leave it as they leave the table
+    for (const id of doomed) {
+      for (const parent of children ? draft.layers[id].parents : []) {
+        const readers = children.get(parent);
+        if (readers && !doomed.has(parent)) children.set(parent, readers.filter((child) => child !== id));
+      }
+      children?.delete(id);
+      delete draft.layers[id];
+    }
     draft.order = draft.order.filter((id) => !doomed.has(id));
     draft.deleted = [...draft.deleted, ...doomed];
   },
@@ -136,6 +179,7 @@ const HANDLERS = {
       draft.order.splice(index, 0, layer.id);
       draft.deleted = draft.deleted.filter((id) => id !== layer.id);
     }
+    CHILDREN.delete(draft);
   },
   'layer.visibility_changed'(draft, p, seq) {
     update(draft, p.layer_id, seq, { visible: p.visible });
@@ -148,7 +192,7 @@ const HANDLERS = {
   },
   'layer.moved'(draft, p, seq) {
     if (!draft.layers[p.layer_id]) return;
-    draft.order = draft.order.filter((id) => id !== p.layer_id);
+    draft.order.splice(draft.order.indexOf(p.layer_id), 1); // the draft's own copy (draftOf)
     const index = Math.min(Math.max(p.index, 0), draft.order.length);
     draft.order.splice(index, 0, p.layer_id);
     update(draft, p.layer_id, seq, {});

@@ -46,6 +46,52 @@ test('a run of events folds as one event at a time does, and leaves the state it
   assert.equal(stopped.state.version, 4);
 });
 
+test('a long run over a changing DAG folds as one event at a time does (the fold keeps its children index)', () => {
+  // adds with parents, params changes that move a layer to other parents, cascading deletes, restores, moves:
+  // every way the children index of one draft is extended, rebuilt or trimmed
+  let seed = 7;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const pick = (items) => items[Math.floor(random() * items.length)];
+  const run = [];
+  let live = [];
+  const gone = [];
+  for (let seq = 2; seq < 900; seq++) {
+    const roll = random();
+    if ((roll < 0.3 && live.length < 12) || live.length < 3) { // a small DAG: events meet on the same layers
+      const parents = live.length && random() < 0.7 ? [pick(live)] : [];
+      run.push(added(seq, `L${seq}`, { parents, operation: parents.length ? 'img2img' : 'txt2img' }));
+      live.push(`L${seq}`);
+    } else if (roll < 0.45) {
+      const id = pick(live);
+      const parents = random() < 0.7 ? run.findLast((e) => e.payload.layer_id === id && e.payload.parents)?.payload.parents ?? []
+        : [pick(live.filter((other) => other !== id))];
+      run.push(ev(seq, 'layer.params_changed', { layer_id: id, params: { n: seq }, seed: 1, parents }));
+    } else if (roll < 0.55) {
+      const id = pick(live);
+      run.push(ev(seq, 'layer.deleted', { layer_id: id }));
+      gone.push(id);
+    } else if (roll < 0.6 && gone.length) {
+      const id = pick(gone);
+      const layer = { id, name: id, operation: 'txt2img', params: {}, seed: 1, parents: [], visible: true, opacity: 1,
+        revision: 1, status: 'pending', output: null, error: null, created_seq: 1, updated_seq: 1 };
+      run.push(ev(seq, 'layer.restored', { layers: [layer], positions: [0] }));
+    } else if (roll < 0.75) {
+      run.push(ev(seq, 'layer.render_requested', { layer_id: pick(live) }));
+    } else {
+      run.push(ev(seq, 'layer.moved', { layer_id: pick(live), index: Math.floor(random() * live.length) }));
+    }
+    live = live.filter((id) => !gone.includes(id)); // approximate: the fold decides what a delete takes
+  }
+  const together = applyEvents(emptyState('c1'), [created, ...run]);
+  let oneByOne = applyEvent(emptyState('c1'), created).state;
+  for (const event of run) oneByOne = applyEvent(oneByOne, event).state;
+  assert.equal(together.status, 'applied');
+  assert.deepEqual(toServerJson(together.state), toServerJson(oneByOne));
+  assert.deepEqual([...together.state.deleted].sort(), [...oneByOne.deleted].sort());
+  assert.deepEqual(Object.keys(together.state.layers).sort(), [...together.state.order].sort()); // nothing stray
+  assert.ok(together.state.order.length > 20 && together.state.deleted.length > 20);
+});
+
 test('applyEvent never changes the state it is given', () => {
   const before = fold([created, added(2, 'A')]);
   const frozen = JSON.stringify(before);
