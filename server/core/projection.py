@@ -163,8 +163,8 @@ class _Draft:
         self._children: dict[str, list[str]] | None = None  # parent id -> ids reading it, built on first use
 
     def children(self) -> dict[str, list[str]]:
-        """Parent id -> the live layers that read it. Built once per draft and kept up to date by adds; an
-        event that changes the DAG otherwise (a delete, a restore, new parents) drops it, to be built again."""
+        """Parent id -> the live layers that read it. Built once per draft and kept up to date by adds and
+        deletes; an event that changes the DAG otherwise (a restore, new parents) drops it, to be built again."""
         if self._children is None:
             children: dict[str, list[str]] = {}
             for layer in self.layers.values():
@@ -175,6 +175,18 @@ class _Draft:
 
     def forget_children(self) -> None:
         self._children = None
+
+    def unlink(self, layer: Layer, doomed: set[str]) -> None:
+        """Take a layer being deleted (with `doomed`, the others going with it) out of the children index, if it
+        is built: a long fold with many deletes then builds the index once, not once per delete."""
+        children = self._children
+        if children is None:
+            return
+        for parent in layer.parents:
+            readers = children.get(parent)
+            if readers is not None and parent not in doomed:
+                children[parent] = [child for child in readers if child != layer.id]
+        children.pop(layer.id, None)
 
     @property
     def order(self) -> Sequence[str]:
@@ -353,8 +365,8 @@ def _layer_deleted(draft: _Draft, data: LayerDeleted, seq: int) -> None:
         return
     doomed = {data.layer_id, *_descendants(draft, data.layer_id)}
     for layer_id in doomed:
+        draft.unlink(draft.layers[layer_id], doomed)
         del draft.layers[layer_id]
-    draft.forget_children()
     draft.set_order([layer_id for layer_id in draft.order if layer_id not in doomed])
     draft.deleted = draft.deleted | doomed
 
