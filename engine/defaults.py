@@ -86,17 +86,17 @@ def _one_of(names: list[str], labels: dict[str, str] | None = None) -> Any:
 LABELS_KEY = "x-opendream-labels"  # client/js/schema.js: what a choice shows
 
 
-def _label(entry: Any) -> str:
+def choice_label(entry: Any) -> str:
+    """What a model picker shows for a library entry: its name, family, native size and what it runs without."""
     from engine.models.families import FAMILIES
 
     family = FAMILIES.get(entry.family or "")
     if family is None:
         return entry.name
-    return (
-        f"{entry.name} ({family.title}, {family.native_size} px)"
-        if entry.kind == "checkpoint"
-        else (f"{entry.name} ({family.title})")
-    )
+    facts = f"{family.title}, {family.native_size} px" if entry.kind == "checkpoint" else family.title
+    if entry.note:  # its first words, the picker's size ("runs without T5-XXL"); the whole note is in /api/models
+        facts += f"; {entry.note.split(' (')[0].split(':')[0]}"
+    return f"{entry.name} ({facts})"
 
 
 def library_choices(operation: type[Operation], library: ModelLibrary) -> FamilyDefaults:
@@ -113,7 +113,7 @@ def library_choices(operation: type[Operation], library: ModelLibrary) -> Family
     kind = getattr(operation, "pipeline_kind", None)
     entries = [e for e in library.checkpoints_for() if kind is None or e.capabilities.get(kind, None) is None]
     models = [entry.name for entry in entries]
-    labels = {entry.name: _label(entry) for entry in entries}
+    labels = {entry.name: choice_label(entry) for entry in entries}
     annotations: dict[str, Any] = {"model": _one_of(models, labels) | None} if models else {}
     descriptions = {"model": f"{fields['model'].description} {len(models)} in the library: GET /api/models."}
     if "loras" in fields:
@@ -131,7 +131,7 @@ def library_choices(operation: type[Operation], library: ModelLibrary) -> Family
     if "controlnet" in fields and fields["controlnet"].annotation is str:  # the generic controlnet operation
         nets = [entry for entry in library.entries("controlnet") if entry.usable]
         if nets:
-            annotations["controlnet"] = _one_of([e.name for e in nets], {e.name: _label(e) for e in nets})
+            annotations["controlnet"] = _one_of([e.name for e in nets], {e.name: choice_label(e) for e in nets})
         else:
             descriptions["controlnet"] = (
                 "No ControlNets in the library: put diffusers ControlNet folders (or single files) in the models "

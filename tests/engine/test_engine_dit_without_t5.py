@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.defaults import choice_label
 from engine.models.library import ModelLibrary
 from engine.models.loader import ModelManager, ModelOptions
 from engine.render import Renderer
@@ -69,6 +70,7 @@ def test_a_transformer_with_its_clips_and_no_t5_paints_what_the_whole_file_witho
     assert entry["usable"], entry["problem"]
     assert set(entry["parts"]) == {"vae", "clip_l", "clip_g"}
     assert entry["note"] is not None and "without T5-XXL" in entry["note"], entry["note"]
+    assert choice_label(ModelLibrary("builtin:tiny", models).get(TRANSFORMER)).endswith("px; runs without T5-XXL)")
 
 
 def test_a_t5_added_later_is_used_and_changes_the_fingerprint(
