@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
     from engine.models.library import ModelLibrary
+    from engine.render import Renderer
     from server.config import Settings
 
 log = logging.getLogger("opendream")
@@ -59,12 +60,15 @@ def describe_library(library: ModelLibrary, loaded: list[str]) -> dict[str, obje
     }
 
 
-def _loaded_specs(request: Request) -> list[str]:
+def _renderer(request: Request) -> Renderer | None:
+    """This process's renderer, once its model is loaded (None before, and where renders run in workers)."""
     renders = request.app.state.services.renders
-    renderer = getattr(renders, "_renderer", None) if renders is not None else None
-    if renderer is None:
-        return []
-    return [str(handle.spec) for handle in renderer.models.loaded()]
+    return getattr(renders, "_renderer", None) if renders is not None else None
+
+
+def _loaded_specs(request: Request) -> list[str]:
+    renderer = _renderer(request)
+    return [] if renderer is None else [str(handle.spec) for handle in renderer.models.loaded()]
 
 
 async def list_models(request: Request) -> Response:
@@ -80,4 +84,8 @@ async def rescan_models(request: Request) -> Response:
     services = request.app.state.services
     await asyncio.to_thread(services.library.scan)
     install_family_defaults(services.settings, services.operations, services.library)
+    renderer = _renderer(request)
+    if renderer is not None:  # a model loaded with other parts than the folder now holds loads again when next used
+        for handle in await asyncio.to_thread(renderer.models.unload_changed):
+            log.info("opendream: %s will load again with the part files now in the models directory", handle.spec)
     return JSONResponse(describe_library(services.library, _loaded_specs(request)))

@@ -231,6 +231,19 @@ class ModelHandle:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
+    def parts_changed(self) -> bool:
+        """Whether a loaded transformer-only file would now load with other part files (a T5 put in
+        text_encoders/ for an SD 3 that ran without one, a VAE replaced), read from the headers alone."""
+        if not self.loaded or self.spec.kind != "single_file" or self._derived is None:
+            return False
+        from engine.models.single_file import file_configs
+
+        try:
+            now = file_configs(self._resolve_path(), self.family, self._named_parts())
+        except Exception:  # it cannot be loaded as it is now: its next load says why
+            return True
+        return (now.companions, now.without) != (self._derived.companions, self._derived.without)
+
     def memory_bytes(self) -> int:
         """What the loaded modules hold (parameters and buffers); an estimate from the files before loading."""
         if self._base is None:
@@ -1139,3 +1152,11 @@ class ModelManager:
     def loaded(self) -> list[ModelHandle]:
         with self._lock:
             return [handle for handle in self._handles.values() if handle.loaded]
+
+    def unload_changed(self) -> list[ModelHandle]:
+        """Unload the loaded models whose part files changed (after the models directory is scanned again), so
+        that their next render loads them with the parts that are there now. Returns them."""
+        changed = [handle for handle in self.loaded() if handle.parts_changed()]
+        for handle in changed:
+            handle.unload()
+        return changed

@@ -178,7 +178,7 @@ _FLUX_SCHNELL = {**_FLOW, "shift": 1.0, "use_dynamic_shifting": False, "base_shi
 # SD 3 runs without T5 (Stability's sd3_medium_incl_clips.safetensors; users drop it to save memory), FLUX cannot
 _WITHOUT_T5 = (
     "runs without T5-XXL (none in the file or the models directory): prompts are followed less closely, long ones "
-    "especially; a T5-XXL put in text_encoders/ is used from the model's next load"
+    "especially; a T5-XXL put in text_encoders/ is used once the models are scanned again (or the next start)"
 )
 LAYOUTS["sd3"] = CheckpointLayout(
     (

@@ -101,3 +101,25 @@ def test_a_whole_file_without_t5_takes_one_from_the_models_directory(
     shutil.copyfile(no_t5.single_file, models / "checkpoints" / no_t5.single_file.name)
     entry = ModelLibrary("builtin:tiny", models).get(f"checkpoints/{no_t5.single_file.name}").describe()
     assert entry["usable"] and entry["parts"] == {"t5xxl": T5} and entry["note"] is None, entry
+
+
+def test_a_loaded_model_whose_parts_changed_is_unloaded_after_a_rescan_and_loads_with_them(
+    tmp_path: Path, model_options: ModelOptions, stand_ins: dict[str, DiTStandIn]
+) -> None:
+    """A T5 put in text_encoders/ while an SD 3 is loaded without one: the rescan (POST /api/models/rescan calls
+    `unload_changed`) unloads it, and its next render loads it with the T5 and says so in its fingerprint."""
+    models = tmp_path / "models"
+    transformer = split_into_companions(stand_ins["sd3"], models, skip=(T5,))
+    renderer = Renderer(ModelManager(f"file:{transformer}", model_options))
+    first = renderer.render("txt2img", PARAMS["txt2img"][0], 7, {})
+    handle = renderer.models.get()
+    assert handle.loaded and not handle.parts_changed() and renderer.models.unload_changed() == []
+    full = split_into_companions(stand_ins["sd3"], tmp_path / "full").parent.parent
+    shutil.copyfile(full / T5, models / T5)
+    assert handle.parts_changed()
+    assert renderer.models.unload_changed() == [handle] and not handle.loaded
+    again = renderer.render("txt2img", PARAMS["txt2img"][0], 7, {})
+    assert first.fingerprint["single_file"]["without"] == ["t5xxl"]
+    assert "without" not in again.fingerprint["single_file"]
+    assert again.fingerprint["single_file"]["companions"]["t5xxl"] == "t5xxl_fp16.safetensors"
+    assert handle.loaded and handle._base.text_encoder_3 is not None
