@@ -52,7 +52,11 @@ DOCS = Path(__file__).parents[2] / "docs" / "models.md"
 
 @pytest.fixture(scope="session")
 def stand_in_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stand-ins")
+    # Other modules import this fixture, and pytest makes an imported fixture once per module: one folder for
+    # the session (with `_stand_in`'s cache) keeps each stand-in built once
+    root = tmp_path_factory.getbasetemp() / "stand-ins"
+    root.mkdir(exist_ok=True)
+    return root
 
 
 @cache

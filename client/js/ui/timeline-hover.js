@@ -62,10 +62,20 @@ export class TimelineHover {
   show(version) {
     this.version = version;
     this.el.dataset.version = String(version);
+    this.say(version);
+    this.showPicture(version);
+  }
+
+  /** Who did what at `version`; "Loading the history…" until the timeline has the events, then said again. */
+  say(version) {
     const words = this.words(version);
     fill(this.title, h('strong', null, `Version ${version}`), words?.when ? h('span.muted', null, ` · ${words.when}`) : null);
     fill(this.text, words ? h('span.dot', { style: { background: words.colour } }) : null, words ? h('strong', null, words.who) : null, words ? ` ${words.what}` : h('span.muted', null, 'Loading the history…'));
-    this.showPicture(version);
+  }
+
+  /** The history changed (it arrived, or a new event did): a card that is showing says it again. */
+  refresh() {
+    if (!this.el.hidden && this.version != null) this.say(this.version);
   }
 
   showPicture(version) {

@@ -94,6 +94,7 @@ export class TimelineBar {
   update({ head, scrubVersion, events, people, me, names, layerName, operationTitle, canRestore, past = null, checkpoints = {} }) {
     this.head = Math.max(1, head);
     this.context = { events, people, me, names, layerName, operationTitle };
+    this.hover.refresh();
     this.scrubbing = scrubVersion != null;
     this.slider.max = String(this.head);
     this.slider.disabled = this.head <= 1;
