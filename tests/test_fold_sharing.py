@@ -159,6 +159,11 @@ def test_snapshots_reusing_the_rows_of_unchanged_layers_are_the_same_bytes():
     third = replace(state, canvas_id="c3")  # a third canvas pushes the oldest out: bounded, still the same bytes
     assert encode_state(third, rows) == encode_state(third) and encode_state(state, rows) == encode_state(state)
     assert len(rows._rows) == 2
+    few = LayerRows(canvases=10, layers=60)  # bounded in rows too, the latest canvas always kept
+    for canvas_id in ("a", "b", "c"):
+        renamed = replace(state, canvas_id=canvas_id)
+        assert encode_state(renamed, few) == encode_state(renamed)
+    assert list(few._rows) == ["c"] and few._count == len(state.order)
 
 
 def test_a_state_built_by_hand_with_a_plain_mapping_still_folds():

@@ -43,14 +43,17 @@ class LayerRows:
     """Encoded snapshot rows of the layers of the canvases last snapshotted, each kept with the layer it encodes.
     Layers are immutable and a fold replaces only those an event touches, so a layer that is the same object as
     at the last snapshot has the same row: a 5,000-layer canvas re-encodes the few dozen layers that changed in
-    500 events, not all 5,000. Bounded to the `canvases` most recently snapshotted."""
+    500 events, not all 5,000. Bounded: the canvases most recently snapshotted, at most `canvases` of them and
+    `layers` rows in all (what they hold is kept alive here), the latest canvas always."""
 
-    def __init__(self, canvases: int = 64) -> None:
-        self._canvases = canvases
+    def __init__(self, canvases: int = 64, layers: int = 20_000) -> None:
+        self._canvases, self._layers = canvases, layers
         self._rows: dict[str, dict[str, tuple[Layer, orjson.Fragment]]] = {}
+        self._count = 0
 
     def encode(self, state: CanvasState) -> list[orjson.Fragment]:
         before = self._rows.pop(state.canvas_id, {})
+        self._count -= len(before)
         now: dict[str, tuple[Layer, orjson.Fragment]] = {}
         layers = state.layers
         for layer_id in state.order:
@@ -58,8 +61,9 @@ class LayerRows:
             kept = before.get(layer_id)
             now[layer_id] = kept if kept is not None and kept[0] is layer else (layer, _layer_row(layer))
         self._rows[state.canvas_id] = now  # the most recent last: the oldest goes first
-        while len(self._rows) > self._canvases:
-            del self._rows[next(iter(self._rows))]
+        self._count += len(now)
+        while len(self._rows) > 1 and (len(self._rows) > self._canvases or self._count > self._layers):
+            self._count -= len(self._rows.pop(next(iter(self._rows))))
         return [row for _, row in now.values()]
 
 
