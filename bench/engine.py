@@ -12,6 +12,9 @@
    latent preview and with a (tiny) TAESD.
 
     .venv/bin/python bench/engine.py [--size 256] [--steps 20] [--repeats 9] [--model builtin:tiny]
+                                     [--only overhead,cache,cancel,previews]
+
+A full-size model with random weights (the shapes decide the speed) is made by bench/fullsize.py.
 
 The last line printed is JSON: {"engine_over_raw", "cached_over_cold", "cancel_p50_ms", "cancel_p99_ms",
 "preview_over_plain", ...}.
@@ -171,6 +174,9 @@ def preview_figures(renderer: Renderer, size: int, steps: int, repeats: int) -> 
     return figures
 
 
+SECTIONS = ("overhead", "cache", "cancel", "previews")  # the overhead runs always: it loads and warms the model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="builtin:tiny")
@@ -182,7 +188,12 @@ def main() -> None:
     parser.add_argument("--cancel-size", type=int, default=512)
     parser.add_argument("--cancel-steps", type=int, default=25)
     parser.add_argument("--cancel-trials", type=int, default=20)
+    parser.add_argument("--only", help=f"some of the sections, comma-separated: {','.join(SECTIONS)} (default all;"
+                        " a full-size model on a CPU takes minutes a section)")  # fmt: skip
     args = parser.parse_args()
+    only = set(SECTIONS if args.only is None else args.only.split(","))
+    if not only <= set(SECTIONS):
+        parser.error(f"--only takes {', '.join(SECTIONS)}")
 
     manager = ModelManager(args.model, ModelOptions(models_dir=args.models_dir))
     renderer = Renderer(manager)
@@ -224,19 +235,25 @@ def main() -> None:
         print(f"{name:>6}: median {medians[name]:7.1f} ms  min {min(values):7.1f}  max {max(values):7.1f}")
     print(f"identical pixels: {same}; threads {torch.get_num_threads()}; {args.size}px, {args.steps} steps")
 
-    cache = asyncio.run(cache_figures(renderer, args.size, args.steps))
-    print(f"20-layer canvas: cold {cache['cold_s_20_layers']} s, all cached {cache['cached_s_20_layers']} s; "
-          f"{cache['materialise_overhead_ms_per_layer']} ms per layer around the renderer")  # fmt: skip
-    cancel = cancel_figures(renderer, args.cancel_size, args.cancel_steps, args.cancel_trials)
-    print(f"cancel at {args.cancel_size}px: p50 {cancel['cancel_p50_ms']} ms, p99 {cancel['cancel_p99_ms']} ms "
-          f"over {cancel['cancel_trials']} renders of {cancel['cancel_render_s']} s")  # fmt: skip
-    previews = preview_figures(renderer, args.cancel_size, args.cancel_steps, max(3, args.repeats // 2))
-    print(f"previews: linear x{previews['preview_over_plain']}, TAESD x{previews['preview_taesd_over_plain']}")
+    cache: dict[str, Any] = {}
+    if "cache" in only:
+        cache = asyncio.run(cache_figures(renderer, args.size, args.steps))
+        print(f"20-layer canvas: cold {cache['cold_s_20_layers']} s, all cached {cache['cached_s_20_layers']} s; "
+              f"{cache['materialise_overhead_ms_per_layer']} ms per layer around the renderer")  # fmt: skip
+    cancel: dict[str, Any] = {}
+    if "cancel" in only:
+        cancel = cancel_figures(renderer, args.cancel_size, args.cancel_steps, args.cancel_trials)
+        print(f"cancel at {args.cancel_size}px: p50 {cancel['cancel_p50_ms']} ms, p99 {cancel['cancel_p99_ms']} ms "
+              f"over {cancel['cancel_trials']} renders of {cancel['cancel_render_s']} s")  # fmt: skip
+    previews: dict[str, Any] = {}
+    if "previews" in only:
+        previews = preview_figures(renderer, args.cancel_size, args.cancel_steps, max(3, args.repeats // 2))
+        print(f"previews: linear x{previews['preview_over_plain']}, TAESD x{previews['preview_taesd_over_plain']}")
     print(
         json.dumps(
             {
                 "engine_over_raw": round(medians["engine"] / medians["raw"], 4),
-                "cached_over_cold": cache["cached_over_cold"],
+                **({"cached_over_cold": cache["cached_over_cold"]} if cache else {}),
                 "engine_ms": round(medians["engine"], 1),
                 "raw_ms": round(medians["raw"], 1),
                 **cache,
