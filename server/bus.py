@@ -2,7 +2,9 @@
 
 `opendream_events` carries "canvas_id:head" and is sent by the append transaction itself (delivered on commit
 only); each replica then reads the events from the database and delivers them in order. `opendream_ephemeral`
-carries presence and render progress, which are never stored.
+carries presence and render progress, which are never stored. `opendream_models` says that the models directory
+was scanned again (`POST /api/models/rescan` on one replica): every other process scans it too, so that all
+offer and accept the same models.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ log = logging.getLogger("opendream.bus")
 
 EVENTS = "opendream_events"
 EPHEMERAL = "opendream_ephemeral"
+MODELS = "opendream_models"
 MAX_PAYLOAD = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes
 
 
@@ -36,11 +39,13 @@ class PostgresBus:
         url: str,
         on_head: Callable[[str, int], None],
         on_message: Callable[[str, dict[str, Any]], None] | None = None,
+        on_models: Callable[[], None] | None = None,
     ) -> None:
         self.dsn = libpq_dsn(url)
         self.origin = secrets.token_hex(6)
         self._on_head = on_head
         self._on_message = on_message
+        self._on_models = on_models
         self._listener: asyncio.Task[None] | None = None
         self._sender: Any = None
         self._ready = asyncio.Event()
@@ -67,6 +72,7 @@ class PostgresBus:
                 async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {EVENTS}")
                     await conn.execute(f"LISTEN {EPHEMERAL}")
+                    await conn.execute(f"LISTEN {MODELS}")
                     self._ready.set()
                     delay = 0.5
                     async for notify in conn.notifies():
@@ -87,21 +93,30 @@ class PostgresBus:
                 message = orjson.loads(payload)
                 if message.get("origin") != self.origin:
                     self._on_message(message["canvas_id"], message["message"])
+            elif channel == MODELS and self._on_models is not None and payload != self.origin:
+                self._on_models()
         except Exception:
             log.exception("could not handle a %s notification", channel)
 
     async def publish(self, canvas_id: str, message: dict[str, Any]) -> None:
         """Send an ephemeral message (presence, progress) to the other replicas."""
-        import psycopg
-
         payload = orjson.dumps({"origin": self.origin, "canvas_id": canvas_id, "message": message}).decode()
         if len(payload) > MAX_PAYLOAD:
             log.warning("dropping a %d-byte ephemeral message for %s", len(payload), canvas_id)
             return
+        await self._notify(EPHEMERAL, payload)
+
+    async def announce_models(self) -> None:
+        """Tell the other processes that the models directory was scanned again (they scan it too)."""
+        await self._notify(MODELS, self.origin)
+
+    async def _notify(self, channel: str, payload: str) -> None:
+        import psycopg
+
         try:
             if self._sender is None or self._sender.closed:
                 self._sender = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-            await self._sender.execute("SELECT pg_notify(%s, %s)", (EPHEMERAL, payload))
+            await self._sender.execute("SELECT pg_notify(%s, %s)", (channel, payload))
         except Exception:
             log.exception("could not publish to other replicas")
             self._sender = None

@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
     from engine.models.library import ModelLibrary
-    from engine.render import Renderer
     from server.config import Settings
+    from server.services import Services
 
 log = logging.getLogger("opendream")
 PLACEHOLDER_MODELS = frozenset({"builtin:tiny", "builtin:tiny-sdxl", "builtin:tiny-sd3", "builtin:tiny-flux"})
@@ -60,14 +60,9 @@ def describe_library(library: ModelLibrary, loaded: list[str]) -> dict[str, obje
     }
 
 
-def _renderer(request: Request) -> Renderer | None:
-    """This process's renderer, once its model is loaded (None before, and where renders run in workers)."""
-    renders = request.app.state.services.renders
-    return getattr(renders, "_renderer", None) if renders is not None else None
-
-
 def _loaded_specs(request: Request) -> list[str]:
-    renderer = _renderer(request)
+    renders = request.app.state.services.renders
+    renderer = getattr(renders, "_renderer", None) if renders is not None else None  # None before its model loads
     return [] if renderer is None else [str(handle.spec) for handle in renderer.models.loaded()]
 
 
@@ -78,14 +73,25 @@ async def list_models(request: Request) -> Response:
 
 async def rescan_models(request: Request) -> Response:
     from server.api import grant_for
-    from server.services import install_family_defaults
 
     await grant_for(request, None, "admin")
     services = request.app.state.services
-    await asyncio.to_thread(services.library.scan)
+    await rescan(services)
+    if services.bus is not None:  # the other replicas and the workers scan it too
+        await services.bus.announce_models()
+    return JSONResponse(describe_library(services.library, _loaded_specs(request)))
+
+
+async def rescan(services: Services) -> None:
+    """Scan the models directory again: the library, the operations' `model` / `loras` choices, and the loaded
+    models whose part files changed (unloaded: their next render loads them with the parts there now)."""
+    from server.services import install_family_defaults
+
+    if services.library is not None:
+        await asyncio.to_thread(services.library.scan)
     install_family_defaults(services.settings, services.operations, services.library)
-    renderer = _renderer(request)
-    if renderer is not None:  # a model loaded with other parts than the folder now holds loads again when next used
+    renders = services.renders
+    renderer = getattr(renders, "_renderer", None) if renders is not None else None
+    if renderer is not None:
         for handle in await asyncio.to_thread(renderer.models.unload_changed):
             log.info("opendream: %s will load again with the part files now in the models directory", handle.spec)
-    return JSONResponse(describe_library(services.library, _loaded_specs(request)))

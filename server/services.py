@@ -228,7 +228,7 @@ async def open_services(
     if role == "worker":
         from server.bus import PostgresBus
 
-        bus = PostgresBus(settings.database_url, canvases.on_remote_head)
+        bus = PostgresBus(settings.database_url, canvases.on_remote_head, on_models=_rescanning(services))
         await bus.start()
         services.bus = bus
         loop = asyncio.get_running_loop()
@@ -264,12 +264,34 @@ async def open_services(
         if settings.shared:  # other replicas and workers: hear of their appends, presence and progress
             from server.bus import PostgresBus
 
-            bus = PostgresBus(settings.database_url, canvases.on_remote_head, live.deliver_ephemeral)
+            bus = PostgresBus(settings.database_url, canvases.on_remote_head, live.deliver_ephemeral,
+                              on_models=_rescanning(services))  # fmt: skip
             await bus.start()
             live.relay = bus.publish
             services.bus = bus
     freeze_long_lived()  # the server's modules and settings, before the first request (server/heap.py)
     return services
+
+
+def _rescanning(services: Services) -> Callable[[], None]:
+    """The bus's `on_models`: another process scanned the models directory again; this one does too."""
+    scans: set[asyncio.Task[None]] = set()
+
+    async def scan() -> None:
+        from server.library import rescan
+
+        try:
+            await rescan(services)
+            log.info("opendream: the models directory was scanned again, as another process asked")
+        except Exception:
+            log.exception("scanning the models directory again failed")
+
+    def on_models() -> None:
+        task = asyncio.get_running_loop().create_task(scan())
+        scans.add(task)  # kept until done: the loop holds only weak references to its tasks
+        task.add_done_callback(scans.discard)
+
+    return on_models
 
 
 @contextlib.asynccontextmanager

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +99,45 @@ async def test_clients_on_two_replicas_converge_on_one_canvas(shared):
         assert any(p["user"].endswith(".alice") for p in presence)  # presence crossed from replica one to two
         await alice.close()
         await bob.close()
+
+
+def test_a_rescan_on_one_replica_is_a_rescan_on_every_replica(shared):
+    """A model put in the shared models directory and rescanned on one replica is offered by the other too
+    (opendream_models over LISTEN/NOTIFY), so that a command naming it is accepted whichever replica decides it."""
+    db, data = shared
+    from engine.models.loader import ModelManager, ModelOptions
+
+    tiny = ModelManager("builtin:tiny", ModelOptions(device="cpu", models_dir=data / "models")).get()._resolve_path()
+    with (
+        ServerProcess(data, None, "--db", db, "--no-worker") as one,
+        ServerProcess(data, None, "--db", db, "--no-worker") as two,
+    ):
+
+        def offered(server: ServerProcess) -> set[str]:
+            with server.client() as client:
+                listed = {entry["name"] for entry in client.get("/api/models").json()["models"]}
+                operations = {op["name"]: op for op in client.get("/api/operations").json()["operations"]}
+            choice = operations["txt2img"]["params_schema"]["properties"]["model"]
+            enum = next((item["enum"] for item in choice.get("anyOf", [choice]) if "enum" in item), [])
+            return listed & set(enum)
+
+        assert "checkpoints/second" not in offered(two)
+        shutil.copytree(tiny, data / "models" / "checkpoints" / "second")
+        with one.client() as client:
+            assert client.post("/api/models/rescan").status_code == 200
+        assert "checkpoints/second" in offered(one)
+        wait_for(lambda: "checkpoints/second" in offered(two), timeout=20)
+        with two.client() as client:  # and the other replica accepts a layer on it
+            created = client.post("/api/canvases", json={"name": "On the new model"}).json()
+            command = {
+                "type": "add_layer",
+                "operation": "txt2img",
+                "params": {"prompt": "x", "model": "checkpoints/second"},
+            }
+            answer = client.post(
+                f"/api/canvases/{created['id']}/commands", json={"command_id": "c1", "command": command}
+            )
+            assert answer.status_code == 200, answer.text
 
 
 def rendered_events(server: ServerProcess, canvas_id: str) -> list[dict]:
