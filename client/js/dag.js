@@ -14,7 +14,12 @@ export function childrenMap(layers) {
 
 /** Every layer derived, directly or not, from `root`, in stack order (as the server's `descendants`). */
 export function descendants(layers, order, root) {
-  const children = childrenMap(layers);
+  const found = reachableFrom(childrenMap(layers), root);
+  return order.filter((id) => found.has(id));
+}
+
+/** Every id reachable from `root` through a `childrenMap` (root itself only if a cycle leads back to it). */
+export function reachableFrom(children, root) {
   const found = new Set();
   const frontier = [...(children.get(root) || [])];
   while (frontier.length) {
@@ -23,7 +28,7 @@ export function descendants(layers, order, root) {
     found.add(current);
     frontier.push(...(children.get(current) || []));
   }
-  return order.filter((id) => found.has(id));
+  return found;
 }
 
 /** Every layer `id` reads, directly or not. */

@@ -5,7 +5,7 @@
 // JSON leaves out (deleted ids, undo/redo stacks as runs of seqs). When an event does not fit (an unknown
 // type, a gap in the seqs) `applyEvent` says so and the caller fetches the state again: correctness first.
 
-import { childrenMap } from './dag.js';
+import { childrenMap, reachableFrom } from './dag.js';
 import FACTS from './events.js'; // generated from the server's event registry (server/core/event_registry.py)
 
 export const HISTORY_DEPTH = FACTS.history_depth;
@@ -84,16 +84,7 @@ function childrenOf(draft) {
 
 /** Every live layer derived, directly or not, from `root` (a set: the fold needs no order). */
 function derivedFrom(draft, root) {
-  const children = childrenOf(draft);
-  const found = new Set();
-  const frontier = [...(children.get(root) || [])];
-  while (frontier.length) {
-    const current = frontier.pop();
-    if (found.has(current)) continue;
-    found.add(current);
-    frontier.push(...(children.get(current) || []));
-  }
-  return found;
+  return reachableFrom(childrenOf(draft), root);
 }
 
 function invalidateWithDescendants(draft, layer, seq) {
