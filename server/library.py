@@ -62,8 +62,7 @@ def describe_library(library: ModelLibrary, loaded: list[str]) -> dict[str, obje
 
 def _loaded_specs(request: Request) -> list[str]:
     renders = request.app.state.services.renders
-    renderer = getattr(renders, "_renderer", None) if renders is not None else None  # None before its model loads
-    return [] if renderer is None else [str(handle.spec) for handle in renderer.models.loaded()]
+    return [] if renders is None else renders.loaded_models()
 
 
 async def list_models(request: Request) -> Response:
@@ -84,14 +83,13 @@ async def rescan_models(request: Request) -> Response:
 
 async def rescan(services: Services) -> None:
     """Scan the models directory again: the library, the operations' `model` / `loras` choices, and the loaded
-    models whose part files changed (unloaded: their next render loads them with the parts there now)."""
+    models whose part files changed (unloaded: their next render loads them with the parts there now). One scan
+    at a time: a burst of rescans (an admin's, other replicas' notices) never scans the library concurrently."""
     from server.services import install_family_defaults
 
-    if services.library is not None:
-        await asyncio.to_thread(services.library.scan)
-    install_family_defaults(services.settings, services.operations, services.library)
-    renders = services.renders
-    renderer = getattr(renders, "_renderer", None) if renders is not None else None
-    if renderer is not None:
-        for handle in await asyncio.to_thread(renderer.models.unload_changed):
-            log.info("opendream: %s will load again with the part files now in the models directory", handle.spec)
+    async with services.rescanning:
+        if services.library is not None:
+            await asyncio.to_thread(services.library.scan)
+        install_family_defaults(services.settings, services.operations, services.library)
+    if services.renders is not None:
+        services.renders.unload_changed_models()

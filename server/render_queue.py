@@ -327,6 +327,26 @@ class RenderQueue:
                 self._renderer = self._renderer_factory()
             return self._renderer
 
+    def loaded_models(self) -> list[str]:
+        """The models the renderer holds loaded (none before it is built)."""
+        renderer = self._renderer
+        return [] if renderer is None else [str(handle.spec) for handle in renderer.models.loaded()]
+
+    def unload_changed_models(self) -> None:
+        """After the models directory was scanned again: unload the models whose part files changed, on the render
+        thread between two renders (a render never loses its model half-way), without waiting for that."""
+        renderer = self._renderer
+        if renderer is None:
+            return
+
+        async def unload() -> None:
+            for handle in await self._thread.run(renderer.models.unload_changed):
+                log.info("%s will load again with the part files now in the models directory", handle.spec)
+
+        task = asyncio.get_running_loop().create_task(unload())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     # --- events in -------------------------------------------------------------------------------------
 
     def _on_events(self, canvas_id: str, events: Sequence[Event] | Any) -> None:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine.models.progress import LoadProgress
@@ -58,6 +58,7 @@ class Services:
     model: dict[str, object] | None = None  # what the model's files say, before it loads (/api/health)
     model_progress: LoadProgress | None = None
     library: ModelLibrary | None = None  # server/library.py: the models, LoRAs and companions it offers
+    rescanning: asyncio.Lock = field(default_factory=asyncio.Lock)  # server/library.py rescan: one at a time
 
     async def close(self) -> None:
         """Stop everything `open_services` started, the last started first."""
@@ -287,6 +288,8 @@ def _rescanning(services: Services) -> Callable[[], None]:
             log.exception("scanning the models directory again failed")
 
     def on_models() -> None:
+        if sum(not task.done() for task in scans) >= 2:  # one scanning, one to follow: a flood adds nothing more
+            return
         task = asyncio.get_running_loop().create_task(scan())
         scans.add(task)  # kept until done: the loop holds only weak references to its tasks
         task.add_done_callback(scans.discard)

@@ -91,3 +91,29 @@ def test_a_rescan_is_the_admins_and_finds_new_files(server, models_root: Path) -
         schema = {op["name"]: op for op in client.get("/api/operations").json()["operations"]}["img2img"]
     names = schema["params_schema"]["$defs"]["LoraRef"]["properties"]["name"]["enum"]
     assert "loras/second.safetensors" in names
+
+
+@pytest.mark.anyio
+async def test_a_flood_of_rescan_notices_scans_once_and_once_more(monkeypatch) -> None:
+    """Other processes' `opendream_models` notices (server/bus.py): however many come while one scan runs, one
+    more follows it (`rescan` itself runs them one at a time)."""
+    import asyncio
+
+    import server.library
+    from server.services import _rescanning
+
+    scans: list[object] = []
+
+    async def slow_rescan(services: object) -> None:
+        scans.append(services)
+        await asyncio.sleep(0.05)
+
+    monkeypatch.setattr(server.library, "rescan", slow_rescan)
+    on_models = _rescanning(object())  # type: ignore[arg-type]
+    for _ in range(50):
+        on_models()
+    await asyncio.sleep(0.3)
+    assert len(scans) == 2
+    on_models()  # after the flood: a notice is heard again
+    await asyncio.sleep(0.1)
+    assert len(scans) == 3

@@ -175,7 +175,8 @@ _T5XXL = TextEncoderLayout("", "T5EncoderModel", f"{TEXT_ENCODERS}t5xxl.transfor
 _FLOW = {"num_train_timesteps": 1000, "shift": 3.0}
 _FLUX_SCHNELL = {**_FLOW, "shift": 1.0, "use_dynamic_shifting": False, "base_shift": 0.5, "max_shift": 1.15,
                  "base_image_seq_len": 256, "max_image_seq_len": 4096}  # fmt: skip
-# SD 3 runs without T5 (Stability's sd3_medium_incl_clips.safetensors; users drop it to save memory), FLUX cannot
+# SD 3 runs without T5 (Stability's sd3_medium_incl_clips.safetensors; users drop it to save memory), FLUX cannot.
+# Its first words, before " (", are what the model picker shows (engine.defaults.choice_label).
 _WITHOUT_T5 = (
     "runs without T5-XXL (none in the file or the models directory): prompts are followed less closely, long ones "
     "especially; a T5-XXL put in text_encoders/ is used once the models are scanned again (or the next start)"
