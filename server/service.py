@@ -34,6 +34,7 @@ from server.core.ids import new_event_id
 from server.core.projection import empty_state, project
 from server.core.snapshot import SNAPSHOT_SCHEMA_VERSION, LayerRows, decode_state, encode_state
 from server.core.state import CanvasState
+from server.core.values import value
 from server.store.base import AppendRequest, CommandRecord, ConcurrencyError, EventStore, Snapshot, WriteTransaction
 
 log = logging.getLogger("opendream.service")
@@ -41,7 +42,7 @@ log = logging.getLogger("opendream.service")
 EventListener = Callable[[str, Sequence[Event]], None]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CommandResult:
     canvas_id: str
     command_id: str | None
@@ -70,7 +71,7 @@ class CanvasNotFound(LookupError):
         self.canvas_id = canvas_id
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RecordedEvent:
     """An event to copy into a new canvas (a fork, an imported workflow) with its original attribution."""
 
@@ -81,7 +82,7 @@ class RecordedEvent:
     gesture: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PreparedImport:
     """A new canvas's whole log, numbered, folded and snapshotted outside the writer (a fork, an imported
     workflow). The writer only stores it, `IMPORT_SLICE` events per turn, so that a large import takes turns
@@ -661,7 +662,7 @@ class CanvasService:
         return await asyncio.to_thread(self.store.read, canvas_id, after, None, limit)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class _Past:
     """The log before a staged state, for the decider (`PastReader`): the store plus this batch's events."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,6 +13,7 @@ import pytest
 from server.core import event_registry
 from server.core.event_registry import CLIENT_FILE, EVENTS, UNDOABLE, WAKING_EVENTS, IncompleteEventType
 from server.core.events import EVENT_TYPES, EventData
+from server.core.values import value
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = shutil.which("node")
@@ -50,7 +50,7 @@ def test_the_facts_the_writer_and_the_fold_read():
 
 
 def test_an_event_type_without_its_fold_or_its_inversion_is_refused():
-    @dataclass(frozen=True, slots=True)
+    @value
     class LayerTilted(EventData):
         type: ClassVar[str] = "layer.tilted"
         undoable: ClassVar[bool] = True

@@ -13,7 +13,7 @@ brought up to date on read by upcasters, so the fold only ever sees current shap
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 import orjson
 
+from server.core.values import value
 
-@dataclass(frozen=True, slots=True)
+
+@value
 class EventData:
     type: ClassVar[str]
     schema_version: ClassVar[int] = 1
@@ -31,7 +33,7 @@ class EventData:
     history_kind: ClassVar[str] = "other"  # the word for it in the history (client/js/history.js)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CanvasCreated(EventData):
     type: ClassVar[str] = "canvas.created"
     history_kind: ClassVar[str] = "create"
@@ -41,7 +43,7 @@ class CanvasCreated(EventData):
     origin: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CanvasRenamed(EventData):
     type: ClassVar[str] = "canvas.renamed"
     undoable: ClassVar[bool] = True
@@ -49,7 +51,7 @@ class CanvasRenamed(EventData):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerAdded(EventData):
     type: ClassVar[str] = "layer.added"
     undoable: ClassVar[bool] = True
@@ -63,7 +65,7 @@ class LayerAdded(EventData):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerParamsChanged(EventData):
     """A non-destructive re-edit: the layer and everything derived from it must be rendered again."""
 
@@ -77,7 +79,7 @@ class LayerParamsChanged(EventData):
     parents: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerDeleted(EventData):
     """Deletes the layer and every layer derived from it (its descendants in the DAG)."""
 
@@ -87,7 +89,7 @@ class LayerDeleted(EventData):
     layer_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerVisibilityChanged(EventData):
     type: ClassVar[str] = "layer.visibility_changed"
     undoable: ClassVar[bool] = True
@@ -96,7 +98,7 @@ class LayerVisibilityChanged(EventData):
     visible: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerOpacityChanged(EventData):
     type: ClassVar[str] = "layer.opacity_changed"
     undoable: ClassVar[bool] = True
@@ -105,7 +107,7 @@ class LayerOpacityChanged(EventData):
     opacity: float
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerRenamed(EventData):
     type: ClassVar[str] = "layer.renamed"
     undoable: ClassVar[bool] = True
@@ -114,7 +116,7 @@ class LayerRenamed(EventData):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerMoved(EventData):
     """Moves a layer in the stack; `index` is its position afterwards, 0 = bottom."""
 
@@ -125,7 +127,7 @@ class LayerMoved(EventData):
     index: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerRendered(EventData):
     """The engine materialised `revision` of a layer into the blob `output`."""
 
@@ -144,7 +146,7 @@ class LayerRendered(EventData):
     extra_outputs: tuple[str, ...] = ()  # the further images of an operation that made several
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerRenderRequested(EventData):
     """Render a layer again (after a failure or cancellation): a new revision of it and its descendants."""
 
@@ -154,7 +156,7 @@ class LayerRenderRequested(EventData):
     layer_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerRestored(EventData):
     """Brings deleted layers back as they were (undo of a delete, redo of an add): ids are not reused, restored."""
 
@@ -166,7 +168,7 @@ class LayerRestored(EventData):
     positions: tuple[int, ...]  # stack index of each when it was deleted
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HistoryUndone(EventData):
     """Marks the start of an undo: the `count` events after it invert events first_seq..last_seq."""
 
@@ -177,7 +179,7 @@ class HistoryUndone(EventData):
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HistoryRedone(EventData):
     """Marks the start of a redo: the `count` events after it invert the undo at first_seq..last_seq."""
 
@@ -188,7 +190,7 @@ class HistoryRedone(EventData):
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CanvasResized(EventData):
     """The document frame: its size in pixels and its background ("#rrggbb", or None for transparent). Growing
     it is how room for outpainting is made; layers keep their places."""
@@ -201,7 +203,7 @@ class CanvasResized(EventData):
     background: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerTransformed(EventData):
     """Where a layer's image sits on the document (server/core/state.py Placement)."""
 
@@ -222,7 +224,7 @@ class LayerTransformed(EventData):
         return cls(layer_id, where.x, where.y, where.scale, where.rotation, where.flip_x, where.flip_y)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CanvasRestored(EventData):
     """Marks a restore: the `count` events after it take the canvas back to `version` (one history step)."""
 
@@ -232,7 +234,7 @@ class CanvasRestored(EventData):
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class VersionNamed(EventData):
     """A checkpoint: `label` names `version` ("before the sky"); an empty label removes the name."""
 
@@ -243,7 +245,7 @@ class VersionNamed(EventData):
     label: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerFailed(EventData):
     type: ClassVar[str] = "layer.failed"
     history_kind: ClassVar[str] = "fail"
@@ -288,7 +290,7 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Event:
     """An event as stored in a canvas's log."""
 

@@ -39,6 +39,7 @@ from server.core.events import (
     VersionNamed,
 )
 from server.core.pmap import PMap, PMapBuilder
+from server.core.pseq import PSeq
 from server.core.state import (
     CanvasState,
     HistoryEntry,
@@ -204,7 +205,7 @@ class _Draft:
         return self._order
 
     def append_to_order(self, layer_id: str) -> None:
-        """A new top layer: the commonest change of order, kept apart so that freezing is one tuple concat."""
+        """A new top layer: the commonest change of order, kept apart so that freezing shares the base's."""
         if self._order is None:
             self._appended.append(layer_id)
         else:
@@ -230,12 +231,11 @@ class _Draft:
             merged[user] = UserHistory(tuple(undo), tuple(redo))
         return MappingProxyType(merged)
 
-    def _frozen_order(self) -> tuple[str, ...]:
+    def _frozen_order(self) -> PSeq:
         if self._order is not None:
-            return tuple(self._order)
-        if self._appended:
-            return self.base.order + tuple(self._appended)
-        return self.base.order
+            return PSeq(self._order)
+        # appends only (the commonest change): shares the base's items instead of copying them
+        return PSeq.of(self.base.order).appended(self._appended)
 
     def name_version(self, version: int, label: str) -> None:
         if self._checkpoints is None:

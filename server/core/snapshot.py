@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from server.core.pmap import PMap
+from server.core.pseq import PSeq
 from server.core.state import IDENTITY, CanvasState, HistoryEntry, Layer, Placement, RenderOutput, UserHistory
 
 SNAPSHOT_SCHEMA_VERSION = 4
@@ -148,7 +149,7 @@ def decode_state(raw: bytes) -> CanvasState:
         name=data["name"],
         created=data["created"],
         layers=PMap(layers),
-        order=tuple(order),
+        order=PSeq(order),
         deleted=frozenset(data["deleted"]),
         history=MappingProxyType(
             {

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import field
 from types import MappingProxyType
 from typing import Any, Literal
 
 from server.core.pmap import PMap
+from server.core.pseq import EMPTY as EMPTY_ORDER
+from server.core.values import value
 
 RenderStatus = Literal["pending", "rendered", "stale", "failed"]
 """pending: never rendered at this revision; stale: shows an older output, needs rendering again."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RenderOutput:
     sha256: str
     width: int
@@ -30,7 +32,7 @@ class RenderOutput:
         return (self.sha256, *self.extra)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Placement:
     """Where a layer's image sits on the document: its top-left corner at (x, y) in document pixels, scaled
     about that corner, then rotated (degrees, clockwise) and flipped about the image's centre."""
@@ -69,7 +71,7 @@ def placement_from_json(data: Mapping[str, Any] | None) -> Placement:
                      float(data.get("rotation", 0.0)), bool(data.get("flip_x")), bool(data.get("flip_y")))  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Layer:
     id: str
     name: str
@@ -121,7 +123,7 @@ class Layer:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HistoryEntry:
     """A run of one user's events that one undo (or redo) inverts."""
 
@@ -131,7 +133,7 @@ class HistoryEntry:
     gesture: str | None = None  # an entry of a gesture spans its commands (others' events may lie between)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class UserHistory:
     undo: tuple[HistoryEntry, ...] = ()
     redo: tuple[HistoryEntry, ...] = ()
@@ -158,7 +160,7 @@ def layer_from_json(data: Mapping[str, Any]) -> Layer:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CanvasState:
     canvas_id: str
     version: int = 0  # seq of the last event folded in
@@ -166,7 +168,7 @@ class CanvasState:
     created: bool = False
     # Persistent (structurally shared between versions, see server/core/pmap.py); any Mapping is accepted.
     layers: Mapping[str, Layer] = field(default_factory=PMap)
-    order: tuple[str, ...] = ()  # stack, bottom first
+    order: Sequence[str] = EMPTY_ORDER  # stack, bottom first (a PSeq from the fold; any sequence is accepted)
     deleted: frozenset[str] = frozenset()  # ids that once existed; never reused (only restored)
     history: Mapping[str, UserHistory] = field(default_factory=lambda: MappingProxyType({}))  # by user
     compensating_until: int = 0  # events up to this seq belong to an undo/redo, not to a user's edit
@@ -230,7 +232,7 @@ class CanvasState:
         return seen
 
 
-def descendants(layers: Mapping[str, Layer], order: tuple[str, ...] | list[str], root: str) -> list[str]:
+def descendants(layers: Mapping[str, Layer], order: Sequence[str], root: str) -> list[str]:
     children: dict[str, list[str]] = {}
     for layer in layers.values():
         for parent in layer.parents:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from server.core.events import Event
+from server.core.values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CommandRecord:
     """What an accepted command produced, kept so that a retry with the same `command_id` returns it again."""
 
@@ -20,7 +20,7 @@ class CommandRecord:
     count: int  # number of events it appended (0 for a no-op)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Snapshot:
     canvas_id: str
     version: int
@@ -28,7 +28,7 @@ class Snapshot:
     state: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AppendRequest:
     """Events for one canvas, to be appended only if the canvas is still at `expected_version`."""
 
@@ -46,7 +46,7 @@ class AppendRequest:
     blobs: Sequence[str] = ()  # the images the events name (recorded in canvas_blobs)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CanvasInfo:
     id: str
     name: str
@@ -55,7 +55,7 @@ class CanvasInfo:
     updated_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RenderRecord:
     cache_key: str
     output: str  # sha256 of the PNG blob
