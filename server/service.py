@@ -130,6 +130,9 @@ class _Staged:
     name_changed: bool = False
     preloaded: int = 0  # an import's events stored by earlier turns
     blobs: list[str] = field(default_factory=list)  # images the staged events name
+    # The state right after each command that passed a multiple of snapshot_every: snapshotted there, not at the
+    # batch's end, so that no version is more than snapshot_every - 1 events (and one command) from a snapshot.
+    crossings: list[CanvasState] = field(default_factory=list)
     unlisted: bool = False  # an import's slice: stored without creating the canvas yet
 
 
@@ -439,15 +442,11 @@ class CanvasService:
         state = stage.state
         snapshots = list(stage.snapshots)
         crossed = state.version // self.snapshot_every > stage.base_version // self.snapshot_every
-        if (
-            stage.events
-            and crossed
-            and not stage.unlisted
-            and not stage.preloaded
-            and not any(snapshot.version == state.version for snapshot in snapshots)
-        ):
-            encoded = encode_state(state, self._layer_rows)
-            snapshots.append(Snapshot(state.canvas_id, state.version, SNAPSHOT_SCHEMA_VERSION, encoded))
+        if stage.events and not stage.unlisted and not stage.preloaded:
+            for due in stage.crossings or ([state] if crossed else []):  # an import: at its end
+                if not any(snapshot.version == due.version for snapshot in snapshots):
+                    encoded = encode_state(due, self._layer_rows)
+                    snapshots.append(Snapshot(due.canvas_id, due.version, SNAPSHOT_SCHEMA_VERSION, encoded))
         return AppendRequest(
             canvas_id=state.canvas_id,
             expected_version=stage.base_version,
@@ -529,6 +528,8 @@ class CanvasService:
         new_state = project(state, new_events) if new_events else state
         names = list(blob_names(new_events, self.decider.operations, LayerOperations(state.layers)))
         stage.state = new_state
+        if new_state.version // self.snapshot_every > state.version // self.snapshot_every:
+            stage.crossings.append(new_state)
         stage.events.extend(new_events)
         stage.blobs.extend(names)
         stage.name_changed |= new_state.name != state.name

@@ -187,6 +187,20 @@ async def test_snapshots_are_taken_every_n_events(service, store):
     assert store.snapshot_at_or_before(canvas_id, 9) is None
 
 
+async def test_a_group_commit_snapshots_where_it_passes_each_multiple_not_at_its_end(service, store):
+    """One batch of 25 one-event commands from version 1 passes 10 and 20: its snapshots are the states at 10
+    and 20 (each equal to a fold from seq 1), so no version is more than 9 events from one."""
+    canvas_id = await new_canvas(service)
+    await asyncio.gather(
+        *(service.execute(canvas_id, AddLayer(layer_id=f"l{i}", operation="generate"), "a") for i in range(25))
+    )
+    assert store.head(canvas_id) == 26
+    assert [store.snapshot_at_or_before(canvas_id, v).version for v in (19, 26)] == [10, 20]
+    for version in (10, 20):
+        snapshotted = service.project_at(canvas_id, version)
+        assert snapshotted.to_json() == service.project_at(canvas_id, version, use_snapshots=False).to_json()
+
+
 async def test_concurrent_writers_get_a_gapless_log_with_every_acknowledged_event(service, store):
     canvas_id = await new_canvas(service)
 
