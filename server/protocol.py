@@ -10,10 +10,12 @@ place that sends it), its paragraph in docs/protocol.md.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any, ClassVar
 
 import orjson
+
+from server.core.values import value
 
 PROTOCOL_VERSION = 1
 USER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -67,7 +69,7 @@ def _is_int(value: Any) -> bool:
 # --- from the client -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Inbound:
     type: ClassVar[str]
 
@@ -76,7 +78,7 @@ class Inbound:
         raise NotImplementedError
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Hello(Inbound):
     type: ClassVar[str] = "hello"
     token: Any  # checked by the caller: the URL's ?token= may stand in for it
@@ -93,7 +95,7 @@ class Hello(Inbound):
         return cls(message.get("token"), since, *(_string(message.get(key)) for key in ("user", "name", "colour")))
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CommandMessage(Inbound):
     type: ClassVar[str] = "command"
     command_id: str | None  # for the reject, when the envelope itself is malformed
@@ -106,7 +108,7 @@ class CommandMessage(Inbound):
         return cls(command_id if isinstance(command_id, str) else None, body)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PresenceMessage(Inbound):
     type: ClassVar[str] = "presence"
     cursor: dict[str, float] | None
@@ -120,7 +122,7 @@ class PresenceMessage(Inbound):
                    else None, _viewport(message.get("viewport")))  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CancelMessage(Inbound):
     type: ClassVar[str] = "cancel"
     layer_id: str | None
@@ -131,7 +133,7 @@ class CancelMessage(Inbound):
         return cls(layer_id if isinstance(layer_id, str) else None)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class GetStateMessage(Inbound):
     type: ClassVar[str] = "get_state"
     version: int | None  # None: the latest
@@ -144,7 +146,7 @@ class GetStateMessage(Inbound):
         return cls(version)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PingMessage(Inbound):
     type: ClassVar[str] = "ping"
     t: Any  # echoed as it came
@@ -171,7 +173,7 @@ def parse_inbound(message: dict[str, Any]) -> Inbound:
 # --- from the server -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Outbound:
     type: ClassVar[str]
     _names: ClassVar[tuple[str, ...]] = ()  # its fields, in order (set once per class, below)
@@ -186,7 +188,7 @@ class Outbound:
         return orjson.dumps(self.to_json()).decode()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Welcome(Outbound):
     type: ClassVar[str] = "welcome"
     canvas_id: str
@@ -216,7 +218,7 @@ class Welcome(Outbound):
         return message
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class EventMessage(Outbound):
     type: ClassVar[str] = "event"
     seq: int
@@ -226,7 +228,7 @@ class EventMessage(Outbound):
         return {"type": "event", "seq": self.seq, "event": self.event}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Ack(Outbound):
     type: ClassVar[str] = "ack"
     command_id: str
@@ -235,7 +237,7 @@ class Ack(Outbound):
     duplicate: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Reject(Outbound):
     type: ClassVar[str] = "reject"
     command_id: str | None
@@ -244,33 +246,33 @@ class Reject(Outbound):
     field: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Error(Outbound):
     type: ClassVar[str] = "error"
     code: str
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class StateMessage(Outbound):
     type: ClassVar[str] = "state"
     version: int
     state: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Pong(Outbound):
     type: ClassVar[str] = "pong"
     t: Any
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Bye(Outbound):
     type: ClassVar[str] = "bye"
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Presence(Outbound):
     type: ClassVar[str] = "presence"
     user: str
@@ -287,14 +289,14 @@ class Presence(Outbound):
                 "viewport": self.viewport}  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PresenceLeft(Outbound):
     type: ClassVar[str] = "presence_left"
     user: str
     conn: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PeopleNews(Outbound):
     """Someone new on the canvas, or a new name or colour: [{user, name, colour, last_seen}] (server/people.py)."""
 
@@ -305,7 +307,7 @@ class PeopleNews(Outbound):
 # Render news (server/render_queue.py), sent to every client of the canvas and relayed between replicas.
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RenderStarted(Outbound):
     type: ClassVar[str] = "render_started"
     layer_id: str
@@ -313,7 +315,7 @@ class RenderStarted(Outbound):
     user: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Progress(Outbound):
     type: ClassVar[str] = "progress"
     layer_id: str
@@ -322,7 +324,7 @@ class Progress(Outbound):
     stage: str  # prepare, encode, denoise, decode
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Preview(Outbound):
     type: ClassVar[str] = "preview"
     layer_id: str
@@ -335,7 +337,7 @@ class Preview(Outbound):
     image: str  # a data:image/jpeg;base64 URL
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RenderFinished(Outbound):
     type: ClassVar[str] = "render_finished"
     layer_id: str
@@ -343,21 +345,21 @@ class RenderFinished(Outbound):
     cached: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RenderFailed(Outbound):
     type: ClassVar[str] = "render_failed"
     layer_id: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RenderCancelled(Outbound):
     type: ClassVar[str] = "render_cancelled"
     layer_id: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class QueueNews(Outbound):
     type: ClassVar[str] = "queue"
     canvas_id: str
@@ -365,7 +367,7 @@ class QueueNews(Outbound):
     blocked: dict[str, Any] | None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RenderBlocked(Outbound):
     type: ClassVar[str] = "render_blocked"
     reason: str
@@ -374,7 +376,7 @@ class RenderBlocked(Outbound):
     retry_in_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RenderUnblocked(Outbound):
     type: ClassVar[str] = "render_unblocked"
 

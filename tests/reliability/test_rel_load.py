@@ -316,7 +316,9 @@ async def test_slow_and_dead_clients_do_not_stall_the_others(tmp_path):
     record_figures("slow_clients", figures)
     assert dead_conn in left, "the vanished client's cursor was never removed"
     assert slow_conn in left, "the cut-off client was never removed from the room (its cursor stays on screen)"
-    assert percentile(ack, 0.99) < 1000, figures
+    # A slow or dead client that stalled the others would hold their acks for the rest of the 15 s pump; under
+    # this load (4 KiB events to 22 sockets, ~500 a second) a 2-core machine queues the acks, p99 0.3-1.2 s.
+    assert percentile(ack, 0.99) < 3000, figures
 
 
 async def _presence_of(port: int, canvas_id: str, token: str) -> list[dict[str, Any]]:
