@@ -26,7 +26,7 @@ class PSeq(Sequence[str]):
     __slots__ = ("_items", "_len")
 
     def __init__(self, items: Iterable[str] = ()) -> None:
-        self._items: list[str] = list(items._view() if isinstance(items, PSeq) else items)
+        self._items: list[str] = list(items)
         self._len: int = len(self._items)
 
     @classmethod
@@ -38,6 +38,8 @@ class PSeq(Sequence[str]):
         """This sequence followed by `values`: O(len(values)) when this version is the newest of its list."""
         if not values:
             return self
+        if not self._len:  # a list of its own: the shared empty one would keep the first canvas's ids alive
+            return PSeq(values)
         with _extend_lock:
             items = self._items
             if len(items) == self._len:
@@ -45,10 +47,7 @@ class PSeq(Sequence[str]):
                 made = PSeq.__new__(PSeq)
                 made._items, made._len = items, len(items)
                 return made
-        return PSeq([*self._view(), *values])
-
-    def _view(self) -> Iterator[str]:
-        return islice(self._items, self._len)
+        return PSeq([*self, *values])
 
     # --- Sequence ------------------------------------------------------------------------------------------
 
@@ -93,13 +92,9 @@ class PSeq(Sequence[str]):
             raise ValueError(f"{value!r} is not in the sequence") from None
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, PSeq):
-            if self._len != other._len:
-                return False
-            return (self._items is other._items) or all(a == b for a, b in zip(self, other, strict=True))
-        if isinstance(other, tuple):
-            return self._len == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-        return NotImplemented
+        if not isinstance(other, (PSeq, tuple)):
+            return NotImplemented
+        return self._len == len(other) and all(a == b for a, b in zip(self, other, strict=True))
 
     def __hash__(self) -> int:
         return hash(tuple(self))
